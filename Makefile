@@ -1,0 +1,37 @@
+GO ?= go
+BIN := bin/ghlflow
+REDIS_ADDR ?= 127.0.0.1:6379
+export REDIS_ADDR
+
+.PHONY: all build test lint bench demo redis fuzz
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/ghlflow
+
+## test: vet, then every test with the race detector (needs Redis at $(REDIS_ADDR)).
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run ./cmd/ghlflow recipe lint catalog/recipes/*.yaml
+
+## bench: the hot-path benchmarks.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## fuzz: a short run of each fuzz target.
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzRecipe -fuzztime 30s ./catalog/
+
+## redis: make sure a Redis server answers at 127.0.0.1:6379.
+redis:
+	@scripts/ensure-redis
+
+## demo: the engine on the built-in simulator with the example recipes.
+demo: build redis
+	@scripts/demo

@@ -1,0 +1,218 @@
+// Package actions runs the action side of a recipe: it renders each step's
+// input from the trigger item and the outputs of earlier steps, coerces the
+// rendered text to the operation's input types, calls the operation and
+// extracts its useful output.
+package actions
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/ghlflow/ghlflow/catalog"
+)
+
+// Caller performs one catalog operation through a connection and returns the
+// response body; engine/transport implements it.
+type Caller interface {
+	Call(ctx context.Context, connection string, op *catalog.Operation, input map[string]any) ([]byte, error)
+}
+
+// Data is the template data of a step: {trigger, steps, recipe}.
+func Data(recipe string, trigger any, steps []any) map[string]any {
+	if steps == nil {
+		steps = []any{}
+	}
+	return map[string]any{"trigger": trigger, "steps": steps, "recipe": recipe}
+}
+
+// Runner runs the steps of recipes against a catalog through a Caller.
+type Runner struct {
+	Catalog *catalog.Catalog
+	Caller  Caller
+}
+
+// StepError is a failure of one step before or during its call; Err is the
+// cause (a template error, a *catalog.InputError or the Caller's error).
+type StepError struct {
+	Recipe string
+	Step   int
+	Op     string
+	Err    error
+}
+
+func (e *StepError) Error() string {
+	return fmt.Sprintf("recipe %s step %d (%s): %v", e.Recipe, e.Step, e.Op, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *StepError) Unwrap() error { return e.Err }
+
+// Filter evaluates the recipe's filter for a trigger item: true when the
+// recipe has none or it renders to "true".
+func Filter(r *catalog.Recipe, trigger any) (bool, error) {
+	if r.Filter == nil {
+		return true, nil
+	}
+	v, err := r.Filter.Render(Data(r.Name, trigger, nil))
+	if err != nil {
+		return false, fmt.Errorf("recipe %s filter: %w", r.Name, err)
+	}
+	switch x := v.(type) {
+	case bool:
+		return x, nil
+	case string:
+		b, err := strconv.ParseBool(strings.TrimSpace(x))
+		if err != nil {
+			return false, fmt.Errorf("recipe %s filter: rendered %q, want true or false", r.Name, x)
+		}
+		return b, nil
+	}
+	return false, fmt.Errorf("recipe %s filter: rendered %T, want true or false", r.Name, v)
+}
+
+// Render renders step i's input for the data and coerces it to the
+// operation's input types.
+func Render(op *catalog.Operation, st *catalog.Step, data map[string]any) (map[string]any, error) {
+	in := make(map[string]any, len(st.Input))
+	for name, v := range st.Input {
+		r, err := v.Render(data)
+		if err != nil {
+			return nil, fmt.Errorf("input %s: %w", name, err)
+		}
+		c, err := Coerce(op.Input(name), r)
+		if err != nil {
+			return nil, fmt.Errorf("input %s: %w", name, err)
+		}
+		in[name] = c
+	}
+	return in, nil
+}
+
+// Coerce turns a rendered string into the input's declared type: number and
+// integer parse as numbers, boolean as true/false, array and object as JSON;
+// datetime and string stay text. Non-string values pass through.
+func Coerce(in *catalog.Input, v any) (any, error) {
+	s, ok := v.(string)
+	if !ok || in == nil {
+		return v, nil
+	}
+	t := strings.TrimSpace(s)
+	switch in.Type {
+	case "number":
+		if t == "" {
+			return nil, nil
+		}
+		f, err := strconv.ParseFloat(t, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a number", s)
+		}
+		return f, nil
+	case "integer":
+		if t == "" {
+			return nil, nil
+		}
+		n, err := strconv.ParseInt(t, 10, 64)
+		if err != nil {
+			f, ferr := strconv.ParseFloat(t, 64)
+			if ferr != nil || f != float64(int64(f)) {
+				return nil, fmt.Errorf("%q is not an integer", s)
+			}
+			n = int64(f)
+		}
+		return n, nil
+	case "boolean":
+		if t == "" {
+			return nil, nil
+		}
+		b, err := strconv.ParseBool(t)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a boolean", s)
+		}
+		return b, nil
+	case "array", "object":
+		if t == "" {
+			return nil, nil
+		}
+		var out any
+		if err := json.Unmarshal([]byte(t), &out); err != nil {
+			return nil, fmt.Errorf("%q is not JSON %s", s, in.Type)
+		}
+		switch out.(type) {
+		case []any:
+			if in.Type == "array" {
+				return out, nil
+			}
+		case map[string]any:
+			if in.Type == "object" {
+				return out, nil
+			}
+		}
+		return nil, fmt.Errorf("%q is not a JSON %s", s, in.Type)
+	}
+	return s, nil
+}
+
+// Output extracts a step's output from a response: the op's Output path, or
+// the whole response, decoded.
+func Output(op *catalog.Operation, body []byte) (any, error) {
+	raw := body
+	if op.Output != "" {
+		r := gjson.GetBytes(body, op.Output)
+		if r.Exists() {
+			raw = []byte(r.Raw)
+		}
+	}
+	if len(strings.TrimSpace(string(raw))) == 0 {
+		return map[string]any{}, nil
+	}
+	var out any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, fmt.Errorf("%s output: %w", op.ID, err)
+	}
+	return out, nil
+}
+
+// Connection is the connection step st uses: its own, or the trigger's.
+func Connection(r *catalog.Recipe, st *catalog.Step) string {
+	if st.Connection != "" {
+		return st.Connection
+	}
+	return r.Trigger.Connection
+}
+
+// RunStep runs step i of recipe r with the outputs of the steps before it
+// and returns its output. Failures are *StepError values wrapping the cause.
+func (rn *Runner) RunStep(ctx context.Context, r *catalog.Recipe, i int, trigger any, steps []any) (any, error) {
+	st := &r.Steps[i]
+	op := rn.Catalog.Op(st.Op)
+	if op == nil {
+		return nil, &StepError{Recipe: r.Name, Step: i, Op: st.Op, Err: fmt.Errorf("unknown operation")}
+	}
+	in, err := Render(op, st, Data(r.Name, trigger, steps))
+	if err != nil {
+		return nil, &StepError{Recipe: r.Name, Step: i, Op: st.Op, Err: &RenderError{Err: err}}
+	}
+	body, err := rn.Caller.Call(ctx, Connection(r, st), op, in)
+	if err != nil {
+		return nil, &StepError{Recipe: r.Name, Step: i, Op: st.Op, Err: err}
+	}
+	out, err := Output(op, body)
+	if err != nil {
+		return nil, &StepError{Recipe: r.Name, Step: i, Op: st.Op, Err: err}
+	}
+	return out, nil
+}
+
+// RenderError is a step input that could not be rendered or coerced; a
+// retry cannot fix it.
+type RenderError struct{ Err error }
+
+func (e *RenderError) Error() string { return "render: " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *RenderError) Unwrap() error { return e.Err }

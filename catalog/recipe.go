@@ -1,0 +1,426 @@
+package catalog
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Limits of a trigger's polling interval.
+const (
+	MinEvery = time.Minute
+	MaxEvery = 15 * time.Minute
+)
+
+// Recipe is a user's automation: a trigger polled every interval, an
+// optional filter, and a chain of action steps.
+type Recipe struct {
+	Name        string
+	Description string
+	File        string
+	Line        int
+	Trigger     RecipeTrigger
+	// Filter renders to "true" for items that should run the steps; nil
+	// lets every item through.
+	Filter *Value
+	Steps  []Step
+}
+
+// RecipeTrigger is the polled side of a recipe.
+type RecipeTrigger struct {
+	Op         string
+	Connection string
+	Every      Duration
+	// Params are the operation's inputs, compiled (they may use now and the
+	// other template functions, but not .trigger or .steps).
+	Params map[string]*Value
+	// Dedup is the strategy in force: the recipe's choice or the op's default.
+	Dedup string
+	// Backfill is how many existing items the first poll fires (newest N);
+	// 0 seeds silently.
+	Backfill int
+	// MaxPages caps the pages one poll reads; 0 means the engine's default.
+	MaxPages int
+}
+
+// Step is one action of a recipe's chain.
+type Step struct {
+	Name       string
+	Op         string
+	Connection string
+	Input      map[string]*Value
+	Line       int
+}
+
+// RecipeLoader loads and validates recipes against a catalog.
+type RecipeLoader struct {
+	Catalog *Catalog
+	// Connections maps known connection names to their app id. When set,
+	// a recipe naming an unknown connection, or one of the wrong app, is an
+	// error; when nil only the recipe's own consistency is checked.
+	Connections map[string]string
+}
+
+// LoadRecipes reads recipe files (or every .yaml/.yml file in folders) and
+// validates them against c. It returns every problem at once, as Errors.
+func LoadRecipes(c *Catalog, paths ...string) ([]*Recipe, error) {
+	return (&RecipeLoader{Catalog: c}).Load(paths...)
+}
+
+// Load reads and validates recipe files or folders of them.
+func (l *RecipeLoader) Load(paths ...string) ([]*Recipe, error) {
+	var files []string
+	var errs Errors
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			errs = append(errs, &Error{File: p, Msg: "cannot read: " + strings.TrimPrefix(err.Error(), "stat "+p+": "), Fix: "check the path"})
+			continue
+		}
+		if !st.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		for _, pat := range []string{"*.yaml", "*.yml"} {
+			m, _ := filepath.Glob(filepath.Join(p, pat))
+			files = append(files, m...)
+		}
+	}
+	sort.Strings(files)
+	var out []*Recipe
+	names := map[string]*Recipe{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			errs = append(errs, &Error{File: f, Msg: "cannot read: " + err.Error()})
+			continue
+		}
+		r, err := l.Parse(f, data)
+		if err != nil {
+			errs = append(errs, err.(Errors)...)
+			continue
+		}
+		if prev := names[r.Name]; prev != nil {
+			errs = append(errs, &Error{File: f, Line: r.Line, Col: 7, Msg: fmt.Sprintf("recipe name %q is already used by %s", r.Name, prev.File),
+				Fix: "recipe names identify subscriptions; give each recipe its own"})
+			continue
+		}
+		names[r.Name] = r
+		out = append(out, r)
+	}
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// recipeFile is the YAML shape of a recipe.
+type recipeFile struct {
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+	Trigger     struct {
+		Op         string         `yaml:"op"`
+		Connection string         `yaml:"connection"`
+		Every      Duration       `yaml:"every"`
+		Params     map[string]any `yaml:"params"`
+		Dedup      string         `yaml:"dedup"`
+		Backfill   int            `yaml:"backfill"`
+		MaxPages   int            `yaml:"max_pages"`
+	} `yaml:"trigger"`
+	Filter string `yaml:"filter"`
+	Steps  []struct {
+		Name       string         `yaml:"name"`
+		Op         string         `yaml:"op"`
+		Connection string         `yaml:"connection"`
+		Input      map[string]any `yaml:"input"`
+	} `yaml:"steps"`
+}
+
+var recipeNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// Parse reads and validates one recipe file's content. Its error, if any,
+// is Errors.
+func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
+	d := &decoder{file: file}
+	root := d.parse(data)
+	if root == nil {
+		return nil, d.errs.Err()
+	}
+	var f recipeFile
+	d.decode(root, &f)
+	r := &Recipe{Name: f.Name, Description: f.Description, File: file, Line: at(root, "name").Line}
+	switch {
+	case f.Name == "":
+		d.errorAt(root, "add name: with a short id such as new-contact-welcome", "recipe has no name")
+	case !recipeNameRe.MatchString(f.Name):
+		d.errorAt(at(root, "name"), "use lower-case letters, digits, - and _", "recipe name %q is not a valid id", f.Name)
+	}
+	tn := field(root, "trigger")
+	if tn == nil {
+		d.errorAt(root, "add trigger: with op, connection and every", "recipe has no trigger")
+		return nil, d.errs.Err()
+	}
+	connApps := map[string]string{} // connection → app, as used in this recipe
+	useConn := func(n *yaml.Node, conn string, op *Operation) {
+		if conn == "" || op == nil {
+			return
+		}
+		if l.Connections != nil {
+			app, ok := l.Connections[conn]
+			if !ok {
+				names := make([]string, 0, len(l.Connections))
+				for k := range l.Connections {
+					names = append(names, k)
+				}
+				sort.Strings(names)
+				d.errorAt(n, didYouMean(conn, names), "unknown connection %q", conn)
+				return
+			}
+			if app != op.App {
+				d.errorAt(n, fmt.Sprintf("use a %s connection", op.App), "connection %q is a %s connection but %s is a %s operation", conn, app, op.ID, op.App)
+				return
+			}
+		}
+		if prev, ok := connApps[conn]; ok && prev != op.App {
+			d.errorAt(n, "use one connection per app", "connection %q is used for both %s and %s operations", conn, prev, op.App)
+		}
+		connApps[conn] = op.App
+	}
+
+	// The trigger.
+	t := &r.Trigger
+	t.Op, t.Connection, t.Every, t.Backfill, t.MaxPages = f.Trigger.Op, f.Trigger.Connection, f.Trigger.Every, f.Trigger.Backfill, f.Trigger.MaxPages
+	top := l.lookupOp(d, at(tn, "op"), f.Trigger.Op, KindTrigger, "trigger")
+	if f.Trigger.Connection == "" {
+		d.errorAt(tn, "add connection: naming the account to poll", "trigger has no connection")
+	}
+	useConn(at(tn, "connection"), f.Trigger.Connection, top)
+	switch {
+	case field(tn, "every") == nil:
+		d.errorAt(tn, "add every: between 1m and 15m, e.g. every: 5m", "trigger has no interval")
+	case !validDuration(field(tn, "every")):
+		// the decoder has reported it
+	case t.Every.Std() < MinEvery || t.Every.Std() > MaxEvery:
+		d.errorAt(at(tn, "every"), "write a value from 1m to 15m", "interval %s is out of range", t.Every)
+	}
+	if t.Backfill < 0 {
+		d.errorAt(at(tn, "backfill"), "write 0 (fire nothing on the first poll) or the number of existing items to fire", "backfill %d is negative", t.Backfill)
+	}
+	if t.MaxPages < 0 {
+		d.errorAt(at(tn, "max_pages"), "write 0 for the default or a positive cap", "max_pages %d is negative", t.MaxPages)
+	}
+	if top != nil {
+		t.Dedup = top.Dedup
+		if f.Trigger.Dedup != "" {
+			t.Dedup = f.Trigger.Dedup
+			checkDedup(d, at(tn, "dedup"), top, f.Trigger.Dedup)
+		}
+		t.Params = l.compileInputs(d, field(tn, "params"), tn, top, f.Trigger.Params, -1, len(f.Steps), "params")
+	}
+
+	// The filter.
+	if f.Filter != "" {
+		v, err := CompileValue("filter", f.Filter)
+		if err != nil {
+			d.errorAt(at(root, "filter"), "fix the template syntax, e.g. '{{ ne .trigger.email \"\" }}'", "filter: %v", err)
+		} else if len(v.StepRefs()) > 0 {
+			d.errorAt(at(root, "filter"), "the filter runs before any step; test .trigger fields only", "filter refers to .steps")
+		} else {
+			r.Filter = v
+		}
+	}
+
+	// The steps.
+	sn := field(root, "steps")
+	if len(f.Steps) == 0 {
+		d.errorAt(at(root, "steps"), "add steps: with at least one action", "recipe has no steps")
+	}
+	for i, s := range f.Steps {
+		n := nodeIndex(sn, i)
+		step := Step{Name: s.Name, Op: s.Op, Connection: s.Connection, Line: n.Line}
+		op := l.lookupOp(d, at(n, "op"), s.Op, KindAction, fmt.Sprintf("step %d", i))
+		if op != nil && step.Connection == "" {
+			if top == nil || top.App == op.App {
+				step.Connection = f.Trigger.Connection
+			} else {
+				d.errorAt(n, fmt.Sprintf("add connection: naming a %s connection", op.App), "step %d (%s) has no connection and the trigger's is not a %s connection", i, op.ID, op.App)
+			}
+		}
+		useConn(at(n, "connection"), s.Connection, op)
+		if op != nil {
+			step.Input = l.compileInputs(d, field(n, "input"), n, op, s.Input, i, len(f.Steps), "input")
+		}
+		r.Steps = append(r.Steps, step)
+	}
+	if err := d.errs.Err(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// lookupOp finds an operation by id and checks its kind.
+func (l *RecipeLoader) lookupOp(d *decoder, n *yaml.Node, id, kind, where string) *Operation {
+	if id == "" {
+		d.errorAt(n, "add op: with an operation id; 'ghlflow catalog list' shows them", "%s has no op", where)
+		return nil
+	}
+	op := l.Catalog.Op(id)
+	if op == nil {
+		fix := "'ghlflow catalog list' shows the operation ids"
+		if s := l.Catalog.Suggest(id); s != "" {
+			fix = fmt.Sprintf("did you mean %q?", s)
+		}
+		d.errorAt(n, fix, "%s: unknown operation %q", where, id)
+		return nil
+	}
+	if op.Kind != kind {
+		fix := "use a trigger operation here; 'ghlflow catalog list --kind trigger' shows them"
+		if kind == KindAction {
+			fix = "use an action operation here; 'ghlflow catalog list --kind action' shows them"
+		}
+		d.errorAt(n, fix, "%s: %s is %s %s, not %s %s", where, id, article(op.Kind), op.Kind, article(kind), kind)
+		return nil
+	}
+	return op
+}
+
+func article(kind string) string {
+	if kind == KindAction {
+		return "an"
+	}
+	return "a"
+}
+
+func checkDedup(d *decoder, n *yaml.Node, op *Operation, dedup string) {
+	switch dedup {
+	case DedupID:
+		if op.ItemID == "" {
+			d.errorAt(n, "use dedup: changed", "%s items have no id, so dedup id cannot work", op.ID)
+		}
+	case DedupUpdated:
+		if op.ItemUpdated == "" || op.ItemID == "" {
+			d.errorAt(n, "use dedup: id or changed", "%s items have no update time, so dedup updated cannot work", op.ID)
+		}
+	case DedupCursor:
+		if op.ItemCreated == "" && op.ItemUpdated == "" {
+			d.errorAt(n, "use dedup: id or changed", "%s items have no time field, so dedup cursor cannot work", op.ID)
+		}
+	case DedupChanged:
+	default:
+		d.errorAt(n, didYouMean(dedup, dedups), "unknown dedup strategy %q", dedup)
+	}
+}
+
+// pagingInputs are the inputs a call fills itself: page size, offset, page,
+// cursors, the since filter, and a GHL operation's locationId (from the
+// connection).
+func pagingInputs(op *Operation) []string {
+	var out []string
+	if p := op.Paging; p != nil {
+		for _, s := range []string{p.Limit, p.Offset, p.Page} {
+			if s != "" {
+				out = append(out, s)
+			}
+		}
+		for k := range p.Next {
+			out = append(out, k)
+		}
+	}
+	if op.Since != nil {
+		out = append(out, op.Since.Input)
+	}
+	if op.App == "ghl" {
+		out = append(out, ConnectionLocationInput)
+	}
+	return out
+}
+
+// ConnectionLocationInput is the GHL input a call fills from its
+// connection's location when a recipe leaves it out.
+const ConnectionLocationInput = "locationId"
+
+// compileInputs checks a params/input mapping against op's inputs and
+// compiles its values. step is the index of the step (-1 for the trigger).
+func (l *RecipeLoader) compileInputs(d *decoder, n, parent *yaml.Node, op *Operation, in map[string]any, step, nsteps int, key string) map[string]*Value {
+	out := map[string]*Value{}
+	names := make([]string, len(op.Inputs))
+	for i, x := range op.Inputs {
+		names[i] = x.Name
+	}
+	keys := make([]string, 0, len(in))
+	for k := range in {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		kn := keyNode(n, k)
+		if op.Input(k) == nil {
+			fix := didYouMean(k, names)
+			if fix == "" {
+				fix = "'ghlflow catalog show " + op.ID + "' lists its inputs"
+			}
+			d.errorAt(kn, fix, "%s has no input %q", op.ID, k)
+			continue
+		}
+		v, err := CompileValue(k, in[k])
+		if err != nil {
+			d.errorAt(at(n, k), "fix the template syntax: {{ .trigger.field }}, {{ .steps.0.field }}", "%s: %v", k, err)
+			continue
+		}
+		for _, ref := range v.StepRefs() {
+			switch {
+			case step < 0:
+				d.errorAt(at(n, k), "trigger params cannot use step outputs", "%s refers to step %d", k, ref)
+			case ref >= nsteps:
+				d.errorAt(at(n, k), fmt.Sprintf("the recipe has steps 0 to %d", nsteps-1), "%s refers to step %d, and there is no step %d", k, ref, ref)
+			case ref >= step && step == 0:
+				d.errorAt(at(n, k), "step 0 runs first; use .trigger fields", "%s refers to step %d, which has not run yet at step 0", k, ref)
+			case ref >= step:
+				d.errorAt(at(n, k), fmt.Sprintf("a step can use only the steps before it (0 to %d)", step-1), "%s refers to step %d, which has not run yet at step %d", k, ref, step)
+			}
+		}
+		if step < 0 && strings.Contains(fmt.Sprint(in[k]), ".trigger") {
+			d.errorAt(at(n, k), "params are rendered before the poll; .trigger exists only in steps and the filter", "%s refers to .trigger", k)
+		}
+		out[k] = v
+	}
+	auto := pagingInputs(op)
+	for _, x := range op.Inputs {
+		if !x.Required || slices.Contains(auto, x.Name) {
+			continue
+		}
+		if _, ok := in[x.Name]; !ok {
+			where := parent
+			if n != nil {
+				where = n
+			}
+			d.errorAt(where, fmt.Sprintf("add %s: under %s", x.Name, key), "%s needs input %q", op.ID, x.Name)
+		}
+	}
+	return out
+}
+
+// keyNode returns the key node of key in mapping n (for errors about the key
+// itself), or n.
+func keyNode(n *yaml.Node, key string) *yaml.Node {
+	if n != nil && n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				return n.Content[i]
+			}
+		}
+	}
+	return n
+}
+
+func validDuration(n *yaml.Node) bool {
+	_, err := time.ParseDuration(n.Value)
+	return err == nil
+}

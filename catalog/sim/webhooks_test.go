@@ -1,0 +1,89 @@
+package sim_test
+
+import (
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/ghlflow/ghlflow/catalog/sim"
+)
+
+type received struct {
+	body []byte
+	sig  string
+	rsa  string
+}
+
+func TestWebhookSignatures(t *testing.T) {
+	got := make(chan received, 16)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- received{b, r.Header.Get(sim.SignatureHeader), r.Header.Get(sim.LegacySignatureHeader)}
+	}))
+	defer recv.Close()
+	e := newEnv(t, sim.Config{WebhookRSA: true})
+	t.Cleanup(e.srv.Close)
+	e.srv.AddWebhook(recv.URL)
+
+	// The public key as a receiver would fetch it.
+	req, _ := http.NewRequest(http.MethodGet, e.ts.URL+"/_sim/webhook-public-key", nil)
+	st, pemBytes := e.send(req)
+	block, _ := pem.Decode(pemBytes)
+	if st != 200 || block == nil {
+		t.Fatalf("public key: %d %s", st, pemBytes)
+	}
+	key, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := key.(ed25519.PublicKey)
+	rblock, _ := pem.Decode([]byte(e.srv.WebhookRSAPublicKeyPEM()))
+	rkey, err := x509.ParsePKIXPublicKey(rblock.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	e.call("ghl.contacts.create", map[string]any{"locationId": e.loc, "email": "hook@example.com"})
+	var ev received
+	select {
+	case ev = <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no webhook")
+	}
+	var payload map[string]any
+	if err := json.Unmarshal(ev.body, &payload); err != nil {
+		t.Fatal(err)
+	}
+	if payload["type"] != "ContactCreate" || payload["locationId"] != e.loc || payload["email"] != "hook@example.com" ||
+		payload["webhookId"] == nil || payload["timestamp"] == nil {
+		t.Fatalf("payload: %s", ev.body)
+	}
+	sig, err := base64.StdEncoding.DecodeString(ev.sig)
+	if err != nil || !ed25519.Verify(pub, ev.body, sig) {
+		t.Fatalf("signature does not verify: %q", ev.sig)
+	}
+	tampered := append([]byte(nil), ev.body...)
+	tampered[len(tampered)/2] ^= 1
+	if ed25519.Verify(pub, tampered, sig) {
+		t.Fatal("tampered body verifies")
+	}
+	rsig, _ := base64.StdEncoding.DecodeString(ev.rsa)
+	sum := sha256.Sum256(ev.body)
+	if err := rsa.VerifyPKCS1v15(rkey.(*rsa.PublicKey), crypto.SHA256, sum[:], rsig); err != nil {
+		t.Fatalf("legacy RSA signature: %v", err)
+	}
+	tsum := sha256.Sum256(tampered)
+	if rsa.VerifyPKCS1v15(rkey.(*rsa.PublicKey), crypto.SHA256, tsum[:], rsig) == nil {
+		t.Fatal("tampered body verifies with RSA")
+	}
+}

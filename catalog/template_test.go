@@ -1,0 +1,107 @@
+package catalog_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ghlflow/ghlflow/catalog"
+)
+
+func TestValueRender(t *testing.T) {
+	data := map[string]any{
+		"trigger": map[string]any{"id": "c1", "email": "Ann@Example.com", "tags": []any{"a", "b"}, "dateAdded": "2024-06-06T18:54:57.221Z"},
+		"steps":   []any{map[string]any{"contact": map[string]any{"id": "k9"}}},
+	}
+	tests := []struct {
+		in   any
+		want any
+	}{
+		{"plain", "plain"},
+		{"{{ .trigger.id }}", "c1"},
+		{"{{ .steps.0.contact.id }}", "k9"},
+		{"{{ lower .trigger.email }}", "ann@example.com"},
+		{"{{ upper .trigger.id }}", "C1"},
+		{"{{ join \",\" .trigger.tags }}", "a,b"},
+		{"{{ json .trigger.tags }}", `["a","b"]`},
+		{"{{ .trigger.missing | default \"none\" }}", "none"},
+		{"[{{ .trigger.missing }}]", "[]"},
+		{"{{ .trigger.dateAdded | addDays 1 | formatTime \"date\" }}", "2024-06-07"},
+		{"{{ .trigger.dateAdded | epochMs }}", "1717700097221"},
+		{"{{ contains \"b\" .trigger.tags }}", "true"},
+		{42, 42},
+		{map[string]any{"a": "{{ .trigger.id }}", "b": []any{"x", "{{ .steps.0.contact.id }}"}}, map[string]any{"a": "c1", "b": []any{"x", "k9"}}},
+	}
+	for _, tt := range tests {
+		v, err := catalog.CompileValue("t", tt.in)
+		if err != nil {
+			t.Fatalf("%v: %v", tt.in, err)
+		}
+		got, err := v.Render(data)
+		if err != nil {
+			t.Fatalf("%v: %v", tt.in, err)
+		}
+		if !equalAny(got, tt.want) {
+			t.Errorf("%v rendered %#v, want %#v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestValueNow(t *testing.T) {
+	v, err := catalog.CompileValue("t", `{{ now | addHours 2 | formatTime "rfc3339" }}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := v.Render(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm, err := time.Parse(time.RFC3339, got.(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Until(tm); d < time.Hour || d > 3*time.Hour {
+		t.Errorf("now+2h rendered %s", got)
+	}
+}
+
+func TestValueErrors(t *testing.T) {
+	if _, err := catalog.CompileValue("t", "{{ .trigger.id "); err == nil {
+		t.Error("unclosed action compiled")
+	}
+	if _, err := catalog.CompileValue("t", "{{ nosuchfunc .x }}"); err == nil || !strings.Contains(err.Error(), "nosuchfunc") {
+		t.Errorf("unknown function: %v", err)
+	}
+	v, _ := catalog.CompileValue("t", "{{ index .steps 3 }}")
+	if _, err := v.Render(map[string]any{"steps": []any{}}); err == nil {
+		t.Error("out-of-range step rendered")
+	}
+}
+
+func equalAny(a, b any) bool {
+	switch x := a.(type) {
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k := range x {
+			if !equalAny(x[k], y[k]) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !equalAny(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	return a == b
+}

@@ -1,0 +1,247 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ghlflow/ghlflow/catalog"
+	"github.com/ghlflow/ghlflow/catalog/sim"
+	"github.com/ghlflow/ghlflow/engine"
+)
+
+// e2eDB is this package's Redis DB.
+const e2eDB = 7
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// ghlflowBin builds the binary once per test run.
+func ghlflowBin(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "ghlflow-e2e")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "ghlflow")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+type e2eEnv struct {
+	t       *testing.T
+	cat     *catalog.Catalog
+	srv     *sim.Server
+	loc     string
+	rdb     *redis.Client
+	redis   string
+	prefix  string
+	conns   string
+	recipes string
+	http    string
+}
+
+func newE2E(t *testing.T) *e2eEnv {
+	t.Helper()
+	addr := os.Getenv("REDIS_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:6379"
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: e2eDB})
+	ctx := context.Background()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Skipf("redis: %v", err)
+	}
+	// DB 7 belongs to this package: start from an empty queue state.
+	for _, pattern := range []string{"asynq:*", "e2e:*"} {
+		keys, _ := rdb.Keys(ctx, pattern).Result()
+		if len(keys) > 0 {
+			rdb.Del(ctx, keys...)
+		}
+	}
+	t.Cleanup(func() { rdb.Close() })
+	cat, err := catalog.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := sim.New(cat, sim.Config{Burst: -1, Daily: -1})
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	loc := "locE2ETEST0000000000"
+	srv.AddLocation(loc)
+	tok := srv.IssueToken(sim.TokenSpec{LocationID: loc, Private: true})
+	dir := t.TempDir()
+	conns := filepath.Join(dir, "connections.yaml")
+	body := fmt.Sprintf("connections:\n  - {id: acme, app: ghl, location_id: %q, base_url: %q, token: %q}\n", loc, ts.URL, tok.AccessToken)
+	if err := os.WriteFile(conns, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &e2eEnv{t: t, cat: cat, srv: srv, loc: loc, rdb: rdb, redis: fmt.Sprintf("redis://%s/%d", addr, e2eDB),
+		prefix: fmt.Sprintf("e2e:%d:", time.Now().UnixNano()), conns: conns, recipes: "testdata/e2erecipes", http: freeAddr(t)}
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// syncBuf is a goroutine-safe output buffer.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start runs `ghlflow run` as a process.
+func (e *e2eEnv) start(extra ...string) (*exec.Cmd, *syncBuf) {
+	e.t.Helper()
+	args := append([]string{"run", "--recipes", e.recipes, "--redis", e.redis, "--connections", e.conns,
+		"--http", e.http, "--prefix", e.prefix, "--every", "1s", "--tick", "100ms"}, extra...)
+	cmd := exec.Command(ghlflowBin(e.t), args...)
+	out := &syncBuf{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	return cmd, out
+}
+
+func (e *e2eEnv) subID() string { return engine.SubscriptionID("e2e-tag-new-contacts", "acme") }
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, out *syncBuf, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out != nil {
+		t.Logf("process output:\n%s", out.String())
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func (e *e2eEnv) polls() int64 {
+	n, _ := e.rdb.LLen(context.Background(), e.prefix+"{sub:"+e.subID()+"}:hist:polls").Result()
+	return n
+}
+
+func TestRunEndToEnd(t *testing.T) {
+	e := newE2E(t)
+	for i := range 50 {
+		e.srv.CreateContact(e.loc, map[string]any{"firstName": fmt.Sprintf("Old%d", i), "email": fmt.Sprintf("old%d@example.com", i)})
+	}
+	cmd, out := e.start()
+	waitFor(t, 30*time.Second, "the first poll", out, func() bool { return e.polls() >= 1 })
+	var ids []string
+	for i := range 7 {
+		c := e.srv.CreateContact(e.loc, map[string]any{"firstName": fmt.Sprintf("New%d", i), "email": fmt.Sprintf("new%d@example.com", i)})
+		ids = append(ids, fmt.Sprint(c["id"]))
+	}
+	waitFor(t, 30*time.Second, "7 notes", out, func() bool { return len(e.srv.Writes("ghl.contacts.notes.create")) >= 7 })
+	time.Sleep(2 * time.Second) // two more polls: nothing else may fire
+	tags := e.srv.Writes("ghl.contacts.tags.add")
+	notes := e.srv.Writes("ghl.contacts.notes.create")
+	if len(tags) != 7 || len(notes) != 7 {
+		t.Fatalf("writes: %d tags, %d notes; want 7 each\n%s", len(tags), len(notes), out.String())
+	}
+	// Chains are enqueued oldest first; with several workers they may finish
+	// in any order, so each contact must get exactly its own note.
+	byContact := map[string]string{}
+	for _, w := range notes {
+		byContact[w.Path] = string(w.Body)
+	}
+	for i, id := range ids {
+		body, ok := byContact["/contacts/"+id+"/notes"]
+		want := fmt.Sprintf("Welcome New%d (seen-new%d)", i, i)
+		if !ok || !strings.Contains(body, want) {
+			t.Errorf("contact %d (%s): note %q, want %q", i, id, body, want)
+		}
+	}
+	if got := strings.Count(out.String(), "msg=chain "); got != 7 {
+		t.Errorf("%d chain log lines, want 7", got)
+	}
+
+	resp, err := http.Get("http://" + e.http + "/monitoring/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "Asynq - Monitoring") {
+		t.Fatalf("/monitoring/: %d %.200s", resp.StatusCode, page)
+	}
+	for path, want := range map[string]string{"/healthz": "ok", "/metrics": `ghlflow_chain_runs_total{recipe="e2e-tag-new-contacts",status="completed"} 7`} {
+		resp, err := http.Get("http://" + e.http + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Fatalf("%s: %d, want %q in\n%.2000s", path, resp.StatusCode, want, body)
+		}
+	}
+
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, out.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no graceful exit")
+	}
+}

@@ -1,0 +1,390 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// StoreConfig sets up a Store. Redis and Keys are required.
+type StoreConfig struct {
+	// Redis holds the connections; every process that shares it shares the
+	// connections and their refreshes.
+	Redis redis.UniversalClient
+	// Prefix starts every key (default "ghlflow:").
+	Prefix string
+	// Keys seal the credentials.
+	Keys *Keyring
+	// OAuth holds the OAuth client of each app id that has one; needed to
+	// refresh and to install.
+	OAuth map[string]*OAuthApp
+	// RefreshAhead renews an access token this long before it expires
+	// (default 5 minutes).
+	RefreshAhead time.Duration
+	// LockTTL bounds how long one process may hold a connection's refresh
+	// lock (default 30 s); it must exceed RefreshTimeout.
+	LockTTL time.Duration
+	// RefreshTimeout bounds one call to a token endpoint (default 20 s).
+	RefreshTimeout time.Duration
+	// StateTTL is how long an install's state stays valid (default 10
+	// minutes).
+	StateTTL time.Duration
+	// HTTPClient calls token endpoints (default http.DefaultClient with
+	// RefreshTimeout).
+	HTTPClient *http.Client
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger gets refresh and install events; never a secret.
+	Logger *slog.Logger
+}
+
+// Store keeps connections in Redis with their credentials sealed, and
+// refreshes OAuth tokens so that, across every process sharing the Redis,
+// one connection is refreshed by one caller at a time (a lock with a fencing
+// token) while the others wait for the new token. It implements Source and
+// is safe for concurrent use.
+type Store struct {
+	rdb  redis.UniversalClient
+	cfg  StoreConfig
+	keys *Keyring
+	now  func() time.Time
+	log  *slog.Logger
+}
+
+// NewStore returns a Store for cfg.
+func NewStore(cfg StoreConfig) (*Store, error) {
+	if cfg.Redis == nil {
+		return nil, errors.New("connection store: no Redis client")
+	}
+	if cfg.Keys == nil {
+		return nil, fmt.Errorf("connection store: %w", ErrNoKey)
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "ghlflow:"
+	}
+	if cfg.RefreshAhead <= 0 {
+		cfg.RefreshAhead = 5 * time.Minute
+	}
+	if cfg.RefreshTimeout <= 0 {
+		cfg.RefreshTimeout = 20 * time.Second
+	}
+	if cfg.LockTTL <= cfg.RefreshTimeout {
+		cfg.LockTTL = max(30*time.Second, cfg.RefreshTimeout+10*time.Second)
+	}
+	if cfg.StateTTL <= 0 {
+		cfg.StateTTL = 10 * time.Minute
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: cfg.RefreshTimeout}
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Store{rdb: cfg.Redis, cfg: cfg, keys: cfg.Keys, now: now, log: log}, nil
+}
+
+func (s *Store) connKey(id string) string  { return s.cfg.Prefix + "conn:" + id }
+func (s *Store) fenceKey(id string) string { return s.cfg.Prefix + "conn-fence:" + id }
+func (s *Store) lockKey(id string) string  { return s.cfg.Prefix + "conn-lock:" + id }
+func (s *Store) setKey() string            { return s.cfg.Prefix + "conns" }
+
+// Hash fields of a connection.
+const (
+	fieldMeta   = "meta"   // the Connection as JSON
+	fieldSecret = "secret" // the Credential as JSON, sealed
+	fieldFence  = "fence"  // the fencing token of the last refresh written
+)
+
+func (s *Store) seal(id string, cred Credential) (string, error) {
+	b, err := json.Marshal(cred)
+	if err != nil {
+		return "", fmt.Errorf("seal %s: %w", id, err)
+	}
+	return s.keys.Seal(b, []byte("conn:"+id))
+}
+
+func (s *Store) open(id, sealed string) (Credential, error) {
+	var cred Credential
+	b, err := s.keys.Open(sealed, []byte("conn:"+id))
+	if err != nil {
+		return cred, fmt.Errorf("connection %s: %w", id, err)
+	}
+	if err := json.Unmarshal(b, &cred); err != nil {
+		return cred, fmt.Errorf("connection %s: credential: %w", id, err)
+	}
+	return cred, nil
+}
+
+// Put stores a connection and its credential, replacing any of that id.
+func (s *Store) Put(ctx context.Context, c Connection, cred Credential) error {
+	if c.ID == "" || c.App == "" {
+		return errors.New("put connection: id and app are required")
+	}
+	if c.Status == "" {
+		c.Status = StatusOK
+	}
+	now := s.now().UTC()
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = now
+	}
+	c.UpdatedAt = now
+	c.ExpiresAt = cred.ExpiresAt
+	meta, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("put connection %s: %w", c.ID, err)
+	}
+	sealed, err := s.seal(c.ID, cred)
+	if err != nil {
+		return err
+	}
+	pipe := s.rdb.TxPipeline()
+	pipe.HSet(ctx, s.connKey(c.ID), fieldMeta, meta, fieldSecret, sealed)
+	pipe.SAdd(ctx, s.setKey(), c.ID)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("put connection %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// load reads a connection and opens its credential.
+func (s *Store) load(ctx context.Context, id string) (*Resolved, int64, error) {
+	vals, err := s.rdb.HMGet(ctx, s.connKey(id), fieldMeta, fieldSecret, fieldFence).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("connection %s: %w", id, err)
+	}
+	meta, _ := vals[0].(string)
+	sealed, _ := vals[1].(string)
+	if meta == "" {
+		return nil, 0, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	var fence int64
+	if f, ok := vals[2].(string); ok {
+		fence, _ = strconv.ParseInt(f, 10, 64)
+	}
+	r := &Resolved{}
+	if err := json.Unmarshal([]byte(meta), &r.Conn); err != nil {
+		return nil, 0, fmt.Errorf("connection %s: %w", id, err)
+	}
+	if sealed != "" {
+		if r.Cred, err = s.open(id, sealed); err != nil {
+			return nil, 0, err
+		}
+	}
+	return r, fence, nil
+}
+
+// Get returns a connection without its credential.
+func (s *Store) Get(ctx context.Context, id string) (Connection, error) {
+	meta, err := s.rdb.HGet(ctx, s.connKey(id), fieldMeta).Result()
+	if errors.Is(err, redis.Nil) {
+		return Connection{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	if err != nil {
+		return Connection{}, fmt.Errorf("connection %s: %w", id, err)
+	}
+	var c Connection
+	if err := json.Unmarshal([]byte(meta), &c); err != nil {
+		return Connection{}, fmt.Errorf("connection %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// List returns every connection without credentials, sorted by id.
+func (s *Store) List(ctx context.Context) ([]Connection, error) {
+	ids, err := s.rdb.SMembers(ctx, s.setKey()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list connections: %w", err)
+	}
+	sort.Strings(ids)
+	out := make([]Connection, 0, len(ids))
+	for _, id := range ids {
+		c, err := s.Get(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// Delete removes a connection.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	pipe := s.rdb.TxPipeline()
+	pipe.Del(ctx, s.connKey(id), s.fenceKey(id), s.lockKey(id))
+	pipe.SRem(ctx, s.setKey(), id)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("delete connection %s: %w", id, err)
+	}
+	return nil
+}
+
+// updateMeta changes a connection's metadata in place (not its secret).
+var updateMetaScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], 'meta') == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'meta', ARGV[1])
+return 1`)
+
+// SetStatus sets a connection's status (ok, needs_reauth, paused) and the
+// reason shown to users.
+func (s *Store) SetStatus(ctx context.Context, id, status, reason string) error {
+	switch status {
+	case StatusOK, StatusNeedsReauth, StatusPaused:
+	default:
+		return fmt.Errorf("connection %s: unknown status %q", id, status)
+	}
+	c, err := s.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	c.Status, c.Reason, c.UpdatedAt = status, reason, s.now().UTC()
+	if status == StatusOK {
+		c.Reason = ""
+	}
+	meta, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	if n, err := updateMetaScript.Run(ctx, s.rdb, []string{s.connKey(id)}, meta).Int(); err != nil {
+		return fmt.Errorf("connection %s: set status: %w", id, err)
+	} else if n == 0 {
+		return fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	return nil
+}
+
+// Resolve returns the connection and a credential valid now, refreshing an
+// OAuth token that expires within RefreshAhead.
+func (s *Store) Resolve(ctx context.Context, id string) (*Resolved, error) {
+	r, _, err := s.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := usable(&r.Conn); err != nil {
+		return nil, err
+	}
+	if s.renewable(&r.Conn) && r.Cred.Expired(s.now(), s.cfg.RefreshAhead) {
+		nr, err := s.refresh(ctx, id, r.Cred)
+		if err != nil && !errors.Is(err, ErrNeedsReauth) && !r.Cred.Expired(s.now(), 0) {
+			// Refreshing ahead failed for now; the token still works.
+			s.log.Warn("refresh ahead of expiry failed; using the current token", "connection", id,
+				"expires_at", r.Cred.ExpiresAt, "error", Redact(err.Error()))
+			return r, nil
+		}
+		return nr, err
+	}
+	return r, nil
+}
+
+// Renew returns a credential newer than stale, refreshing unless another
+// caller already did.
+func (s *Store) Renew(ctx context.Context, id string, stale Credential) (*Resolved, error) {
+	r, _, err := s.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := usable(&r.Conn); err != nil {
+		return nil, err
+	}
+	if !s.renewable(&r.Conn) {
+		if r.Cred.AccessToken != stale.AccessToken || r.Cred.Password != stale.Password {
+			return r, nil // replaced by the user meanwhile
+		}
+		// A token ghlflow cannot renew was refused: only the user can
+		// replace it, so the connection says so until then.
+		reason := "the API refused the " + r.Conn.Kind + " credential (401)"
+		if err := s.SetStatus(ctx, id, StatusNeedsReauth, reason); err != nil {
+			s.log.Warn("connection status not stored", "connection", id, "error", err)
+		}
+		s.log.Warn("connection needs to be authorized again", "connection", id, "reason", reason)
+		return nil, fmt.Errorf("connection %s: %w: %w", id, ErrNeedsReauth, ErrNoRefresh)
+	}
+	return s.refresh(ctx, id, stale)
+}
+
+// Refresh renews a connection's token now, whatever its expiry.
+func (s *Store) Refresh(ctx context.Context, id string) (*Resolved, error) {
+	r, _, err := s.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !s.renewable(&r.Conn) {
+		return nil, fmt.Errorf("connection %s: %w", id, ErrNoRefresh)
+	}
+	return s.refresh(ctx, id, r.Cred)
+}
+
+func usable(c *Connection) error {
+	switch c.Status {
+	case StatusNeedsReauth:
+		return fmt.Errorf("connection %s: %w: %s", c.ID, ErrNeedsReauth, c.Reason)
+	case StatusPaused:
+		return fmt.Errorf("connection %s: %w: %s", c.ID, ErrPaused, c.Reason)
+	}
+	return nil
+}
+
+// renewable reports whether ghlflow can renew c's token itself.
+func (s *Store) renewable(c *Connection) bool {
+	return c.Kind == KindOAuth
+}
+
+// Reseal re-seals every credential not sealed with the newest key and
+// returns how many it rewrote. Run it after adding a key in front of the
+// ring; then the old key may be dropped.
+func (s *Store) Reseal(ctx context.Context) (int, error) {
+	ids, err := s.rdb.SMembers(ctx, s.setKey()).Result()
+	if err != nil {
+		return 0, fmt.Errorf("reseal: %w", err)
+	}
+	n := 0
+	for _, id := range ids {
+		sealed, err := s.rdb.HGet(ctx, s.connKey(id), fieldSecret).Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("reseal %s: %w", id, err)
+		}
+		if s.keys.Current(sealed) {
+			continue
+		}
+		cred, err := s.open(id, sealed)
+		if err != nil {
+			return n, fmt.Errorf("reseal: %w", err)
+		}
+		fresh, err := s.seal(id, cred)
+		if err != nil {
+			return n, err
+		}
+		// Swap only if no refresh replaced the secret meanwhile.
+		ok, err := swapSecretScript.Run(ctx, s.rdb, []string{s.connKey(id)}, sealed, fresh).Int()
+		if err != nil {
+			return n, fmt.Errorf("reseal %s: %w", id, err)
+		}
+		if ok == 1 {
+			n++
+		}
+	}
+	return n, nil
+}
+
+var swapSecretScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'secret') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'secret', ARGV[2])
+return 1`)

@@ -1,0 +1,193 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ghlflow/ghlflow/actions"
+	"github.com/ghlflow/ghlflow/catalog"
+	"github.com/ghlflow/ghlflow/catalog/sim"
+	"github.com/ghlflow/ghlflow/engine"
+	"github.com/ghlflow/ghlflow/engine/auth"
+	"github.com/ghlflow/ghlflow/engine/history"
+	"github.com/ghlflow/ghlflow/engine/transport"
+)
+
+type chainEnv struct {
+	t       *testing.T
+	cat     *catalog.Catalog
+	srv     *sim.Server
+	loc     string
+	tok     sim.Token
+	rdb     *redis.Client
+	chainer *engine.Chainer
+	subs    subMap
+	pauses  *pauses
+	hist    *history.Store
+}
+
+func newChainEnv(t *testing.T) *chainEnv {
+	addr := os.Getenv("REDIS_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:6379"
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: pollTestDB})
+	ctx := context.Background()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Skipf("redis: %v", err)
+	}
+	prefix := fmt.Sprintf("chaintest:%d:", time.Now().UnixNano())
+	t.Cleanup(func() {
+		keys, _ := rdb.Keys(ctx, prefix+"*").Result()
+		if len(keys) > 0 {
+			rdb.Del(ctx, keys...)
+		}
+		rdb.Close()
+	})
+	cat, err := catalog.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := sim.New(cat, sim.Config{Burst: -1, Daily: -1})
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	loc := "locCHAINTEST00000000"
+	srv.AddLocation(loc)
+	tok := srv.IssueToken(sim.TokenSpec{LocationID: loc, Private: true})
+	conns, err := auth.NewStatic(auth.StaticEntry{ID: "acme", App: "ghl", LocationID: loc, Token: tok.AccessToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := transport.New(transport.Config{Catalog: cat, Connections: conns, BaseURL: ts.URL, Attempts: 1})
+	e := &chainEnv{t: t, cat: cat, srv: srv, loc: loc, tok: tok, rdb: rdb, subs: subMap{}, pauses: &pauses{},
+		hist: history.New(rdb, history.Options{Prefix: prefix})}
+	e.chainer = &engine.Chainer{Subs: e.subs, Runner: &actions.Runner{Catalog: cat, Caller: tr}, Redis: rdb,
+		Prefix: prefix, History: e.hist, Pauser: e.pauses}
+	return e
+}
+
+// recipe puts a recipe in force as the subscription "sub1".
+func (e *chainEnv) recipe(text string) {
+	e.t.Helper()
+	r, err := (&catalog.RecipeLoader{Catalog: e.cat}).Parse("chain.yaml", []byte(text))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	s, err := engine.NewSubscription(e.cat, r)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	s.ID = "sub1"
+	e.subs["sub1"] = s
+}
+
+func (e *chainEnv) payload(item map[string]any) engine.ChainPayload {
+	b, _ := json.Marshal(item)
+	return engine.ChainPayload{Sub: "sub1", Recipe: "r", ItemKey: fmt.Sprint(item["id"]), Item: b}
+}
+
+const chainRecipe = `name: chain-test
+trigger: {op: ghl.contacts.search, connection: acme, every: 1m}
+filter: '{{ ne (default "" .trigger.email) "" }}'
+steps:
+  - op: ghl.contacts.tags.add
+    input: {contactId: "{{ .trigger.id }}", tags: [one]}
+  - op: ghl.contacts.notes.create
+    input: {contactId: "{{ %s }}", body: "tags {{ .steps.0.tags | join \",\" }}"}
+`
+
+func TestChainResumesAfterLastCheckpoint(t *testing.T) {
+	e := newChainEnv(t)
+	c := e.srv.CreateContact(e.loc, map[string]any{"firstName": "Ann", "email": "ann@example.com"})
+	pl := e.payload(c)
+	// Step 1 names a contact that does not exist: the run stops there, for
+	// good, with step 0 checkpointed.
+	e.recipe(fmt.Sprintf(chainRecipe, ".trigger.firstName"))
+	res := e.chainer.Run(context.Background(), pl, "task-1")
+	if res.Status != engine.ChainFailed || !errors.Is(res.Err, asynq.SkipRetry) || !errors.Is(res.Err, transport.ErrNotFound) {
+		t.Fatalf("first run: %s %v", res.Status, res.Err)
+	}
+	// The same task again, now able to finish: step 0 is not repeated.
+	e.recipe(fmt.Sprintf(chainRecipe, ".trigger.id"))
+	res = e.chainer.Run(context.Background(), pl, "task-1")
+	if res.Status != engine.ChainCompleted || res.Steps != 2 || res.Resumed != 1 {
+		t.Fatalf("second run: %+v", res)
+	}
+	if n := len(e.srv.Writes("ghl.contacts.tags.add")); n != 1 {
+		t.Fatalf("tags written %d times, want 1", n)
+	}
+	var notes []sim.Write
+	for _, w := range e.srv.Writes("ghl.contacts.notes.create") {
+		if w.Status/100 == 2 {
+			notes = append(notes, w)
+		}
+	}
+	if len(notes) != 1 || !json.Valid(notes[0].Body) || !strings.Contains(string(notes[0].Body), "tags one") {
+		t.Fatalf("notes = %+v", notes)
+	}
+	runs, err := e.hist.Chains(context.Background(), "sub1", 0)
+	if err != nil || len(runs) != 2 || runs[0].Status != "completed" || runs[0].Steps[0].Status != "resumed" || runs[1].Status != "failed" {
+		t.Fatalf("history = %+v, %v", runs, err)
+	}
+}
+
+func TestChainOutcomes(t *testing.T) {
+	e := newChainEnv(t)
+	e.recipe(fmt.Sprintf(chainRecipe, ".trigger.id"))
+	c := e.srv.CreateContact(e.loc, map[string]any{"firstName": "Bob", "email": "bob@example.com"})
+	ctx := context.Background()
+
+	// The filter drops an item without email: nothing is written.
+	res := e.chainer.Run(ctx, e.payload(map[string]any{"id": c["id"]}), "t-filter")
+	if res.Status != engine.ChainFiltered || res.Err != nil || len(e.srv.Writes("")) != 0 {
+		t.Fatalf("filtered: %+v, writes %d", res, len(e.srv.Writes("")))
+	}
+
+	// Server errors are retried (no SkipRetry).
+	e.srv.SetFaults(sim.Faults{Error5xx: 1})
+	res = e.chainer.Run(ctx, e.payload(c), "t-5xx")
+	if res.Status != engine.ChainRetry || res.Err == nil || errors.Is(res.Err, asynq.SkipRetry) {
+		t.Fatalf("5xx: %+v", res)
+	}
+	e.srv.SetFaults(sim.Faults{})
+
+	// A refused token pauses the connection and archives the task.
+	e.srv.RevokeToken(e.tok.AccessToken)
+	res = e.chainer.Run(ctx, e.payload(c), "t-auth")
+	if res.Status != engine.ChainPaused || !errors.Is(res.Err, asynq.SkipRetry) || len(e.pauses.got) != 1 {
+		t.Fatalf("auth: %+v, pauses %v", res, e.pauses.got)
+	}
+
+	// A subscription removed since the fan-out finishes quietly.
+	pl := e.payload(c)
+	pl.Sub = "gone"
+	if res := e.chainer.Run(ctx, pl, "t-gone"); res.Status != engine.ChainRemoved || res.Err != nil {
+		t.Fatalf("removed: %+v", res)
+	}
+}
+
+func TestRetryDelay(t *testing.T) {
+	for n := range 30 {
+		d := engine.RetryDelay(n, errors.New("x"), nil)
+		if d <= 0 || d > 30*time.Minute {
+			t.Fatalf("RetryDelay(%d) = %s", n, d)
+		}
+	}
+	rl := &transport.Error{Op: "op", Status: 429, Err: &transport.RateLimitedError{RetryAfter: 7 * time.Second}}
+	if d := engine.RetryDelay(1, rl, nil); d < 7*time.Second || d > 8*time.Second {
+		t.Fatalf("429 delay = %s", d)
+	}
+	if engine.IsFailure(rl) {
+		t.Fatal("a rate limit counted as a failure")
+	}
+}

@@ -1,0 +1,290 @@
+// Package dedup keeps, per subscription, what a trigger has already
+// delivered: a capped sorted set of recent item keys (64-bit hashes scored
+// by item time), a floor under which every item counts as seen, and a
+// high-water mark on item time. One Lua script per call decides and/or
+// records; a subscription's keys share the hash tag {sub:ID}, so the
+// scripts run unchanged on Redis Cluster.
+package dedup
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultKeep is how many recent keys a subscription keeps by default: the
+// largest count Redis still stores as a compact listpack.
+const DefaultKeep = 120
+
+// maxBatch bounds the items of one script call (Lua's unpack limit).
+const maxBatch = 2000
+
+// Item is one polled item as dedup sees it.
+type Item struct {
+	// Key is the item's dedup key.
+	Key string
+	// Time is the item's time (zero = none). Items older than or at the
+	// subscription's floor count as seen.
+	Time time.Time
+}
+
+// Decision says which items of a call are new.
+type Decision struct {
+	// Seeded is false on the first poll of a subscription: nothing had been
+	// recorded yet.
+	Seeded bool
+	// Watermark is the newest item time recorded so far (zero = none).
+	Watermark time.Time
+	// Known flags the items already seen (or older than the floor).
+	Known []bool
+	// New flags the items to fire: the unknown ones, or on a first poll the
+	// newest backfill items (the last ones, as items come oldest first).
+	New []bool
+}
+
+// NewCount is the number of items to fire.
+func (d *Decision) NewCount() int {
+	n := 0
+	for _, b := range d.New {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+// Store keeps the dedup state of subscriptions in Redis.
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+	keep   int
+}
+
+// Options configure a Store.
+type Options struct {
+	// Prefix goes before every key (tests use it to keep apart).
+	Prefix string
+	// Keep is the default number of recent keys kept per subscription
+	// (0 = DefaultKeep).
+	Keep int
+}
+
+// New returns a Store over rdb.
+func New(rdb redis.UniversalClient, opts Options) *Store {
+	if opts.Keep <= 0 {
+		opts.Keep = DefaultKeep
+	}
+	return &Store{rdb: rdb, prefix: opts.Prefix, keep: opts.Keep}
+}
+
+// Keys returns the Redis keys of a subscription's state.
+func (s *Store) Keys(sub string) []string {
+	tag := s.prefix + "{sub:" + sub + "}"
+	return []string{tag + ":seen", tag + ":meta"}
+}
+
+// script modes.
+const (
+	modeDecide = "decide"
+	modeCommit = "commit"
+	modeMark   = "mark"
+)
+
+// The script. KEYS: seen (zset of 8-byte key hashes scored by item time in
+// ms, or by an insertion counter for items without time), meta (hash:
+// seeded, hwm, floor, seq). ARGV: mode, keep, backfill, then pairs of
+// (hash, time ms or 0). Returns {seeded before, hwm, known flags, new flags}.
+var script = redis.NewScript(`
+local mode, keep, backfill = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local meta = redis.call('HMGET', KEYS[2], 'seeded', 'hwm', 'floor', 'seq')
+local seeded = meta[1] and true or false
+local hwm = tonumber(meta[2]) or 0
+local floor = tonumber(meta[3]) or 0
+local seq = tonumber(meta[4]) or 0
+local n = (#ARGV - 3) / 2
+local known, new = {}, {}
+if mode ~= 'commit' and n > 0 then
+  local members = {}
+  for i = 1, n do members[i] = ARGV[2 + 2*i] end
+  local scores = redis.call('ZMSCORE', KEYS[1], unpack(members))
+  for i = 1, n do
+    local t = tonumber(ARGV[3 + 2*i])
+    if scores[i] or (t > 0 and t <= floor) then known[i] = 1 else known[i] = 0 end
+    if seeded then new[i] = 1 - known[i] elseif i > n - backfill then new[i] = 1 else new[i] = 0 end
+  end
+end
+if mode ~= 'decide' then
+  local args, low = {}, nil
+  for i = 1, n do
+    local t = tonumber(ARGV[3 + 2*i])
+    local score = t
+    if t <= 0 then seq = seq + 1; score = seq
+    else
+      if t > hwm then hwm = t end
+      if low == nil or t < low then low = t end
+    end
+    args[#args + 1] = score
+    args[#args + 1] = ARGV[2 + 2*i]
+  end
+  if #args > 0 then redis.call('ZADD', KEYS[1], unpack(args)) end
+  if not seeded and low ~= nil and low > floor then floor = low end
+  local c = redis.call('ZCARD', KEYS[1])
+  if c > keep then
+    local gone = redis.call('ZRANGE', KEYS[1], c - keep - 1, c - keep - 1, 'WITHSCORES')
+    local top = tonumber(gone[2])
+    redis.call('ZREMRANGEBYRANK', KEYS[1], 0, c - keep - 1)
+    if hwm > 0 and top > floor then floor = top end
+  end
+  redis.call('HSET', KEYS[2], 'seeded', 1, 'hwm', hwm, 'floor', floor, 'seq', seq)
+end
+return {seeded and 1 or 0, tostring(hwm), known, new}
+`)
+
+// hashKey is the 8-byte FNV-1a hash stored for a key.
+func hashKey(key string) string {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], h.Sum64())
+	return string(b[:])
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	if m := t.UnixMilli(); m > 0 {
+		return m
+	}
+	return 0
+}
+
+func (s *Store) run(ctx context.Context, mode, sub string, items []Item, keep, backfill int) (*Decision, error) {
+	if keep <= 0 {
+		keep = s.keep
+	}
+	d := &Decision{Known: make([]bool, 0, len(items)), New: make([]bool, 0, len(items))}
+	for start := 0; start < len(items) || start == 0; start += maxBatch {
+		batch := items[start:min(start+maxBatch, len(items))]
+		args := make([]any, 0, 3+2*len(batch))
+		args = append(args, mode, keep, backfill-(len(items)-start-len(batch)))
+		for _, it := range batch {
+			args = append(args, hashKey(it.Key), ms(it.Time))
+		}
+		res, err := script.Run(ctx, s.rdb, s.Keys(sub), args...).Slice()
+		if err != nil {
+			return nil, fmt.Errorf("dedup %s %s: %w", mode, sub, err)
+		}
+		if start == 0 {
+			d.Seeded = res[0].(int64) == 1
+			if w, _ := strconv.ParseInt(res[1].(string), 10, 64); w > 0 {
+				d.Watermark = time.UnixMilli(w).UTC()
+			}
+		}
+		if mode != modeCommit {
+			known, _ := res[2].([]any)
+			newf, _ := res[3].([]any)
+			for i := range batch {
+				d.Known = append(d.Known, known[i].(int64) == 1)
+				d.New = append(d.New, newf[i].(int64) == 1)
+			}
+		}
+		if len(items) == 0 {
+			break
+		}
+	}
+	return d, nil
+}
+
+// Decide tells which items are new without recording anything: the
+// unknown ones, or on a first poll the newest backfill items (items come
+// oldest first, so the last ones). One round trip.
+func (s *Store) Decide(ctx context.Context, sub string, items []Item, backfill int) (*Decision, error) {
+	return s.run(ctx, modeDecide, sub, items, 0, backfill)
+}
+
+// Commit records items as seen (all of them: known ones refresh their
+// place), marks the subscription seeded, raises the watermark and trims
+// the set to keep keys (0 = the store's default), raising the floor to the
+// newest time trimmed. One round trip.
+func (s *Store) Commit(ctx context.Context, sub string, items []Item, keep int) error {
+	_, err := s.run(ctx, modeCommit, sub, items, keep, 0)
+	return err
+}
+
+// Mark decides and records in one round trip, for callers that need no
+// step between the two. (Above 2,000 items it takes two: a decide over all,
+// then a commit, so that a first poll is judged as one.)
+func (s *Store) Mark(ctx context.Context, sub string, items []Item, keep, backfill int) (*Decision, error) {
+	if len(items) <= maxBatch {
+		return s.run(ctx, modeMark, sub, items, keep, backfill)
+	}
+	d, err := s.Decide(ctx, sub, items, backfill)
+	if err != nil {
+		return nil, err
+	}
+	return d, s.Commit(ctx, sub, items, keep)
+}
+
+// State is the summary of a subscription's dedup state.
+type State struct {
+	// Seeded is true once a poll has been recorded.
+	Seeded bool
+	// Watermark is the newest item time recorded (zero = none).
+	Watermark time.Time
+	// Floor is the time at or under which every item counts as seen.
+	Floor time.Time
+}
+
+// State reads sub's seeded flag, watermark and floor in one round trip.
+func (s *Store) State(ctx context.Context, sub string) (State, error) {
+	var st State
+	v, err := s.rdb.HMGet(ctx, s.Keys(sub)[1], "seeded", "hwm", "floor").Result()
+	if err != nil {
+		return st, fmt.Errorf("dedup state %s: %w", sub, err)
+	}
+	st.Seeded = v[0] != nil
+	if str, ok := v[1].(string); ok {
+		if n, _ := strconv.ParseInt(str, 10, 64); n > 0 {
+			st.Watermark = time.UnixMilli(n).UTC()
+		}
+	}
+	if str, ok := v[2].(string); ok {
+		if n, _ := strconv.ParseInt(str, 10, 64); n > 0 {
+			st.Floor = time.UnixMilli(n).UTC()
+		}
+	}
+	return st, nil
+}
+
+// Watermark returns the newest item time recorded for sub (zero = none).
+func (s *Store) Watermark(ctx context.Context, sub string) (time.Time, error) {
+	st, err := s.State(ctx, sub)
+	return st.Watermark, err
+}
+
+// Reset forgets sub's state: its next poll seeds again.
+func (s *Store) Reset(ctx context.Context, sub string) error {
+	if err := s.rdb.Del(ctx, s.Keys(sub)...).Err(); err != nil {
+		return fmt.Errorf("dedup reset %s: %w", sub, err)
+	}
+	return nil
+}
+
+// MemoryUsage sums MEMORY USAGE over sub's keys, in bytes.
+func (s *Store) MemoryUsage(ctx context.Context, sub string) (int64, error) {
+	var total int64
+	for _, k := range s.Keys(sub) {
+		n, err := s.rdb.MemoryUsage(ctx, k, 0).Result()
+		if err != nil && err != redis.Nil {
+			return 0, fmt.Errorf("dedup memory %s: %w", sub, err)
+		}
+		total += n
+	}
+	return total, nil
+}

@@ -1,0 +1,340 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ghlflow/ghlflow/actions"
+	"github.com/ghlflow/ghlflow/catalog"
+	"github.com/ghlflow/ghlflow/engine/dedup"
+	"github.com/ghlflow/ghlflow/engine/history"
+	"github.com/ghlflow/ghlflow/engine/scheduler"
+)
+
+// Caller is the network side the engine needs (engine/transport implements it).
+type Caller interface {
+	actions.Caller
+}
+
+// Config sets up an Engine. Catalog, Caller, Redis and Recipes are required.
+type Config struct {
+	Catalog *catalog.Catalog
+	Caller  Caller
+	// Redis is the client our own keys and asynq share.
+	Redis redis.UniversalClient
+	// Recipes are the recipe files or folders; they are watched for changes.
+	Recipes []string
+	// Prefix goes before our Redis keys (default "ghlflow:").
+	Prefix string
+	// PollConcurrency and ChainConcurrency size the workers (defaults 8 and
+	// 16); Priorities weights the queues poll, chain and critical (default
+	// 3, 3, 6).
+	PollConcurrency, ChainConcurrency int
+	Priorities                        map[string]int
+	// Retention keeps a completed chain task's id (default 24 h).
+	Retention time.Duration
+	// ShutdownTimeout lets in-flight tasks finish (default 20 s); tasks still
+	// running then go back to their queue.
+	ShutdownTimeout time.Duration
+	// TickEvery is the scheduler's tick (default 1 s).
+	TickEvery time.Duration
+	// Every, when set, replaces every recipe's poll interval (tests and
+	// demos that cannot wait a minute per poll).
+	Every time.Duration
+	// OnChain is called after each chain run.
+	OnChain func(ChainResult)
+	Logger  *slog.Logger
+}
+
+// Engine runs recipes: the scheduler, the poll and chain workers and the
+// subscription registry.
+type Engine struct {
+	cfg     Config
+	log     *slog.Logger
+	reg     *Registry
+	sched   *scheduler.Scheduler
+	client  *asynq.Client
+	History *history.Store
+	Chainer *Chainer
+	Poller  *Poller
+}
+
+// New builds an Engine and loads the recipes; a bad recipe is an error.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Prefix == "" {
+		cfg.Prefix = "ghlflow:"
+	}
+	if cfg.PollConcurrency <= 0 {
+		cfg.PollConcurrency = 8
+	}
+	if cfg.ChainConcurrency <= 0 {
+		cfg.ChainConcurrency = 16
+	}
+	if cfg.Priorities == nil {
+		cfg.Priorities = map[string]int{QueuePoll: 3, QueueChain: 3, QueueCritical: 6}
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = DefaultChainRetention
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 20 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	e := &Engine{cfg: cfg, log: log, reg: NewRegistry()}
+	e.client = asynq.NewClientFromRedisClient(cfg.Redis)
+	e.History = history.New(cfg.Redis, history.Options{Prefix: cfg.Prefix})
+	e.Poller = &Poller{Subs: e.reg, Caller: cfg.Caller, Dedup: dedup.New(cfg.Redis, dedup.Options{Prefix: cfg.Prefix}),
+		Queue: e.client, ChainRetention: cfg.Retention, ChainOptions: []asynq.Option{asynq.MaxRetry(12)},
+		Recorder: historyRecorder{e.History}, Pauser: e.reg, Logger: log}
+	e.Chainer = &Chainer{Subs: e.reg, Runner: &actions.Runner{Catalog: cfg.Catalog, Caller: cfg.Caller}, Redis: cfg.Redis,
+		Prefix: cfg.Prefix, Retention: cfg.Retention, History: e.History, Pauser: e.reg, OnDone: cfg.OnChain, Logger: log}
+	e.sched = scheduler.New(cfg.Redis, &PollEnqueuer{Queue: e.client}, scheduler.Options{Prefix: cfg.Prefix,
+		TickEvery: cfg.TickEvery, Logger: log})
+	if err := e.load(context.Background()); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Registry returns the subscriptions in force.
+func (e *Engine) Registry() *Registry { return e.reg }
+
+// load reads the recipes and, when they are all valid, puts them in force.
+func (e *Engine) load(ctx context.Context) error {
+	rs, err := catalog.LoadRecipes(e.cfg.Catalog, e.cfg.Recipes...)
+	if err != nil {
+		return fmt.Errorf("recipes: %w", err)
+	}
+	subs := make([]*Subscription, 0, len(rs))
+	for _, r := range rs {
+		s, err := NewSubscription(e.cfg.Catalog, r)
+		if err != nil {
+			return fmt.Errorf("%s:%d: %w", r.File, r.Line, err)
+		}
+		if e.cfg.Every > 0 {
+			s.Every = e.cfg.Every
+		}
+		subs = append(subs, s)
+	}
+	if err := e.sched.Sync(ctx, SchedulerEntries(subs)); err != nil {
+		return fmt.Errorf("schedule: %w", err)
+	}
+	added, changed, removed := e.reg.set(subs)
+	e.log.Info("recipes loaded", "subscriptions", len(subs), "added", added, "changed", changed, "removed", removed)
+	return nil
+}
+
+// Reload reads the recipes again; on error the running version stays.
+func (e *Engine) Reload(ctx context.Context) error {
+	if err := e.load(ctx); err != nil {
+		e.log.Error("reload refused, the running recipes stay", "err", err)
+		return err
+	}
+	return nil
+}
+
+// Run runs the scheduler and the workers until ctx ends, reloading the
+// recipes on file changes and SIGHUP, then shuts down gracefully.
+func (e *Engine) Run(ctx context.Context) error {
+	srv := asynq.NewServerFromRedisClient(e.cfg.Redis, asynq.Config{
+		Concurrency:     e.cfg.PollConcurrency + e.cfg.ChainConcurrency,
+		Queues:          e.cfg.Priorities,
+		RetryDelayFunc:  RetryDelay,
+		IsFailure:       IsFailure,
+		ShutdownTimeout: e.cfg.ShutdownTimeout,
+		Logger:          slogAdapter{e.log},
+	})
+	mux := asynq.NewServeMux()
+	mux.Handle(TypePoll, e.Poller)
+	mux.Handle(TypeChain, e.Chainer)
+	if err := srv.Start(mux); err != nil {
+		return fmt.Errorf("start workers: %w", err)
+	}
+	defer e.client.Close()
+	defer srv.Shutdown()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := e.sched.Run(ctx); err != nil {
+			e.log.Error("scheduler", "err", err)
+		}
+	})
+	wg.Go(func() { e.watch(ctx) })
+	wg.Wait()
+	e.log.Info("shutting down")
+	return nil
+}
+
+// watch reloads on SIGHUP and on changes of the recipe files.
+func (e *Engine) watch(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var events chan fsnotify.Event
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		e.log.Warn("recipe watch", "err", err)
+	} else {
+		defer w.Close()
+		for _, p := range e.cfg.Recipes {
+			dir := p
+			if st, err := os.Stat(p); err == nil && !st.IsDir() {
+				dir = filepath.Dir(p)
+			}
+			if err := w.Add(dir); err != nil {
+				e.log.Warn("recipe watch", "path", dir, "err", err)
+			}
+		}
+		events = w.Events
+	}
+	var debounce <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			_ = e.Reload(ctx)
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			if ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Remove|fsnotify.Rename) != 0 {
+				debounce = time.After(200 * time.Millisecond)
+			}
+		case <-debounce:
+			debounce = nil
+			_ = e.Reload(ctx)
+		}
+	}
+}
+
+// Registry is the set of subscriptions in force; it implements
+// Subscriptions and Pauser.
+type Registry struct {
+	mu     sync.RWMutex
+	subs   map[string]*Subscription
+	paused map[string]string // connection -> reason
+}
+
+// Get returns the subscription in force, unless its connection is paused.
+func (r *Registry) Get(id string) (*Subscription, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	s, ok := r.subs[id]
+	if !ok {
+		return nil, false
+	}
+	if _, p := r.paused[s.Connection]; p {
+		return nil, false
+	}
+	return s, true
+}
+
+// NewRegistry returns a registry holding subs.
+func NewRegistry(subs ...*Subscription) *Registry {
+	r := &Registry{subs: map[string]*Subscription{}, paused: map[string]string{}}
+	r.set(subs)
+	return r
+}
+
+// Sub returns the subscription in force, paused or not.
+func (r *Registry) Sub(id string) (*Subscription, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	s, ok := r.subs[id]
+	return s, ok
+}
+
+// PausedReason reports whether a connection is paused, and why.
+func (r *Registry) PausedReason(connection string) (string, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	reason, ok := r.paused[connection]
+	return reason, ok
+}
+
+// All returns every subscription in force.
+func (r *Registry) All() []*Subscription {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]*Subscription, 0, len(r.subs))
+	for _, s := range r.subs {
+		out = append(out, s)
+	}
+	return out
+}
+
+// PauseConnection pauses the subscriptions of a connection with a reason.
+func (r *Registry) PauseConnection(_ context.Context, connection, reason string) error {
+	r.mu.Lock()
+	r.paused[connection] = reason
+	r.mu.Unlock()
+	slog.Warn("connection paused: its subscriptions stop until it is fixed", "connection", connection, "reason", reason)
+	return nil
+}
+
+// Paused returns the paused connections and their reasons.
+func (r *Registry) Paused() map[string]string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make(map[string]string, len(r.paused))
+	for k, v := range r.paused {
+		out[k] = v
+	}
+	return out
+}
+
+func (r *Registry) set(subs []*Subscription) (added, changed, removed int) {
+	next := make(map[string]*Subscription, len(subs))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range subs {
+		next[s.ID] = s
+		if old, ok := r.subs[s.ID]; !ok {
+			added++
+		} else if old.Recipe.File != s.Recipe.File || old.Every != s.Every || old.Dedup != s.Dedup ||
+			len(old.Recipe.Steps) != len(s.Recipe.Steps) {
+			changed++
+		}
+	}
+	for id := range r.subs {
+		if _, ok := next[id]; !ok {
+			removed++
+		}
+	}
+	r.subs = next
+	// A reload is how a fixed connection is put back in force.
+	r.paused = map[string]string{}
+	return
+}
+
+// historyRecorder stores poll records in the run history.
+type historyRecorder struct{ h *history.Store }
+
+func (h historyRecorder) RecordPoll(ctx context.Context, rec PollRecord) error {
+	return h.h.AddPoll(ctx, rec.Sub, history.Poll{Time: rec.Start, Took: rec.Took, Slot: rec.Slot, Read: rec.Read,
+		New: rec.New, Enqueued: rec.Enqueued, Requests: rec.Requests, Seeded: rec.Seeded, Capped: rec.Capped, Error: rec.Err})
+}
+
+// slogAdapter routes asynq's logs to slog.
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a slogAdapter) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a slogAdapter) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a slogAdapter) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a slogAdapter) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }

@@ -1,0 +1,145 @@
+// Package history keeps a bounded run history in Redis: per subscription the
+// last polls and the last chain runs, each as a capped list.
+package history
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultKeep is how many polls and how many chain runs are kept per
+// subscription.
+const DefaultKeep = 50
+
+// Poll is one poll of a subscription.
+type Poll struct {
+	Time     time.Time     `json:"time"`
+	Took     time.Duration `json:"took"`
+	Slot     int64         `json:"slot"`
+	Read     int           `json:"read"`
+	New      int           `json:"new"`
+	Enqueued int           `json:"enqueued"`
+	Requests int           `json:"requests"`
+	Seeded   bool          `json:"seeded,omitempty"`
+	Capped   bool          `json:"capped,omitempty"`
+	Error    string        `json:"error,omitempty"`
+}
+
+// Step is one step of a chain run.
+type Step struct {
+	Op     string `json:"op"`
+	Status string `json:"status"` // done, resumed, failed
+	Error  string `json:"error,omitempty"`
+}
+
+// Chain is one run (attempt) of a chain task.
+type Chain struct {
+	Time    time.Time     `json:"time"`
+	Took    time.Duration `json:"took"`
+	Recipe  string        `json:"recipe"`
+	ItemKey string        `json:"item_key"`
+	TaskID  string        `json:"task_id,omitempty"`
+	// Status is completed, filtered, retry, failed or paused.
+	Status string `json:"status"`
+	Steps  []Step `json:"steps"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Store reads and writes history in Redis.
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+	keep   int64
+	ttl    time.Duration
+}
+
+// Options configure a Store; zero values take defaults.
+type Options struct {
+	// Prefix is put before every key (default "ghlflow:").
+	Prefix string
+	// Keep is the number of entries kept per list (default DefaultKeep).
+	Keep int
+	// TTL expires a subscription's history when it stops running
+	// (default 7 days).
+	TTL time.Duration
+}
+
+// New returns a Store on rdb.
+func New(rdb redis.UniversalClient, o Options) *Store {
+	if o.Prefix == "" {
+		o.Prefix = "ghlflow:"
+	}
+	if o.Keep <= 0 {
+		o.Keep = DefaultKeep
+	}
+	if o.TTL <= 0 {
+		o.TTL = 7 * 24 * time.Hour
+	}
+	return &Store{rdb: rdb, prefix: o.Prefix, keep: int64(o.Keep), ttl: o.TTL}
+}
+
+func (s *Store) key(sub, kind string) string {
+	return fmt.Sprintf("%s{sub:%s}:hist:%s", s.prefix, sub, kind)
+}
+
+func (s *Store) push(ctx context.Context, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	p := s.rdb.TxPipeline()
+	p.LPush(ctx, key, b)
+	p.LTrim(ctx, key, 0, s.keep-1)
+	p.Expire(ctx, key, s.ttl)
+	_, err = p.Exec(ctx)
+	return err
+}
+
+// AddPoll records a poll of sub.
+func (s *Store) AddPoll(ctx context.Context, sub string, p Poll) error {
+	if err := s.push(ctx, s.key(sub, "polls"), p); err != nil {
+		return fmt.Errorf("history poll %s: %w", sub, err)
+	}
+	return nil
+}
+
+// AddChain records a chain run of sub.
+func (s *Store) AddChain(ctx context.Context, sub string, c Chain) error {
+	if err := s.push(ctx, s.key(sub, "chains"), c); err != nil {
+		return fmt.Errorf("history chain %s: %w", sub, err)
+	}
+	return nil
+}
+
+func list[T any](ctx context.Context, s *Store, key string, n int) ([]T, error) {
+	if n <= 0 {
+		n = int(s.keep)
+	}
+	raw, err := s.rdb.LRange(ctx, key, 0, int64(n)-1).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, len(raw))
+	for _, r := range raw {
+		var v T
+		if err := json.Unmarshal([]byte(r), &v); err != nil {
+			return nil, fmt.Errorf("history %s: %w", key, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// Polls returns the last n polls of sub, newest first (n <= 0: all kept).
+func (s *Store) Polls(ctx context.Context, sub string, n int) ([]Poll, error) {
+	return list[Poll](ctx, s, s.key(sub, "polls"), n)
+}
+
+// Chains returns the last n chain runs of sub, newest first.
+func (s *Store) Chains(ctx context.Context, sub string, n int) ([]Chain, error) {
+	return list[Chain](ctx, s, s.key(sub, "chains"), n)
+}

@@ -1,0 +1,74 @@
+// Package engine runs recipes: it schedules polls, turns new trigger items
+// into chain tasks and runs the chains, with Redis and asynq underneath.
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Task type names on the asynq queues.
+const (
+	// TypePoll polls one subscription for one time slot.
+	TypePoll = "poll:run"
+	// TypeChain runs a recipe's action chain for one trigger item.
+	TypeChain = "chain:run"
+)
+
+// Queue names.
+const (
+	// QueuePoll carries poll tasks.
+	QueuePoll = "poll"
+	// QueueChain carries chain tasks.
+	QueueChain = "chain"
+	// QueueCritical carries token refreshes and other urgent work.
+	QueueCritical = "critical"
+)
+
+// DefaultChainRetention is how long a completed chain task keeps its TaskID
+// reserved, so a poll that re-enqueues an item after a crash meets the
+// conflict instead of firing twice.
+const DefaultChainRetention = 24 * time.Hour
+
+// PollPayload is the payload of a TypePoll task.
+type PollPayload struct {
+	// Sub is the subscription id.
+	Sub string `json:"sub"`
+	// Slot is the scheduling slot: the due time in Unix seconds divided by
+	// the subscription's interval.
+	Slot int64 `json:"slot"`
+}
+
+// ChainPayload is the payload of a TypeChain task.
+type ChainPayload struct {
+	// Sub is the subscription id.
+	Sub string `json:"sub"`
+	// Recipe is the recipe name, for logs and history.
+	Recipe string `json:"recipe"`
+	// ItemKey is the item's dedup key.
+	ItemKey string `json:"item_key"`
+	// Item is the trigger item as the API returned it.
+	Item json.RawMessage `json:"item"`
+	// Time is the item's time (update or creation time; the poll time when
+	// the item has none).
+	Time time.Time `json:"time"`
+}
+
+// PollTaskID is the asynq TaskID of the poll of sub in slot: two schedulers
+// or a restart enqueueing the same slot meet a TaskID conflict.
+func PollTaskID(sub string, slot int64) string {
+	return fmt.Sprintf("poll:%s:%d", sub, slot)
+}
+
+// ChainTaskID is the asynq TaskID of the chain for one item of a
+// subscription: a hash of the subscription id and the item key.
+func ChainTaskID(sub, itemKey string) string {
+	h := sha256.New()
+	h.Write([]byte(sub))
+	h.Write([]byte{0})
+	h.Write([]byte(itemKey))
+	return "chain:" + hex.EncodeToString(h.Sum(nil)[:16])
+}

@@ -1,0 +1,502 @@
+// Package triggers polls a trigger operation: it walks the pages of a list,
+// extracts the items with gjson and keys each one by a dedup strategy. It
+// keeps no state; the engine decides which keys are new.
+package triggers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/ghlflow/ghlflow/catalog"
+)
+
+// Caller makes one API call of an operation through a connection and
+// returns the response body.
+type Caller interface {
+	Call(ctx context.Context, connection string, op *catalog.Operation, input map[string]any) ([]byte, error)
+}
+
+// DefaultMaxPages caps the pages one poll reads when neither the options
+// nor the recipe say otherwise.
+const DefaultMaxPages = 10
+
+// DefaultLimit is the page size asked for when the options do not set one
+// (lowered to the API's maximum).
+const DefaultLimit = 100
+
+// Item is one trigger item as a poll read it.
+type Item struct {
+	// Key is the dedup key: what makes the item new for the strategy.
+	Key string
+	// ID is the item's id ("" for objects without one).
+	ID string
+	// Time is the item's time for the strategy (creation or update time);
+	// zero when the item carries none.
+	Time time.Time
+	// Raw is the item's JSON as the API returned it.
+	Raw json.RawMessage
+}
+
+// Options tune one poll.
+type Options struct {
+	// Dedup is the strategy that keys the items (id, updated, cursor,
+	// changed); "" = the operation's default.
+	Dedup string
+	// MaxPages caps the pages read (0 = DefaultMaxPages).
+	MaxPages int
+	// Limit is the page size (0 = DefaultLimit, lowered to the API's
+	// maximum). A limit set in the params wins.
+	Limit int
+	// Since, when not zero and the strategy is cursor, asks the API only for
+	// items after it (through the operation's since input).
+	Since time.Time
+	// Seen is called after each page with that page's items, newest
+	// first; when it reports that the walk reached known items, the walk
+	// stops. A list the API gives oldest first is walked backwards from its
+	// last page when the total is known (offset and page styles: the first
+	// page is read only to learn the order and the total), else read on to
+	// its end or the cap without asking Seen.
+	Seen func(ctx context.Context, page []Item) (reachedKnown bool, err error)
+}
+
+// Result is what one poll read.
+type Result struct {
+	// Items are the distinct items read, oldest first.
+	Items []Item
+	// Pages is the number of requests made.
+	Pages int
+	// End is true when the walk reached the end of the list (or stopped
+	// at known items) rather than the page cap.
+	End bool
+	// StoppedAtSeen is true when a page of known items ended the walk.
+	StoppedAtSeen bool
+	// OldestFirst is true when the items' times showed the API lists the
+	// oldest items first (such a list is read to its end or the page cap).
+	OldestFirst bool
+}
+
+// Poll runs one poll of op through caller and conn with the recipe's
+// params: it pages per op.Paging, adds the since input for the cursor
+// strategy, and keys the items by the dedup strategy.
+func Poll(ctx context.Context, caller Caller, conn string, op *catalog.Operation, params map[string]any, opts Options) (*Result, error) {
+	if !op.IsTrigger() {
+		return nil, fmt.Errorf("poll %s: not a trigger", op.ID)
+	}
+	strategy := opts.Dedup
+	if strategy == "" {
+		strategy = op.Dedup
+	}
+	maxPages := opts.MaxPages
+	if maxPages <= 0 {
+		maxPages = DefaultMaxPages
+	}
+	input := make(map[string]any, len(params)+4)
+	for k, v := range params {
+		input[k] = v
+	}
+	if strategy == catalog.DedupCursor && !opts.Since.IsZero() && op.Since != nil {
+		v, err := SinceValue(op.Since, opts.Since, input[op.Since.Input])
+		if err != nil {
+			return nil, fmt.Errorf("poll %s: %w", op.ID, err)
+		}
+		input[op.Since.Input] = v
+	}
+	p := op.Paging
+	style := catalog.PagingNone
+	if p != nil && p.Style != "" {
+		style = p.Style
+	}
+	limit := 0
+	if style != catalog.PagingNone && p.Limit != "" {
+		if v, ok := input[p.Limit]; ok {
+			limit = toInt(v)
+		} else {
+			limit = opts.Limit
+			if limit <= 0 {
+				limit = DefaultLimit
+			}
+			if p.MaxLimit > 0 && limit > p.MaxLimit {
+				limit = p.MaxLimit
+			}
+			input[p.Limit] = limit
+		}
+	}
+
+	res := &Result{}
+	seen := map[string]bool{}
+	var all []Item
+	order := 0 // +1 newest first, -1 oldest first, 0 unknown
+	offset := 0
+	// backIdx >= 0 is the next page (0-based) of a backward walk: a list
+	// read oldest first whose total is known is walked from its last page
+	// towards the first, so the newest items come first.
+	backIdx := -1
+	for page := 0; ; page++ {
+		if page >= maxPages {
+			return finish(res, all, order), nil
+		}
+		idx := page
+		if backIdx >= 0 {
+			idx = backIdx
+			offset = idx * limit
+		}
+		switch style {
+		case catalog.PagingOffset:
+			input[p.Offset] = offset
+		case catalog.PagingPage:
+			input[p.Page] = p.PageBase + idx
+		}
+		body, err := caller.Call(ctx, conn, op, input)
+		res.Pages++
+		if err != nil {
+			return nil, fmt.Errorf("poll %s page %d: %w", op.ID, idx+1, err)
+		}
+		items, err := Extract(op, strategy, body)
+		if err != nil {
+			return nil, fmt.Errorf("poll %s page %d: %w", op.ID, idx+1, err)
+		}
+		if o := pageOrder(items); o != 0 && order == 0 {
+			order = o
+		}
+		if page == 0 && order < 0 && opts.Seen != nil && limit > 0 && p.Total != "" &&
+			(style == catalog.PagingOffset || style == catalog.PagingPage) {
+			if total := int(gjson.GetBytes(body, p.Total).Int()); total > limit {
+				// The first page only told the order and the total; the
+				// walk starts again from the end.
+				backIdx = (total - 1) / limit
+				continue
+			}
+		}
+		fresh := items[:0:0]
+		for _, it := range items {
+			if !seen[it.Key] {
+				seen[it.Key] = true
+				fresh = append(fresh, it)
+			}
+		}
+		all = append(all, fresh...)
+		if style == catalog.PagingNone || len(items) == 0 {
+			res.End = true
+			return finish(res, all, order), nil
+		}
+		if opts.Seen != nil && (order >= 0 || backIdx >= 0) {
+			known, err := opts.Seen(ctx, newestFirst(items, order))
+			if err != nil {
+				return nil, fmt.Errorf("poll %s page %d: %w", op.ID, idx+1, err)
+			}
+			if known {
+				res.End, res.StoppedAtSeen = true, true
+				return finish(res, all, order), nil
+			}
+		}
+		if backIdx >= 0 {
+			if backIdx--; backIdx < 1 {
+				// Page 0 was read first; its items are the oldest and
+				// known by now or under the floor.
+				res.End = true
+				return finish(res, all, order), nil
+			}
+			continue
+		}
+		offset += len(items)
+		more, err := hasMore(p, body, items, limit, offset, input)
+		if err != nil {
+			return nil, fmt.Errorf("poll %s page %d: %w", op.ID, idx+1, err)
+		}
+		if !more {
+			res.End = true
+			return finish(res, all, order), nil
+		}
+	}
+}
+
+// newestFirst returns a page's items newest first.
+func newestFirst(items []Item, order int) []Item {
+	if order >= 0 {
+		return items
+	}
+	out := make([]Item, len(items))
+	for i, it := range items {
+		out[len(items)-1-i] = it
+	}
+	return out
+}
+
+// hasMore decides whether another page follows, and for the cursor style
+// sets the next page's inputs.
+func hasMore(p *catalog.Paging, body []byte, items []Item, limit, offset int, input map[string]any) (bool, error) {
+	if p.Style == catalog.PagingCursor {
+		if len(p.Next) == 0 {
+			return false, errors.New("cursor paging without next paths")
+		}
+		any := false
+		for param, path := range p.Next {
+			v := gjson.GetBytes(body, path)
+			if !v.Exists() || v.Type == gjson.Null || v.String() == "" {
+				delete(input, param)
+				continue
+			}
+			any = true
+			input[param] = v.Value()
+		}
+		if !any {
+			return false, nil
+		}
+	}
+	if p.HasMore != "" {
+		if v := gjson.GetBytes(body, p.HasMore); v.Exists() {
+			return v.Bool(), nil
+		}
+	}
+	if p.Total != "" {
+		if v := gjson.GetBytes(body, p.Total); v.Exists() && p.Style != catalog.PagingCursor {
+			return offset < int(v.Int()), nil
+		}
+	}
+	return limit <= 0 || len(items) >= limit, nil
+}
+
+// finish puts the items oldest first: by time where the items carry one
+// (ties keep the list's order), else the reverse of a newest-first list.
+func finish(res *Result, all []Item, order int) *Result {
+	res.OldestFirst = order < 0
+	if order > 0 || order == 0 {
+		// Newest first (or unknown: most APIs list newest first).
+		for i, j := 0, len(all)-1; i < j; i, j = i+1, j-1 {
+			all[i], all[j] = all[j], all[i]
+		}
+	}
+	if order != 0 {
+		sort.SliceStable(all, func(i, j int) bool { return all[i].Time.Before(all[j].Time) })
+	}
+	res.Items = all
+	return res
+}
+
+// pageOrder tells from the items' times whether a page lists newest first
+// (+1), oldest first (-1) or cannot tell (0).
+func pageOrder(items []Item) int {
+	var first, last time.Time
+	for _, it := range items {
+		if it.Time.IsZero() {
+			continue
+		}
+		if first.IsZero() {
+			first = it.Time
+		}
+		last = it.Time
+	}
+	switch {
+	case first.After(last):
+		return 1
+	case first.Before(last):
+		return -1
+	}
+	return 0
+}
+
+// Extract reads the items of one response of op and keys them by strategy.
+func Extract(op *catalog.Operation, strategy string, body []byte) ([]Item, error) {
+	if !gjson.ValidBytes(body) {
+		return nil, errors.New("response is not JSON")
+	}
+	if strategy == "" {
+		strategy = op.Dedup
+	}
+	var raws []gjson.Result
+	if op.Items == "" {
+		obj := gjson.ParseBytes(body)
+		if op.Object != "" {
+			obj = gjson.GetBytes(body, op.Object)
+		}
+		if obj.Exists() && obj.IsObject() {
+			raws = append(raws, obj)
+		}
+	} else {
+		list := gjson.GetBytes(body, op.Items)
+		if list.Exists() && list.Type != gjson.Null && !list.IsArray() {
+			return nil, fmt.Errorf("%s: items at %q are not a list", op.ID, op.Items)
+		}
+		raws = list.Array()
+	}
+	items := make([]Item, 0, len(raws))
+	for _, r := range raws {
+		it, err := keyItem(op, strategy, r)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, it)
+	}
+	return items, nil
+}
+
+// keyItem computes an item's id, time and key.
+func keyItem(op *catalog.Operation, strategy string, r gjson.Result) (Item, error) {
+	it := Item{Raw: json.RawMessage(r.Raw)}
+	if op.ItemID != "" {
+		it.ID = r.Get(op.ItemID).String()
+	}
+	created := fieldTime(r, op.ItemCreated)
+	updated := fieldTime(r, op.ItemUpdated)
+	switch strategy {
+	case catalog.DedupID, "":
+		if it.ID == "" {
+			return it, fmt.Errorf("%s: item without an id at %q", op.ID, op.ItemID)
+		}
+		it.Key, it.Time = it.ID, first(created, updated)
+	case catalog.DedupUpdated:
+		if it.ID == "" {
+			return it, fmt.Errorf("%s: item without an id at %q", op.ID, op.ItemID)
+		}
+		it.Time = first(updated, created)
+		ver := ""
+		if op.ItemUpdated != "" {
+			ver = r.Get(op.ItemUpdated).String()
+		}
+		if ver == "" {
+			ver = "#" + contentHash(r.Raw)
+		}
+		it.Key = it.ID + "@" + ver
+	case catalog.DedupCursor:
+		if it.ID == "" {
+			return it, fmt.Errorf("%s: item without an id at %q", op.ID, op.ItemID)
+		}
+		it.Time = first(created, updated)
+		it.Key = strconv.FormatInt(it.Time.UnixMilli(), 10) + ":" + it.ID
+	case catalog.DedupChanged:
+		it.Time = updated
+		if !updated.IsZero() {
+			it.Key = it.ID + "@" + r.Get(op.ItemUpdated).String()
+		} else {
+			it.Key = it.ID + "#" + contentHash(r.Raw)
+		}
+	default:
+		return it, fmt.Errorf("%s: unknown dedup strategy %q", op.ID, strategy)
+	}
+	return it, nil
+}
+
+func first(a, b time.Time) time.Time {
+	if !a.IsZero() {
+		return a
+	}
+	return b
+}
+
+// contentHash is a short hash of an object's JSON with its keys sorted, so
+// the order of fields does not count as a change.
+func contentHash(raw string) string {
+	var v any
+	canon := []byte(raw)
+	if err := json.Unmarshal(canon, &v); err == nil {
+		if b, err := json.Marshal(v); err == nil { // encoding/json sorts map keys
+			canon = b
+		}
+	}
+	sum := sha256.Sum256(canon)
+	return hex.EncodeToString(sum[:12])
+}
+
+// fieldTime reads a time at path: RFC 3339 text, a date, or a number of
+// epoch milliseconds (seconds when small).
+func fieldTime(r gjson.Result, path string) time.Time {
+	if path == "" {
+		return time.Time{}
+	}
+	return ParseTime(r.Get(path))
+}
+
+// ParseTime reads a JSON value as a time: RFC 3339 text, a date, or epoch
+// milliseconds (seconds when below 1e11). Zero when it is none of these.
+func ParseTime(v gjson.Result) time.Time {
+	switch v.Type {
+	case gjson.Number:
+		return epoch(v.Float())
+	case gjson.String:
+		s := v.String()
+		if f, err := strconv.ParseFloat(s, 64); err == nil {
+			return epoch(f)
+		}
+		for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
+			if t, err := time.Parse(layout, s); err == nil {
+				return t.UTC()
+			}
+		}
+	}
+	return time.Time{}
+}
+
+func epoch(f float64) time.Time {
+	if f <= 0 {
+		return time.Time{}
+	}
+	if f < 1e11 {
+		return time.Unix(0, int64(f*1e9)).UTC()
+	}
+	return time.UnixMilli(int64(f)).UTC()
+}
+
+// SinceValue is the value of the since input asking for items after t, in
+// the format s names (for date, from the day before t's day). For search_filter the filter is appended to the
+// filters already in the params (prev).
+func SinceValue(s *catalog.Since, t time.Time, prev any) (any, error) {
+	t = t.UTC()
+	switch s.Format {
+	case "epoch_ms":
+		return t.UnixMilli(), nil
+	case "rfc3339":
+		return t.Format("2006-01-02T15:04:05.000Z07:00"), nil
+	case "date":
+		// A date filter is coarse and its time zone unknown: ask from the
+		// day before, and let dedup drop the repeats.
+		return t.AddDate(0, 0, -1).Format("2006-01-02"), nil
+	case "search_filter":
+		if s.Field == "" {
+			return nil, errors.New("search_filter since without a field")
+		}
+		f := map[string]any{"field": s.Field, "operator": "range",
+			"value": map[string]any{"gt": t.Format("2006-01-02T15:04:05.000Z07:00")}}
+		var list []any
+		switch p := prev.(type) {
+		case nil:
+		case []any:
+			list = append(list, p...)
+		case []map[string]any:
+			for _, m := range p {
+				list = append(list, m)
+			}
+		default:
+			return nil, fmt.Errorf("since: %s is %T, not a list of filters", s.Input, prev)
+		}
+		return append(list, f), nil
+	}
+	return nil, fmt.Errorf("since: unknown format %q", s.Format)
+}
+
+func toInt(v any) int {
+	switch x := v.(type) {
+	case int:
+		return x
+	case int64:
+		return int(x)
+	case float64:
+		return int(x)
+	case string:
+		n, _ := strconv.Atoi(strings.TrimSpace(x))
+		return n
+	case json.Number:
+		n, _ := x.Int64()
+		return int(n)
+	}
+	return 0
+}
