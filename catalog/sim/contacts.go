@@ -295,15 +295,17 @@ func tagsOf(o *object) []any {
 
 func hAddTags(s *Server, c *call) (int, any) {
 	add := normTags(c.body["tags"])
-	o, raw, e := s.withContact(c, func(o *object) bool {
-		o.data["tags"] = normTags(append(append([]any{}, tagsOf(o)...), add...))
+	var tags []any
+	_, raw, e := s.withContact(c, func(o *object) bool {
+		tags = normTags(append(append([]any{}, tagsOf(o)...), add...))
+		o.data["tags"] = tags
 		return true
 	})
 	if e != nil {
 		return 0, e
 	}
 	s.emitRaw(c.loc.id, "ContactTagUpdate", raw)
-	return http.StatusCreated, map[string]any{"tags": tagsOf(o)}
+	return http.StatusCreated, map[string]any{"tags": tags}
 }
 
 func hRemoveTags(s *Server, c *call) (int, any) {
@@ -311,8 +313,8 @@ func hRemoveTags(s *Server, c *call) (int, any) {
 	for _, t := range normTags(c.body["tags"]) {
 		drop[t.(string)] = true
 	}
-	o, raw, e := s.withContact(c, func(o *object) bool {
-		keep := []any{}
+	keep := []any{}
+	_, raw, e := s.withContact(c, func(o *object) bool {
 		for _, t := range tagsOf(o) {
 			if !drop[t.(string)] {
 				keep = append(keep, t)
@@ -325,7 +327,7 @@ func hRemoveTags(s *Server, c *call) (int, any) {
 		return 0, e
 	}
 	s.emitRaw(c.loc.id, "ContactTagUpdate", raw)
-	return http.StatusOK, map[string]any{"tags": tagsOf(o)}
+	return http.StatusOK, map[string]any{"tags": keep}
 }
 
 func hBulkTags(s *Server, c *call) (int, any) {
@@ -377,20 +379,20 @@ func hBulkTags(s *Server, c *call) (int, any) {
 func hFollowers(add bool) handler {
 	return func(s *Server, c *call) (int, any) {
 		list, _ := c.body["followers"].([]any)
-		var changed []any
-		o, _, e := s.withContact(c, func(o *object) bool {
+		var changed, followers []any
+		_, _, e := s.withContact(c, func(o *object) bool {
 			cur, _ := o.data["followers"].([]any)
-			cur, changed = editList(cur, list, add)
-			o.data["followers"] = cur
+			followers, changed = editList(cur, list, add)
+			o.data["followers"] = followers
 			return len(changed) > 0
 		})
 		if e != nil {
 			return 0, e
 		}
 		if add {
-			return http.StatusCreated, map[string]any{"followers": o.data["followers"], "followersAdded": changed}
+			return http.StatusCreated, map[string]any{"followers": followers, "followersAdded": changed}
 		}
-		return http.StatusOK, map[string]any{"followers": o.data["followers"], "followersRemoved": changed}
+		return http.StatusOK, map[string]any{"followers": followers, "followersRemoved": changed}
 	}
 }
 

@@ -275,6 +275,16 @@ func (g *gen) objectBody(c *call, op *catalog.Operation, o *object) any {
 	return b
 }
 
+// answer is the body of a create or update: the fixed result when the op
+// declares no output, else the object. Callers hold the location's lock,
+// since the object's fields change in place.
+func (g *gen) answer(c *call, op *catalog.Operation, o *object) any {
+	if g.respond == nil && g.result != nil && op.Output == "" {
+		return g.result
+	}
+	return g.objectBody(c, op, o)
+}
+
 func (s *Server) genGet(c *call, g *gen, op *catalog.Operation) (int, any) {
 	l := s.store(c, g)
 	l.mu.RLock()
@@ -323,14 +333,12 @@ func (s *Server) genCreate(c *call, g *gen, op *catalog.Operation) (int, any) {
 		}
 	}
 	o := s.insert(l, g, expand(g.col, c), c.now, fields)
+	raw, body := o.raw, g.answer(c, op, o)
 	l.mu.Unlock()
 	if g.event != "" {
-		s.emitRaw(c.loc.id, g.event+"Create", o.raw)
+		s.emitRaw(c.loc.id, g.event+"Create", raw)
 	}
-	if g.respond == nil && g.result != nil && op.Output == "" {
-		return g.okStatus(c), g.result
-	}
-	return g.okStatus(c), g.objectBody(c, op, o)
+	return g.okStatus(c), body
 }
 
 func (s *Server) genUpdate(c *call, g *gen, op *catalog.Operation) (int, any) {
@@ -366,14 +374,12 @@ func (s *Server) genUpdate(c *call, g *gen, op *catalog.Operation) (int, any) {
 		o.data[g.updated] = stampValue(g.app, c.now)
 	}
 	o.encode()
+	raw, body := o.raw, g.answer(c, op, o)
 	l.mu.Unlock()
 	if g.event != "" {
-		s.emitRaw(c.loc.id, g.event+"Update", o.raw)
+		s.emitRaw(c.loc.id, g.event+"Update", raw)
 	}
-	if g.respond == nil && g.result != nil && op.Output == "" {
-		return g.okStatus(c), g.result
-	}
-	return g.okStatus(c), g.objectBody(c, op, o)
+	return g.okStatus(c), body
 }
 
 func (s *Server) genDelete(c *call, g *gen, op *catalog.Operation) (int, any) {

@@ -281,7 +281,10 @@ func hSearchContacts(s *Server, c *call) (int, any) {
 		return 0, errf(http.StatusBadRequest, "page and pageLimit can reach at most 10000 records; use searchAfter")
 	}
 	l := c.loc
+	// The read lock is held until the page is rendered: sorting and the
+	// searchAfter values read the records, which writers change in place.
 	l.mu.RLock()
+	defer l.mu.RUnlock()
 	var hits []*object
 	if col := l.col(colContacts, false); col != nil {
 		for _, o := range col.order {
@@ -292,12 +295,10 @@ func hSearchContacts(s *Server, c *call) (int, any) {
 			for _, f := range filters {
 				m, _ := f.(map[string]any)
 				if m == nil {
-					l.mu.RUnlock()
 					return 0, unprocessable("each filter must be an object")
 				}
 				match, e := matchFilter(o, m)
 				if e != nil {
-					l.mu.RUnlock()
 					return 0, e
 				}
 				if !match {
@@ -310,7 +311,6 @@ func hSearchContacts(s *Server, c *call) (int, any) {
 			}
 		}
 	}
-	l.mu.RUnlock()
 	if !(len(keys) == 1 && keys[0].field == "dateAdded" && !keys[0].desc) {
 		sort.SliceStable(hits, func(i, j int) bool { return cmpObjects(hits[i], hits[j], keys) < 0 })
 	}
