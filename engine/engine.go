@@ -39,7 +39,7 @@ type Config struct {
 	Prefix string
 	// PollConcurrency and ChainConcurrency size the workers (defaults 8 and
 	// 16); Priorities weights the queues poll, chain and critical (default
-	// 3, 3, 6).
+	// 3, 3, 6), named without the prefix that QueueName adds.
 	PollConcurrency, ChainConcurrency int
 	Priorities                        map[string]int
 	// Retention keeps a completed chain task's id (default 24 h).
@@ -54,7 +54,13 @@ type Config struct {
 	Every time.Duration
 	// OnChain is called after each chain run.
 	OnChain func(ChainResult)
-	Logger  *slog.Logger
+	// OnPause is called when an authorization failure pauses a
+	// connection (the connection store marks it as needing re-auth).
+	OnPause func(ctx context.Context, connection, reason string)
+	// Budget, when set, stretches the polls of connections whose daily
+	// API budget runs low.
+	Budget Budget
+	Logger *slog.Logger
 }
 
 // Engine runs recipes: the scheduler, the poll and chain workers and the
@@ -95,14 +101,16 @@ func New(cfg Config) (*Engine, error) {
 		log = slog.Default()
 	}
 	e := &Engine{cfg: cfg, log: log, reg: NewRegistry()}
+	e.reg.shared = &sharedPauses{rdb: cfg.Redis, key: PausesKey(cfg.Prefix)}
+	e.reg.onPause = cfg.OnPause
 	e.client = asynq.NewClientFromRedisClient(cfg.Redis)
 	e.History = history.New(cfg.Redis, history.Options{Prefix: cfg.Prefix})
 	e.Poller = &Poller{Subs: e.reg, Caller: cfg.Caller, Dedup: dedup.New(cfg.Redis, dedup.Options{Prefix: cfg.Prefix}),
-		Queue: e.client, ChainRetention: cfg.Retention, ChainOptions: []asynq.Option{asynq.MaxRetry(12)},
-		Recorder: historyRecorder{e.History}, Pauser: e.reg, Logger: log}
+		Queue: e.client, ChainQueue: QueueName(cfg.Prefix, QueueChain), ChainRetention: cfg.Retention, ChainOptions: []asynq.Option{asynq.MaxRetry(12)},
+		Recorder: historyRecorder{e.History}, Pauser: e.reg, Budget: cfg.Budget, Logger: log}
 	e.Chainer = &Chainer{Subs: e.reg, Runner: &actions.Runner{Catalog: cfg.Catalog, Caller: cfg.Caller}, Redis: cfg.Redis,
 		Prefix: cfg.Prefix, Retention: cfg.Retention, History: e.History, Pauser: e.reg, OnDone: cfg.OnChain, Logger: log}
-	e.sched = scheduler.New(cfg.Redis, &PollEnqueuer{Queue: e.client}, scheduler.Options{Prefix: cfg.Prefix,
+	e.sched = scheduler.New(cfg.Redis, &PollEnqueuer{Queue: e.client, PollQueue: QueueName(cfg.Prefix, QueuePoll)}, scheduler.Options{Prefix: cfg.Prefix,
 		TickEvery: cfg.TickEvery, Logger: log})
 	if err := e.load(context.Background()); err != nil {
 		return nil, err
@@ -134,6 +142,10 @@ func (e *Engine) load(ctx context.Context) error {
 		return fmt.Errorf("schedule: %w", err)
 	}
 	added, changed, removed := e.reg.set(subs)
+	// A reload is how a fixed connection is put back in force.
+	if err := e.reg.resumeAll(ctx); err != nil {
+		e.log.Warn("resume paused connections", "err", err)
+	}
 	e.log.Info("recipes loaded", "subscriptions", len(subs), "added", added, "changed", changed, "removed", removed)
 	return nil
 }
@@ -150,9 +162,13 @@ func (e *Engine) Reload(ctx context.Context) error {
 // Run runs the scheduler and the workers until ctx ends, reloading the
 // recipes on file changes and SIGHUP, then shuts down gracefully.
 func (e *Engine) Run(ctx context.Context) error {
+	queues := make(map[string]int, len(e.cfg.Priorities))
+	for base, weight := range e.cfg.Priorities {
+		queues[QueueName(e.cfg.Prefix, base)] = weight
+	}
 	srv := asynq.NewServerFromRedisClient(e.cfg.Redis, asynq.Config{
 		Concurrency:     e.cfg.PollConcurrency + e.cfg.ChainConcurrency,
-		Queues:          e.cfg.Priorities,
+		Queues:          queues,
 		RetryDelayFunc:  RetryDelay,
 		IsFailure:       IsFailure,
 		ShutdownTimeout: e.cfg.ShutdownTimeout,
@@ -223,15 +239,22 @@ func (e *Engine) watch(ctx context.Context) {
 }
 
 // Registry is the set of subscriptions in force; it implements
-// Subscriptions and Pauser.
+// Subscriptions and Pauser. An engine's registry shares its pauses with
+// every process through Redis.
 type Registry struct {
-	mu     sync.RWMutex
-	subs   map[string]*Subscription
-	paused map[string]string // connection -> reason
+	mu      sync.RWMutex
+	subs    map[string]*Subscription
+	paused  map[string]string // connection -> reason
+	shared  *sharedPauses     // nil: pauses stay in this process
+	fetched time.Time         // when paused was read from shared
+	// onPause, when set, is told of each pause (the connection store
+	// marks the connection as needing a new authorization).
+	onPause func(ctx context.Context, connection, reason string)
 }
 
 // Get returns the subscription in force, unless its connection is paused.
 func (r *Registry) Get(id string) (*Subscription, bool) {
+	r.syncPauses()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	s, ok := r.subs[id]
@@ -261,6 +284,7 @@ func (r *Registry) Sub(id string) (*Subscription, bool) {
 
 // PausedReason reports whether a connection is paused, and why.
 func (r *Registry) PausedReason(connection string) (string, bool) {
+	r.syncPauses()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	reason, ok := r.paused[connection]
@@ -278,17 +302,41 @@ func (r *Registry) All() []*Subscription {
 	return out
 }
 
-// PauseConnection pauses the subscriptions of a connection with a reason.
-func (r *Registry) PauseConnection(_ context.Context, connection, reason string) error {
+// PauseConnection pauses the subscriptions of a connection with a reason,
+// in every process sharing the engine's Redis. A reload (SIGHUP, a recipe
+// file change, a restart) or `ghlflow connect resume` lifts it.
+func (r *Registry) PauseConnection(ctx context.Context, connection, reason string) error {
 	r.mu.Lock()
 	r.paused[connection] = reason
 	r.mu.Unlock()
 	slog.Warn("connection paused: its subscriptions stop until it is fixed", "connection", connection, "reason", reason)
+	if r.onPause != nil {
+		r.onPause(ctx, connection, reason)
+	}
+	if r.shared != nil {
+		if err := r.shared.rdb.HSet(ctx, r.shared.key, connection, reason).Err(); err != nil {
+			return fmt.Errorf("pause %s: %w", connection, err)
+		}
+	}
 	return nil
+}
+
+// resumeAll lifts every pause (a reload puts fixed connections back in
+// force; one still broken pauses again at its next call).
+func (r *Registry) resumeAll(ctx context.Context) error {
+	r.mu.Lock()
+	r.paused = map[string]string{}
+	r.fetched = time.Now()
+	r.mu.Unlock()
+	if r.shared == nil {
+		return nil
+	}
+	return r.shared.rdb.Del(ctx, r.shared.key).Err()
 }
 
 // Paused returns the paused connections and their reasons.
 func (r *Registry) Paused() map[string]string {
+	r.syncPauses()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	out := make(map[string]string, len(r.paused))
@@ -317,8 +365,6 @@ func (r *Registry) set(subs []*Subscription) (added, changed, removed int) {
 		}
 	}
 	r.subs = next
-	// A reload is how a fixed connection is put back in force.
-	r.paused = map[string]string{}
 	return
 }
 
@@ -327,7 +373,8 @@ type historyRecorder struct{ h *history.Store }
 
 func (h historyRecorder) RecordPoll(ctx context.Context, rec PollRecord) error {
 	return h.h.AddPoll(ctx, rec.Sub, history.Poll{Time: rec.Start, Took: rec.Took, Slot: rec.Slot, Read: rec.Read,
-		New: rec.New, Enqueued: rec.Enqueued, Requests: rec.Requests, Seeded: rec.Seeded, Capped: rec.Capped, Error: rec.Err})
+		New: rec.New, Enqueued: rec.Enqueued, Requests: rec.Requests, Seeded: rec.Seeded, Capped: rec.Capped, Skipped: rec.Skipped,
+		Error: rec.Err})
 }
 
 // slogAdapter routes asynq's logs to slog.

@@ -36,8 +36,18 @@ type PollRecord struct {
 	// Capped is true when the poll stopped at its page cap rather than at
 	// the end of the list or at items seen before.
 	Capped bool
+	// Skipped says why the slot was not polled: the connection is paused,
+	// or its daily budget runs low and the poll was stretched.
+	Skipped string
 	// Err is the failure, "" on success.
 	Err string
+}
+
+// Budget says how long the polls of a connection should wait apart: every,
+// unless its daily API budget runs low (then longer, with a reason).
+// LimiterBudget implements it over the shared rate limiter.
+type Budget interface {
+	Stretch(ctx context.Context, connection string, every time.Duration) (time.Duration, string, error)
 }
 
 // PollRecorder keeps poll records; the history store implements it.
@@ -85,9 +95,10 @@ type Poller struct {
 	// items at the boundary time are read again and dropped by their keys
 	// (default 1 ms).
 	Overlap time.Duration
-	// Recorder and Pauser are optional.
+	// Recorder, Pauser and Budget are optional.
 	Recorder PollRecorder
 	Pauser   Pauser
+	Budget   Budget
 	Logger   *slog.Logger
 	Now      func() time.Time
 }
@@ -113,11 +124,25 @@ func (p *Poller) Poll(ctx context.Context, subID string, slot int64) (*PollRecor
 	rec := &PollRecord{Sub: subID, Slot: slot, Start: now()}
 	sub, ok := p.Subs.Get(subID)
 	if !ok {
+		if ps, isPS := p.Subs.(pauseState); isPS {
+			if s, found := ps.Sub(subID); found {
+				reason, _ := ps.PausedReason(s.Connection)
+				rec.Recipe, rec.Skipped = s.Recipe.Name, "connection "+s.Connection+" is paused: "+reason
+				p.record(ctx, rec)
+				return rec, nil
+			}
+		}
 		// Removed since the poll was scheduled.
 		log.Info("poll of a removed subscription", "sub", subID, "slot", slot)
 		return rec, nil
 	}
 	rec.Recipe = sub.Recipe.Name
+	if skip := p.stretched(ctx, sub, slot); skip != "" {
+		rec.Skipped = skip
+		log.Info("poll stretched", "sub", subID, "recipe", sub.Recipe.Name, "reason", skip)
+		p.record(ctx, rec)
+		return rec, nil
+	}
 	err := p.poll(ctx, sub, rec)
 	rec.Took = now().Sub(rec.Start)
 	if err != nil {
@@ -133,16 +158,41 @@ func (p *Poller) Poll(ctx context.Context, subID string, slot int64) (*PollRecor
 			err = fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 		}
 	}
-	if p.Recorder != nil {
-		if rerr := p.Recorder.RecordPoll(ctx, *rec); rerr != nil {
-			log.Warn("record poll", "sub", subID, "err", rerr)
-		}
-	}
+	p.record(ctx, rec)
 	if err != nil {
 		return rec, fmt.Errorf("poll %s (%s): %w", subID, sub.Recipe.Name, err)
 	}
 	log.Debug("poll", "sub", subID, "recipe", sub.Recipe.Name, "read", rec.Read, "new", rec.New, "requests", rec.Requests)
 	return rec, nil
+}
+
+// record keeps rec in the run history, if there is one.
+func (p *Poller) record(ctx context.Context, rec *PollRecord) {
+	if p.Recorder == nil {
+		return
+	}
+	if err := p.Recorder.RecordPoll(ctx, *rec); err != nil {
+		p.logger().Warn("record poll", "sub", rec.Sub, "err", err)
+	}
+}
+
+// stretched returns why slot is skipped when the connection's daily budget
+// runs low: of a stretch n times the interval, only every n-th slot polls
+// (slots count intervals since the epoch, so every scheduler agrees). ""
+// means poll.
+func (p *Poller) stretched(ctx context.Context, sub *Subscription, slot int64) string {
+	if p.Budget == nil || sub.Every <= 0 {
+		return ""
+	}
+	d, reason, err := p.Budget.Stretch(ctx, sub.Connection, sub.Every)
+	if err != nil || d <= sub.Every {
+		return ""
+	}
+	n := int64((d + sub.Every - 1) / sub.Every)
+	if slot%n == 0 {
+		return ""
+	}
+	return reason
 }
 
 func (p *Poller) poll(ctx context.Context, sub *Subscription, rec *PollRecord) error {

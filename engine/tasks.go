@@ -18,7 +18,12 @@ const (
 	TypeChain = "chain:run"
 )
 
-// Queue names.
+// QueueName is the asynq queue of base (QueuePoll, QueueChain,
+// QueueCritical) for an engine whose Redis keys start with prefix: engines
+// with different prefixes on one Redis never take each other's tasks.
+func QueueName(prefix, base string) string { return prefix + base }
+
+// Queue names, before the engine's prefix (see QueueName).
 const (
 	// QueuePoll carries poll tasks.
 	QueuePoll = "poll"

@@ -6,10 +6,9 @@ import (
 	"time"
 )
 
-// RunChurn creates and updates perSecond contacts per second, spread over
-// the locations, until ctx is done: half of the ticks add a contact (with
-// a task), the others update a random existing one, so pollers see new and
-// changed items arrive.
+// RunChurn makes perSecond changes per second, spread over the locations,
+// until ctx is done (see churnOne), so pollers see new and changed items
+// arrive in GHL and in the referral apps.
 func (s *Server) RunChurn(ctx context.Context, perSecond float64) {
 	if perSecond <= 0 {
 		return
@@ -32,8 +31,9 @@ func (s *Server) RunChurn(ctx context.Context, perSecond float64) {
 	}
 }
 
-// churnOne cycles through four changes on loc: a new contact, an update of
-// a random contact, a new task on a random contact, a new opportunity.
+// churnOne cycles through six changes on loc: a new contact, an update of
+// a random contact, a new task on a random contact, a new opportunity, a
+// new Referral Rock referral, a new Referrizer contact.
 func (s *Server) churnOne(loc string, n int) {
 	l := s.loc(loc)
 	if l == nil {
@@ -45,11 +45,23 @@ func (s *Server) churnOne(loc string, n int) {
 		id = col.order[s.randN(col.len())].id
 	}
 	l.mu.RUnlock()
-	if id == "" || n%4 == 1 {
+	if id == "" || n%6 == 1 {
 		s.CreateContact(loc, s.fakeContact(int(s.now().UnixNano()%1e9)+n))
 		return
 	}
-	switch n % 4 {
+	switch n % 6 {
+	case 4:
+		l.mu.Lock()
+		progs, members := l.col(colRRPrograms, false), l.col(colRRMembers, false)
+		if progs != nil && progs.len() > 0 && members != nil && members.len() > 0 {
+			// Counted from 1,000 so churned emails differ from the seeded ones.
+			s.addReferral(l, progs.order[0], members.order[s.randN(members.len())], 1000+n, s.now())
+		}
+		l.mu.Unlock()
+	case 5:
+		l.mu.Lock()
+		s.addRZContact(l, 1000+n, s.now())
+		l.mu.Unlock()
 	case 2:
 		s.UpdateContact(loc, id, map[string]any{"city": cities[s.randN(len(cities))],
 			"tags": []any{seedTags[s.randN(len(seedTags))]}})

@@ -124,12 +124,17 @@ func (l *limiter) allow(c *call, app, loc string) bool {
 		remaining = 0
 	}
 	if bg.headers {
+		// A limit turned off (negative in Config) sends no headers.
 		h := c.w.Header()
-		h["X-Ratelimit-Max"] = bg.maxStr
-		h["X-Ratelimit-Interval-Milliseconds"] = bg.intervalStr
-		h["X-Ratelimit-Remaining"] = []string{strconv.Itoa(remaining)}
-		h["X-Ratelimit-Limit-Daily"] = bg.dailyStr
-		h["X-Ratelimit-Daily-Remaining"] = []string{strconv.Itoa(dailyRemaining)}
+		if bg.burst > 0 || forced {
+			h["X-Ratelimit-Max"] = bg.maxStr
+			h["X-Ratelimit-Interval-Milliseconds"] = bg.intervalStr
+			h["X-Ratelimit-Remaining"] = []string{strconv.Itoa(remaining)}
+		}
+		if bg.daily > 0 {
+			h["X-Ratelimit-Limit-Daily"] = bg.dailyStr
+			h["X-Ratelimit-Daily-Remaining"] = []string{strconv.Itoa(dailyRemaining)}
+		}
 	}
 	if ok {
 		return true

@@ -144,7 +144,6 @@ func (s *Server) seedReferral(l *location, n int, start time.Time) {
 	prog := s.insert(l, rr, colRRPrograms, at(0), map[string]any{"name": "Friends and family", "title": "Refer a friend",
 		"type": "Referral", "isActive": true, "memberOffer": "$50", "referralOffer": "10% off",
 		"directUrl": "https://referral.example/p", "widgetUrl": ""})
-	rz := &gen{app: "referrizer", ids: "hex", created: "createdAt", updated: "updatedAt"}
 	reward := s.insert(l, &gen{app: "referrizer", ids: "hex"}, colRZRewards, at(0), map[string]any{"title": "Free coffee",
 		"points": 10, "quantity": map[string]any{"total": 100, "perContact": 1}, "available": 100, "type": "ITEM",
 		"value": 5, "expires": false, "startDate": isoTime(at(0)), "itemId": "", "itemName": "Coffee"})
@@ -157,13 +156,7 @@ func (s *Server) seedReferral(l *location, n int, start time.Time) {
 			"phone": "", "programId": prog.id, "programName": prog.data["name"], "disabledFlag": false,
 			"referralCode": fmt.Sprintf("%s%d", strings.ToLower(first), 100+i), "externalIdentifier": "", "createDt": ts,
 			"status": "Active", "views": 0, "referrals": 1, "rewardIssuedTotal": 0})
-		rf := s.insert(l, rr, colRRReferrals, t, map[string]any{"firstName": last, "lastName": first,
-			"fullName": last + " " + first, "displayName": last + " " + first,
-			"email": fmt.Sprintf("referral%d.%s@example.com", i+1, strings.ToLower(l.id[:4])), "phoneNumber": "",
-			"status": []string{"pending", "qualified", "approved", "denied"}[i%4], "amount": 0, "companyName": "",
-			"programId": prog.id, "programName": prog.data["name"], "referringMemberId": m.id,
-			"referringMemberName": m.data["fullName"], "memberEmail": m.data["email"], "externalIdentifier": "",
-			"createDate": ts, "updateDate": ts, "note": "", "publicNote": ""})
+		rf := s.addReferral(l, prog, m, i, t)
 		rw := map[string]any{"memberId": m.id, "referralId": rf.id, "programId": prog.id, "type": "Referral",
 			"recipientName": m.data["fullName"], "recipientEmailAddress": m.data["email"], "amount": 50,
 			"status": []string{"Pending", "Issued"}[i%2], "payoutId": "payout1", "description": "Referral bonus",
@@ -172,10 +165,32 @@ func (s *Server) seedReferral(l *location, n int, start time.Time) {
 			rw["issueDate"] = ts
 		}
 		s.insert(l, rr, colRRRewards, t, rw)
-		ct := s.insert(l, rz, colRZContacts, t, map[string]any{"firstName": first, "lastName": last,
-			"email": fmt.Sprintf("rz%d.%s@example.com", i+1, strings.ToLower(l.id[:4])), "phone": fmt.Sprintf("+1555020%04d", i),
-			"points": 50, "visits": 1, "tags": []any{"loyal"}})
+		ct := s.addRZContact(l, i, t)
 		s.insert(l, &gen{app: "referrizer", ids: "hex"}, colRZRedeems, t, map[string]any{"loyaltyRewardId": reward.id,
 			"contactId": ct.id, "points": 10, "date": isoTime(t), "employeeId": "", "note": ""})
 	}
+}
+
+// addReferral adds the i-th Referral Rock referral of loc, by member m of
+// program prog, created at t. The caller holds the location's lock.
+func (s *Server) addReferral(l *location, prog, m *object, i int, t time.Time) *object {
+	first, last := firstNames[(i+5)%len(firstNames)], lastNames[(i+7)%len(lastNames)]
+	ts := stampValue("referralrock", t)
+	return s.insert(l, &gen{app: "referralrock", ids: "guid"}, colRRReferrals, t, map[string]any{"firstName": last, "lastName": first,
+		"fullName": last + " " + first, "displayName": last + " " + first,
+		"email": fmt.Sprintf("referral%d.%s@example.com", i+1, strings.ToLower(l.id[:4])), "phoneNumber": "",
+		"status": []string{"pending", "qualified", "approved", "denied"}[i%4], "amount": 0, "companyName": "",
+		"programId": prog.id, "programName": prog.data["name"], "referringMemberId": m.id,
+		"referringMemberName": m.data["fullName"], "memberEmail": m.data["email"], "externalIdentifier": "",
+		"createDate": ts, "updateDate": ts, "note": "", "publicNote": ""})
+}
+
+// addRZContact adds the i-th Referrizer contact of loc, created at t. The
+// caller holds the location's lock.
+func (s *Server) addRZContact(l *location, i int, t time.Time) *object {
+	first, last := firstNames[(i+5)%len(firstNames)], lastNames[(i+7)%len(lastNames)]
+	return s.insert(l, &gen{app: "referrizer", ids: "hex", created: "createdAt", updated: "updatedAt"}, colRZContacts, t,
+		map[string]any{"firstName": first, "lastName": last,
+			"email": fmt.Sprintf("rz%d.%s@example.com", i+1, strings.ToLower(l.id[:4])), "phone": fmt.Sprintf("+1555020%04d", i%10000),
+			"points": 50, "visits": 1, "tags": []any{"loyal"}})
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ghlflow/ghlflow/catalog"
+	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/redis/go-redis/v9"
 )
@@ -68,32 +69,32 @@ func connectEnvOr(name, def string) string {
 }
 
 // open connects to Redis and builds the connection store.
-func (c *connectFlags) open(ctx context.Context, cat *catalog.Catalog, redirect string) (*auth.Store, func(), error) {
+func (c *connectFlags) open(ctx context.Context, cat *catalog.Catalog, redirect string) (*auth.Store, *redis.Client, func(), error) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	keys, err := auth.LoadKeyring(auth.KeyConfig{Dev: c.dev, DevFile: c.devKeyFile, Logger: log})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: c.redisAddr, DB: c.redisDB})
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		rdb.Close()
-		return nil, nil, fmt.Errorf("redis %s: %w", c.redisAddr, err)
+		return nil, nil, nil, fmt.Errorf("redis %s: %w", c.redisAddr, err)
 	}
 	oauth := map[string]*auth.OAuthApp{}
 	if c.clientID != "" && c.clientSecret != "" {
 		app, err := auth.NewOAuthApp(cat.App("ghl"), c.baseURL, c.clientID, c.clientSecret, redirect)
 		if err != nil {
 			rdb.Close()
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		oauth["ghl"] = app
 	}
 	store, err := auth.NewStore(auth.StoreConfig{Redis: rdb, Prefix: c.prefix, Keys: keys, OAuth: oauth, Logger: log})
 	if err != nil {
 		rdb.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return store, func() { rdb.Close() }, nil
+	return store, rdb, func() { rdb.Close() }, nil
 }
 
 // runConnect is `ghlflow connect`: adds and manages connections.
@@ -154,7 +155,7 @@ func runConnect(ctx context.Context, args []string) int {
 	if redirectURL == "" {
 		redirectURL = "http://" + *listen + "/oauth/callback"
 	}
-	store, closeStore, err := cf.open(ctx, cat, redirectURL)
+	store, rdb, closeStore, err := cf.open(ctx, cat, redirectURL)
 	if err != nil {
 		return fail(err)
 	}
@@ -257,7 +258,18 @@ func runConnect(ctx context.Context, args []string) int {
 		} else if why == "" {
 			why = "paused from the command line"
 		}
-		if err := store.SetStatus(ctx, arg(), status, why); err != nil {
+		err := store.SetStatus(ctx, arg(), status, why)
+		if sub == "resume" {
+			// Also lift the engine's pause, which a static connection
+			// (not in the store) has alone.
+			if rerr := engine.ResumeConnection(ctx, rdb, cf.prefix, arg()); rerr != nil {
+				return fail(rerr)
+			}
+			if errors.Is(err, auth.ErrNotFound) {
+				err = nil
+			}
+		}
+		if err != nil {
 			return fail(err)
 		}
 		fmt.Printf("%s: %s\n", arg(), status)

@@ -52,7 +52,7 @@ func TestCrashRecovery(t *testing.T) {
 			time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
 		}
 		active := 0
-		if qi, err := asynq.NewInspectorFromRedisClient(e.rdb).GetQueueInfo(engine.QueueChain); err == nil {
+		if qi, err := asynq.NewInspectorFromRedisClient(e.rdb).GetQueueInfo(engine.QueueName(e.prefix, engine.QueueChain)); err == nil {
 			active = qi.Active
 		}
 		_ = cmd.Process.Signal(syscall.SIGKILL)
@@ -92,7 +92,7 @@ func TestCrashRecovery(t *testing.T) {
 	insp := asynq.NewInspectorFromRedisClient(e.rdb)
 	seen := map[string]int{}
 	for page := 1; ; page++ {
-		tasks, err := insp.ListCompletedTasks(engine.QueueChain, asynq.PageSize(500), asynq.Page(page))
+		tasks, err := insp.ListCompletedTasks(engine.QueueName(e.prefix, engine.QueueChain), asynq.PageSize(500), asynq.Page(page))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -22,6 +23,7 @@ import (
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/catalog/sim"
 	"github.com/ghlflow/ghlflow/engine"
+	"github.com/ghlflow/ghlflow/engine/auth"
 )
 
 // e2eDB is this package's Redis DB.
@@ -65,6 +67,7 @@ type e2eEnv struct {
 	conns   string
 	recipes string
 	http    string
+	key     string // GHLFLOW_SECRET_KEY of the run
 }
 
 func newE2E(t *testing.T) *e2eEnv {
@@ -103,7 +106,7 @@ func newE2E(t *testing.T) *e2eEnv {
 		t.Fatal(err)
 	}
 	return &e2eEnv{t: t, cat: cat, srv: srv, loc: loc, rdb: rdb, redis: fmt.Sprintf("redis://%s/%d", addr, e2eDB),
-		prefix: fmt.Sprintf("e2e:%d:", time.Now().UnixNano()), conns: conns, recipes: "testdata/e2erecipes", http: freeAddr(t)}
+		prefix: fmt.Sprintf("e2e:%d:", time.Now().UnixNano()), conns: conns, recipes: "testdata/e2erecipes", http: freeAddr(t), key: auth.GenerateKey()}
 }
 
 func freeAddr(t *testing.T) string {
@@ -139,6 +142,7 @@ func (e *e2eEnv) start(extra ...string) (*exec.Cmd, *syncBuf) {
 	args := append([]string{"run", "--recipes", e.recipes, "--redis", e.redis, "--connections", e.conns,
 		"--http", e.http, "--prefix", e.prefix, "--every", "1s", "--tick", "100ms"}, extra...)
 	cmd := exec.Command(ghlflowBin(e.t), args...)
+	cmd.Env = append(os.Environ(), auth.EnvSecretKey+"="+e.key)
 	out := &syncBuf{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -174,6 +178,19 @@ func waitFor(t *testing.T, d time.Duration, what string, out *syncBuf, cond func
 func (e *e2eEnv) polls() int64 {
 	n, _ := e.rdb.LLen(context.Background(), e.prefix+"{sub:"+e.subID()+"}:hist:polls").Result()
 	return n
+}
+
+// TestRunRefusesWithoutKey: without a secret key (and without --dev) the
+// engine does not start, and says how to fix it.
+func TestRunRefusesWithoutKey(t *testing.T) {
+	e := newE2E(t)
+	cmd := exec.Command(ghlflowBin(t), "run", "--recipes", e.recipes, "--redis", e.redis, "--http", "")
+	cmd.Env = append(os.Environ(), auth.EnvSecretKey+"=", auth.EnvSecretKeyFile+"=")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "no secret key: set GHLFLOW_SECRET_KEY") {
+		t.Fatalf("run without a key: %v\n%s", err, out)
+	}
 }
 
 func TestRunEndToEnd(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/auth"
+	"github.com/ghlflow/ghlflow/engine/ratelimit"
 	"github.com/ghlflow/ghlflow/engine/transport"
 )
 
@@ -37,6 +38,10 @@ func runRun(ctx context.Context, args []string) int {
 	retention := fs.Duration("retention", engine.DefaultChainRetention, "how long a completed chain keeps its task id")
 	tick := fs.Duration("tick", time.Second, "scheduler tick")
 	every := fs.Duration("every", 0, "poll every subscription at this interval instead of the recipe's (tests, demos)")
+	dev := fs.Bool("dev", false, "dev mode: without "+auth.EnvSecretKey+", seal secrets with a generated development key (loudly)")
+	devKeyFile := fs.String("dev-key-file", "", "where dev mode keeps its key (default in the temp folder)")
+	redirect := fs.String("oauth-redirect", "", "OAuth redirect URL registered with the marketplace app (default http://HTTP/oauth/callback)")
+	noLimit := fs.Bool("no-rate-limit", false, "send without the shared per-location rate limiter (not for real APIs)")
 	verbose := fs.Bool("v", false, "debug logs")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -71,19 +76,61 @@ func runRun(ctx context.Context, args []string) int {
 		fmt.Fprintln(os.Stderr, "ghlflow run: redis:", err)
 		return 1
 	}
-	var src auth.Source = auth.Multi{}
+	// Connections: the static file first, then the sealed store in Redis
+	// (OAuth installs, `ghlflow connect`).
+	keys, err := auth.LoadKeyring(auth.KeyConfig{Dev: *dev, DevFile: *devKeyFile, Logger: log})
+	if errors.Is(err, auth.ErrNoKey) {
+		fmt.Fprintf(os.Stderr, "ghlflow run: no secret key: set %s (make one with 'ghlflow connect keygen') or %s, "+
+			"or pass --dev to try ghlflow with a generated development key\n", auth.EnvSecretKey, auth.EnvSecretKeyFile)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ghlflow run:", err)
+		return 1
+	}
+	if *redirect == "" && *httpAddr != "" {
+		*redirect = "http://" + *httpAddr + "/oauth/callback"
+	}
+	oauthApps, err := auth.OAuthFromEnv(cat, *baseURL, *redirect)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ghlflow run: OAuth client:", err)
+		return 1
+	}
+	store, err := auth.NewStore(auth.StoreConfig{Redis: rdb, Prefix: *prefix, Keys: keys, OAuth: oauthApps, Logger: log})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ghlflow run:", err)
+		return 1
+	}
+	src := auth.Multi{store}
 	if *connFile != "" {
 		st, err := auth.LoadStaticConnections(*connFile)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "ghlflow run:", err)
 			return 1
 		}
-		src = st
+		src = auth.Multi{st, store}
+	}
+	var limiter *ratelimit.Limiter
+	var budget engine.Budget
+	tcfg := transport.Config{Catalog: cat, Connections: src, BaseURL: *baseURL, Logger: log}
+	if !*noLimit {
+		limiter = ratelimit.New(ratelimit.Config{Redis: rdb, Prefix: *prefix, Catalog: cat, Logger: log})
+		tcfg.Limiter = limiter
+		budget = engine.LimiterBudget{Limiter: limiter, Connections: src}
 	}
 	metrics := engine.NewMetrics()
-	tr := transport.New(transport.Config{Catalog: cat, Connections: src, BaseURL: *baseURL, Logger: log})
+	tr := transport.New(tcfg)
 	eng, err := engine.New(engine.Config{Catalog: cat, Caller: tr, Redis: rdb, Recipes: recipes, Prefix: *prefix,
 		PollConcurrency: *pollN, ChainConcurrency: *chainN, Retention: *retention, TickEvery: *tick, Every: *every, Logger: log,
+		Budget: budget,
+		OnPause: func(ctx context.Context, connection, reason string) {
+			// A stored connection is marked too, so `connect list` shows
+			// it and a new install (or `connect resume`) clears it.
+			err := store.SetStatus(ctx, connection, auth.StatusNeedsReauth, reason)
+			if err != nil && !errors.Is(err, auth.ErrNotFound) {
+				log.Warn("mark connection", "connection", connection, "err", err)
+			}
+		},
 		OnChain: func(r engine.ChainResult) {
 			metrics.ObserveChain(r)
 			attrs := []any{"recipe", r.Recipe, "item", r.ItemKey, "steps", r.Steps, "result", r.Status, "took", r.Took.Round(time.Millisecond)}
@@ -105,6 +152,13 @@ func runRun(ctx context.Context, args []string) int {
 		h, closeMon := engine.Handler(rdb, asynq.RedisClientOpt{Addr: ropt.Addr, Username: ropt.Username,
 			Password: ropt.Password, DB: ropt.DB}, metrics.Registry)
 		defer closeMon()
+		if len(oauthApps) > 0 {
+			mux := http.NewServeMux()
+			mux.Handle("/oauth/", store.InstallHandler())
+			mux.Handle("/", h)
+			h = mux
+			log.Info("oauth install", "start", "http://"+*httpAddr+"/oauth/start?app=ghl&name=NAME&scopes=...", "redirect", *redirect)
+		}
 		ln, err := net.Listen("tcp", *httpAddr)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "ghlflow run: --http:", err)

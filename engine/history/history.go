@@ -26,7 +26,10 @@ type Poll struct {
 	Requests int           `json:"requests"`
 	Seeded   bool          `json:"seeded,omitempty"`
 	Capped   bool          `json:"capped,omitempty"`
-	Error    string        `json:"error,omitempty"`
+	// Skipped says why the slot was not polled (a paused connection, a
+	// daily budget running low).
+	Skipped string `json:"skipped,omitempty"`
+	Error   string `json:"error,omitempty"`
 }
 
 // Step is one step of a chain run.

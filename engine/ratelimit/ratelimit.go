@@ -8,6 +8,7 @@ package ratelimit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -257,6 +258,11 @@ func (l *Limiter) Observe(ctx context.Context, app, resource string, h http.Head
 	dailyLimit, err3 := strconv.Atoi(h.Get("X-RateLimit-Limit-Daily"))
 	dailyRem, err4 := strconv.Atoi(h.Get("X-RateLimit-Daily-Remaining"))
 	remaining, err5 := strconv.Atoi(h.Get("X-RateLimit-Remaining"))
+	if err3 != nil || dailyLimit <= 0 {
+		// A remaining count means nothing without the limit it counts
+		// down (a server with no daily limit may send 0 for both).
+		err4 = errors.New("no daily limit")
+	}
 	if err1 != nil && err3 != nil && err4 != nil {
 		return // no rate-limit headers
 	}

@@ -111,25 +111,27 @@ func TestDailyStretch(t *testing.T) {
 	l := ratelimit.New(ratelimit.Config{Redis: rdb, Prefix: prefix, Now: func() time.Time { return noon },
 		Budgets: map[string]catalog.RateLimit{"ghl": {Burst: 100, Interval: catalog.Duration(10 * time.Second), Daily: 1000}}})
 	cases := []struct {
-		remaining string
-		want      time.Duration
-		stretched bool
+		limit, remaining string
+		want             time.Duration
+		stretched        bool
 	}{
-		{"900", 5 * time.Minute, false}, // plenty left
-		{"400", 5 * time.Minute, false}, // below half but above the low water mark
-		{"100", 25 * time.Minute, true}, // 10% left, 50% of the day: ×5
-		{"0", 12 * time.Hour, true},     // spent: wait for the reset
+		{"1000", "900", 5 * time.Minute, false}, // plenty left
+		{"1000", "400", 5 * time.Minute, false}, // below half but above the low water mark
+		{"1000", "100", 25 * time.Minute, true}, // 10% left, 50% of the day: ×5
+		{"1000", "0", 12 * time.Hour, true},     // spent: wait for the reset
+		{"0", "0", 5 * time.Minute, false},      // a server without a daily limit
 	}
 	for _, tc := range cases {
-		l.Observe(ctx, "ghl", "loc-"+tc.remaining, headers("X-RateLimit-Limit-Daily", "1000", "X-RateLimit-Daily-Remaining", tc.remaining))
-		got, reason, err := l.Stretch(ctx, "ghl", "loc-"+tc.remaining, 5*time.Minute)
+		loc := "loc-" + tc.limit + "-" + tc.remaining
+		l.Observe(ctx, "ghl", loc, headers("X-RateLimit-Limit-Daily", tc.limit, "X-RateLimit-Daily-Remaining", tc.remaining))
+		got, reason, err := l.Stretch(ctx, "ghl", loc, 5*time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got != tc.want || (reason != "") != tc.stretched {
 			t.Fatalf("remaining %s: %s %q, want %s", tc.remaining, got, reason, tc.want)
 		}
-		st, _ := l.Status(ctx, "ghl", "loc-"+tc.remaining)
+		st, _ := l.Status(ctx, "ghl", loc)
 		if (st.Stretch > 1) != tc.stretched || (st.Reason != "") != tc.stretched {
 			t.Fatalf("status for remaining %s: %+v", tc.remaining, st)
 		}
@@ -224,7 +226,7 @@ func demand(prefix, simURL string, start, until time.Time) (ok, limited int64, e
 // (20 windows); RATELIMIT_TEST_SECONDS=60 runs the full minute, and
 // RATELIMIT_TEST_UNSCALED=1 uses GHL's 100 per 10 s as it is.
 func TestSharedLimiterThreeProcesses(t *testing.T) {
-	seconds := 20
+	seconds := 60
 	if s, err := strconv.Atoi(os.Getenv("RATELIMIT_TEST_SECONDS")); err == nil && s > 0 {
 		seconds = s
 	}
