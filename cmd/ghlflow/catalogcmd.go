@@ -11,7 +11,10 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/ghlflow/ghlflow/catalog"
+	"github.com/ghlflow/ghlflow/engine/auth"
 )
 
 func loadCatalog() (*catalog.Catalog, bool) {
@@ -229,15 +232,51 @@ func isPagingInput(op *catalog.Operation, name string) bool {
 
 // runRecipe implements "ghlflow recipe lint PATH...".
 func runRecipe(ctx context.Context, args []string) int {
-	if len(args) < 2 || args[0] != "lint" {
-		fmt.Fprintln(os.Stderr, "usage: ghlflow recipe lint PATH...   (files or folders of .yaml recipes)")
+	const usage = "usage: ghlflow recipe lint [--connections FILE] [--redis URL [--prefix P]] PATH...   (files or folders of .yaml recipes)"
+	if len(args) < 1 || args[0] != "lint" {
+		fmt.Fprintln(os.Stderr, usage)
+		return 2
+	}
+	fs := flag.NewFlagSet("recipe lint", flag.ContinueOnError)
+	connFile := fs.String("connections", "", "static connections file: check each recipe's connections exist, are of the right app and hold the scopes its steps need")
+	redisURL := fs.String("redis", "", "Redis URL of the connection store: check the stored connections' scopes too")
+	prefix := fs.String("prefix", "ghlflow:", "prefix of the engine's Redis keys")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(os.Stderr, usage)
 		return 2
 	}
 	c, ok := loadCatalog()
 	if !ok {
 		return 1
 	}
-	recipes, err := catalog.LoadRecipes(c, args[1:]...)
+	var conns []auth.Connection
+	if *connFile != "" {
+		st, err := auth.LoadStaticConnections(*connFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		conns = append(conns, st.List()...)
+	}
+	if *redisURL != "" {
+		stored, err := storedConnections(ctx, *redisURL, *prefix)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ghlflow recipe lint:", err)
+			return 1
+		}
+		conns = append(conns, stored...)
+	}
+	loader := &catalog.RecipeLoader{Catalog: c}
+	if len(conns) > 0 {
+		loader.Connections = map[string]string{}
+		for _, conn := range conns {
+			loader.Connections[conn.ID] = conn.App
+		}
+	}
+	recipes, err := loader.Load(fs.Args()...)
 	if err != nil {
 		var es catalog.Errors
 		if errors.As(err, &es) {
@@ -250,10 +289,25 @@ func runRecipe(ctx context.Context, args []string) int {
 		}
 		return 1
 	}
+	for _, w := range auth.CheckScopes(c, recipes, conns) {
+		fmt.Fprintln(os.Stderr, w)
+	}
 	for _, r := range recipes {
 		fmt.Printf("ok  %s  %s (%s every %s, %d step(s))\n", r.File, r.Name, r.Trigger.Op, r.Trigger.Every, len(r.Steps))
 	}
 	return 0
+}
+
+// storedConnections reads the connections of the store at redisURL, without
+// their credentials (which lint never opens).
+func storedConnections(ctx context.Context, redisURL, prefix string) ([]auth.Connection, error) {
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("--redis: %w", err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	return auth.ListConnections(ctx, rdb, prefix)
 }
 
 // runSchema implements "ghlflow schema".

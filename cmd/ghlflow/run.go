@@ -102,13 +102,13 @@ func runRun(ctx context.Context, args []string) int {
 		return 1
 	}
 	src := auth.Multi{store}
+	var static *auth.Static
 	if *connFile != "" {
-		st, err := auth.LoadStaticConnections(*connFile)
-		if err != nil {
+		if static, err = auth.LoadStaticConnections(*connFile); err != nil {
 			fmt.Fprintln(os.Stderr, "ghlflow run:", err)
 			return 1
 		}
-		src = auth.Multi{st, store}
+		src = auth.Multi{static, store}
 	}
 	var limiter *ratelimit.Limiter
 	var budget engine.Budget
@@ -148,6 +148,7 @@ func runRun(ctx context.Context, args []string) int {
 		fmt.Fprintln(os.Stderr, "ghlflow run:", err)
 		return 1
 	}
+	warnScopes(ctx, log, cat, eng, store, static)
 	if *httpAddr != "" {
 		h, closeMon := engine.Handler(rdb, asynq.RedisClientOpt{Addr: ropt.Addr, Username: ropt.Username,
 			Password: ropt.Password, DB: ropt.DB}, metrics.Registry)
@@ -178,6 +179,25 @@ func runRun(ctx context.Context, args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// warnScopes logs every recipe step whose connection lacks the scope it
+// needs (the call would be refused with a 403).
+func warnScopes(ctx context.Context, log *slog.Logger, cat *catalog.Catalog, eng *engine.Engine, store *auth.Store, static *auth.Static) {
+	conns, err := store.List(ctx)
+	if err != nil {
+		log.Warn("list connections", "err", err)
+	}
+	if static != nil {
+		conns = append(conns, static.List()...)
+	}
+	var recipes []*catalog.Recipe
+	for _, s := range eng.Registry().All() {
+		recipes = append(recipes, s.Recipe)
+	}
+	for _, w := range auth.CheckScopes(cat, recipes, conns) {
+		log.Warn("missing scope", "recipe", w.Recipe, "op", w.Op, "connection", w.Connection, "scope", w.Scope, "at", fmt.Sprintf("%s:%d", w.File, w.Line))
+	}
 }
 
 func envOr(name, def string) string {

@@ -223,6 +223,16 @@ func (s *Store) List(ctx context.Context) ([]Connection, error) {
 	return out, nil
 }
 
+// ListConnections returns the connections stored under prefix without
+// their credentials; it needs no key (tools such as recipe lint use it).
+func ListConnections(ctx context.Context, rdb redis.UniversalClient, prefix string) ([]Connection, error) {
+	if prefix == "" {
+		prefix = "ghlflow:"
+	}
+	s := &Store{rdb: rdb, cfg: StoreConfig{Prefix: prefix}}
+	return s.List(ctx)
+}
+
 // Delete removes a connection.
 func (s *Store) Delete(ctx context.Context, id string) error {
 	pipe := s.rdb.TxPipeline()
