@@ -3,13 +3,10 @@ package engine_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/catalog/sim"
@@ -19,30 +16,6 @@ import (
 	"github.com/ghlflow/ghlflow/engine/ratelimit"
 	"github.com/ghlflow/ghlflow/engine/transport"
 )
-
-// testRedis returns a client on the engine tests' database and a prefix of
-// the test's own, deleted afterwards.
-func testRedis(t *testing.T) (*redis.Client, string) {
-	t.Helper()
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: pollTestDB})
-	ctx := context.Background()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		t.Skipf("redis: %v", err)
-	}
-	prefix := fmt.Sprintf("%s:%d:", t.Name(), time.Now().UnixNano())
-	t.Cleanup(func() {
-		keys, _ := rdb.Keys(ctx, prefix+"*").Result()
-		if len(keys) > 0 {
-			rdb.Del(ctx, keys...)
-		}
-		rdb.Close()
-	})
-	return rdb, prefix
-}
 
 // TestDailyBudgetStretchesPolls: with 20 of a 100-request day left at noon
 // (a fifth of the budget for half of the day), the limiter stretches the
@@ -55,16 +28,8 @@ func TestDailyBudgetStretchesPolls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := sim.New(cat, sim.Config{Burst: 100000, Daily: 100})
-	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
 	loc := "locBUDGET00000000000"
-	srv.AddLocation(loc)
-	tok := srv.IssueToken(sim.TokenSpec{LocationID: loc, Private: true})
-	conns, err := auth.NewStatic(auth.StaticEntry{ID: "acme", App: "ghl", LocationID: loc, Token: tok.AccessToken})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, ts, _, conns := simConn(t, cat, loc, sim.Config{Burst: 100000, Daily: 100})
 	noon := time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
 	lim := ratelimit.New(ratelimit.Config{Redis: rdb, Prefix: prefix, Catalog: cat, Now: func() time.Time { return noon }})
 	tr := transport.New(transport.Config{Catalog: cat, Connections: conns, Limiter: lim, BaseURL: ts.URL, Attempts: 1})

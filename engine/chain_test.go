@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +16,6 @@ import (
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/catalog/sim"
 	"github.com/ghlflow/ghlflow/engine"
-	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/ghlflow/ghlflow/engine/history"
 	"github.com/ghlflow/ghlflow/engine/transport"
 )
@@ -37,37 +34,13 @@ type chainEnv struct {
 }
 
 func newChainEnv(t *testing.T) *chainEnv {
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: pollTestDB})
-	ctx := context.Background()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		t.Skipf("redis: %v", err)
-	}
-	prefix := fmt.Sprintf("chaintest:%d:", time.Now().UnixNano())
-	t.Cleanup(func() {
-		keys, _ := rdb.Keys(ctx, prefix+"*").Result()
-		if len(keys) > 0 {
-			rdb.Del(ctx, keys...)
-		}
-		rdb.Close()
-	})
+	rdb, prefix := testRedis(t)
 	cat, err := catalog.Default()
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := sim.New(cat, sim.Config{Burst: -1, Daily: -1})
-	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
 	loc := "locCHAINTEST00000000"
-	srv.AddLocation(loc)
-	tok := srv.IssueToken(sim.TokenSpec{LocationID: loc, Private: true})
-	conns, err := auth.NewStatic(auth.StaticEntry{ID: "acme", App: "ghl", LocationID: loc, Token: tok.AccessToken})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, ts, tok, conns := simConn(t, cat, loc, sim.Config{Burst: -1, Daily: -1})
 	tr := transport.New(transport.Config{Catalog: cat, Connections: conns, BaseURL: ts.URL, Attempts: 1})
 	e := &chainEnv{t: t, cat: cat, srv: srv, loc: loc, tok: tok, rdb: rdb, subs: subMap{}, pauses: &pauses{},
 		hist: history.New(rdb, history.Options{Prefix: prefix})}

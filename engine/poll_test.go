@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -19,7 +18,6 @@ import (
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/catalog/sim"
 	"github.com/ghlflow/ghlflow/engine"
-	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/ghlflow/ghlflow/engine/dedup"
 	"github.com/ghlflow/ghlflow/engine/scheduler"
 	"github.com/ghlflow/ghlflow/engine/transport"
@@ -107,16 +105,9 @@ func newPollEnv(t testing.TB) *pollEnv {
 	}
 	var tick atomic.Int64
 	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	srv := sim.New(cat, sim.Config{Burst: -1, Daily: -1, Now: func() time.Time { return start.Add(time.Duration(tick.Add(1)) * time.Second) }})
-	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
 	loc := "locPOLLTEST000000000"
-	srv.AddLocation(loc)
-	tok := srv.IssueToken(sim.TokenSpec{LocationID: loc, Private: true})
-	conns, err := auth.NewStatic(auth.StaticEntry{ID: "acme", App: "ghl", LocationID: loc, Token: tok.AccessToken})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, ts, tok, conns := simConn(t, cat, loc, sim.Config{Burst: -1, Daily: -1,
+		Now: func() time.Time { return start.Add(time.Duration(tick.Add(1)) * time.Second) }})
 	tr := transport.New(transport.Config{Catalog: cat, Connections: conns, BaseURL: ts.URL, Attempts: 1})
 	rs, err := catalog.LoadRecipes(cat, "testdata/pollrecipes")
 	if err != nil {

@@ -1,0 +1,56 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ghlflow/ghlflow/catalog"
+	"github.com/ghlflow/ghlflow/catalog/sim"
+	"github.com/ghlflow/ghlflow/engine/auth"
+)
+
+// testRedis returns a client on the engine tests' database and a prefix of
+// the test's own, deleted afterwards.
+func testRedis(t testing.TB) (*redis.Client, string) {
+	t.Helper()
+	addr := os.Getenv("REDIS_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:6379"
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: pollTestDB})
+	ctx := context.Background()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Skipf("redis: %v", err)
+	}
+	prefix := fmt.Sprintf("%s:%d:", t.Name(), time.Now().UnixNano())
+	t.Cleanup(func() {
+		keys, _ := rdb.Keys(ctx, prefix+"*").Result()
+		if len(keys) > 0 {
+			rdb.Del(ctx, keys...)
+		}
+		rdb.Close()
+	})
+	return rdb, prefix
+}
+
+// simConn starts a simulator with location loc and returns it, its HTTP
+// server, a location token and a static connection "acme" holding it.
+func simConn(t testing.TB, cat *catalog.Catalog, loc string, cfg sim.Config) (*sim.Server, *httptest.Server, sim.Token, *auth.Static) {
+	t.Helper()
+	srv := sim.New(cat, cfg)
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	srv.AddLocation(loc)
+	tok := srv.IssueToken(sim.TokenSpec{LocationID: loc, Private: true})
+	conns, err := auth.NewStatic(auth.StaticEntry{ID: "acme", App: "ghl", LocationID: loc, Token: tok.AccessToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, ts, tok, conns
+}
