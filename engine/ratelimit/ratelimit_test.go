@@ -222,8 +222,8 @@ func demand(prefix, simURL string, start, until time.Time) (ok, limited int64, e
 // simulator's GHL budget is scaled from 100 per 10 s to 10 per 1 s (same
 // rate, ten times as many windows in the same time; the limiter learns it
 // from the X-RateLimit-* headers). The simulator must send ≤ 1% 429s and
-// the calls that succeed must reach ≥ 90% of the budget. The run lasts 20 s
-// (20 windows); RATELIMIT_TEST_SECONDS=60 runs the full minute, and
+// the calls that succeed must reach ≥ 90% of the budget. The run lasts a
+// minute (60 windows; RATELIMIT_TEST_SECONDS changes it), and
 // RATELIMIT_TEST_UNSCALED=1 uses GHL's 100 per 10 s as it is.
 func TestSharedLimiterThreeProcesses(t *testing.T) {
 	seconds := 60
