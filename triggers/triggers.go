@@ -27,8 +27,12 @@ type Caller interface {
 }
 
 // DefaultMaxPages caps the pages one poll reads when neither the options
-// nor the recipe say otherwise.
-const DefaultMaxPages = 10
+// nor the recipe say otherwise. A poll of a list read newest first stops at
+// the first known items, so the cap costs nothing in the usual case; it is
+// high enough (10,000 items at 100 a page, as deep as GHL's contact search
+// reaches by page) that a burst of new items between two polls is read
+// whole, and beyond it the poll warns that older new items were skipped.
+const DefaultMaxPages = 100
 
 // DefaultLimit is the page size asked for when the options do not set one
 // (lowered to the API's maximum).
