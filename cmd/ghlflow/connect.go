@@ -51,7 +51,7 @@ type connectFlags struct {
 }
 
 func (c *connectFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.redisAddr, "redis", connectEnvOr("REDIS_ADDR", "127.0.0.1:6379"), "Redis address")
+	fs.StringVar(&c.redisAddr, "redis", connectEnvOr("REDIS_ADDR", "127.0.0.1:6379"), "Redis address, or a redis:// URL as run takes")
 	fs.IntVar(&c.redisDB, "redis-db", 0, "Redis database number")
 	fs.StringVar(&c.prefix, "prefix", "ghlflow:", "Redis key prefix")
 	fs.StringVar(&c.baseURL, "base-url", os.Getenv("GHLFLOW_GHL_BASE_URL"), "GHL base URL override (a simulator); also used for the OAuth pages")
@@ -75,7 +75,14 @@ func (c *connectFlags) open(ctx context.Context, cat *catalog.Catalog, redirect 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: c.redisAddr, DB: c.redisDB})
+	opt := &redis.Options{Addr: c.redisAddr, DB: c.redisDB}
+	if strings.Contains(c.redisAddr, "://") {
+		// A URL, as `ghlflow run --redis` takes.
+		if opt, err = redis.ParseURL(c.redisAddr); err != nil {
+			return nil, nil, nil, fmt.Errorf("--redis: %w", err)
+		}
+	}
+	rdb := redis.NewClient(opt)
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		rdb.Close()
 		return nil, nil, nil, fmt.Errorf("redis %s: %w", c.redisAddr, err)
@@ -134,11 +141,19 @@ func runConnect(ctx context.Context, args []string) int {
 	passwordEnv := fs.String("password-env", "", "environment variable holding the password (default: read standard input)")
 	from := fs.String("from", "", "exchange: the agency connection")
 	reason := fs.String("reason", "", "pause: why")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+	// Flags may come before or after the connection name.
+	var names []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
 		}
-		return 2
+		if fs.NArg() == 0 {
+			break
+		}
+		names, args = append(names, fs.Arg(0)), fs.Args()[1:]
 	}
 	fail := func(err error) int {
 		fmt.Fprintf(os.Stderr, "ghlflow connect %s: %s\n", sub, auth.Redact(err.Error()))
@@ -161,8 +176,8 @@ func runConnect(ctx context.Context, args []string) int {
 	}
 	defer closeStore()
 	arg := func() string {
-		if fs.NArg() > 0 {
-			return fs.Arg(0)
+		if len(names) > 0 {
+			return names[0]
 		}
 		return *name
 	}
