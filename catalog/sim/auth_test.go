@@ -3,6 +3,7 @@ package sim_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -168,6 +169,23 @@ func TestOAuthRefreshRotation(t *testing.T) {
 		"client_id": {"sim-client"}, "client_secret": {"bad"}})
 	if st != http.StatusUnauthorized {
 		t.Fatalf("bad client secret: %d %v", st, body)
+	}
+	// The token endpoint's calls are in the request log (the install's code
+	// exchange and four refreshes), without their secret bodies.
+	if n := e.srv.RequestCount("oauth.token", ""); n != 5 {
+		t.Fatalf("oauth.token requests logged: %d, want 5", n)
+	}
+	var statuses []int
+	for _, r := range e.srv.Requests() {
+		if r.Op == "oauth.token" {
+			statuses = append(statuses, r.Status)
+			if len(r.Body) > 0 {
+				t.Fatalf("a token request's body was logged")
+			}
+		}
+	}
+	if fmt.Sprint(statuses) != "[200 200 400 200 401]" {
+		t.Fatalf("oauth.token statuses %v", statuses)
 	}
 	// The new access token works, with the scopes asked for.
 	at := sim.Token{AccessToken: next["access_token"].(string)}

@@ -54,11 +54,7 @@ func (r *recorder) record(c *call, loc string, status int) {
 		req.Body = c.raw
 	}
 	r.mu.Lock()
-	if len(r.requests) >= r.limit {
-		n := copy(r.requests, r.requests[r.limit/10:])
-		r.requests = r.requests[:n]
-	}
-	r.requests = append(r.requests, req)
+	r.appendRequest(req)
 	r.counts[countKey{req.Op, loc}]++
 	if write {
 		if len(r.writes) >= r.limit {
@@ -72,6 +68,26 @@ func (r *recorder) record(c *call, loc string, status int) {
 		r.writes = append(r.writes, Write{Op: req.Op, Ops: ops, Location: loc, Method: req.Method, Path: req.Path,
 			Status: status, Time: c.now, Body: c.raw})
 	}
+	r.mu.Unlock()
+}
+
+// appendRequest adds req to the log, dropping the oldest tenth when it is
+// full. The caller holds r.mu.
+func (r *recorder) appendRequest(req Request) {
+	if len(r.requests) >= r.limit {
+		n := copy(r.requests, r.requests[r.limit/10:])
+		r.requests = r.requests[:n]
+	}
+	r.requests = append(r.requests, req)
+}
+
+// recordOAuth logs a request to an OAuth endpoint, counted under its Op
+// ("oauth.token", "oauth.locationToken", ...) with no location and without
+// its body, which carries secrets.
+func (r *recorder) recordOAuth(req Request) {
+	r.mu.Lock()
+	r.appendRequest(req)
+	r.counts[countKey{req.Op, ""}]++
 	r.mu.Unlock()
 }
 

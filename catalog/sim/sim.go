@@ -129,7 +129,10 @@ func (s *Server) Catalog() *catalog.Catalog { return s.cat }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	if strings.HasPrefix(p, "/oauth/") {
-		s.serveOAuth(w, r)
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		s.serveOAuth(sw, r)
+		s.logs.recordOAuth(Request{Op: "oauth." + strings.TrimPrefix(p, "/oauth/"), App: "ghl", Method: r.Method,
+			Path: p, Status: sw.status, Time: s.now()})
 		return
 	}
 	if strings.HasPrefix(p, "/_sim/") {
@@ -137,4 +140,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.serveOp(w, r)
+}
+
+// statusWriter remembers the status code of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
 }

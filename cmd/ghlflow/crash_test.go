@@ -68,15 +68,24 @@ func TestCrashRecovery(t *testing.T) {
 		}
 		return n
 	}
-	waitFor(t, 4*time.Minute, "every chain", out, func() bool {
+	missing := func() []string {
 		n := notesFor()
+		var out []string
 		for _, id := range ids {
 			if n["/contacts/"+id+"/notes"] == 0 {
-				return false
+				out = append(out, id)
 			}
 		}
-		return true
-	})
+		return out
+	}
+	deadline := time.Now().Add(4 * time.Minute)
+	for len(missing()) > 0 {
+		if time.Now().After(deadline) {
+			e.dumpQueues(t, engine.QueueName(e.prefix, engine.QueueChain))
+			t.Fatalf("no note for %d items: %v\nlast process:\n%s", len(missing()), missing(), out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	time.Sleep(2 * time.Second)
 	notes := notesFor()
 	tags := map[string]int{}
@@ -118,5 +127,28 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	if len(seen) < len(ids) {
 		t.Errorf("%d completed chain tasks, want %d", len(seen), len(ids))
+	}
+}
+
+// dumpQueues logs a queue's counts and its unfinished tasks with their
+// last errors, to show where a missing chain is.
+func (e *e2eEnv) dumpQueues(t *testing.T, queue string) {
+	insp := asynq.NewInspectorFromRedisClient(e.rdb)
+	qi, err := insp.GetQueueInfo(queue)
+	if err != nil {
+		t.Logf("queue %s: %v", queue, err)
+		return
+	}
+	t.Logf("queue %s: pending %d active %d scheduled %d retry %d archived %d completed %d", queue,
+		qi.Pending, qi.Active, qi.Scheduled, qi.Retry, qi.Archived, qi.Completed)
+	lists := map[string]func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){
+		"active": insp.ListActiveTasks, "retry": insp.ListRetryTasks, "archived": insp.ListArchivedTasks,
+		"pending": insp.ListPendingTasks, "scheduled": insp.ListScheduledTasks,
+	}
+	for state, list := range lists {
+		tasks, _ := list(queue, asynq.PageSize(50))
+		for _, ti := range tasks {
+			t.Logf("%s %s retried %d next %s last error %q", state, ti.ID, ti.Retried, ti.NextProcessAt.Format(time.TimeOnly), ti.LastErr)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,6 +69,7 @@ type e2eEnv struct {
 	recipes string
 	http    string
 	key     string // GHLFLOW_SECRET_KEY of the run
+	simURL  string
 }
 
 func newE2E(t *testing.T) *e2eEnv {
@@ -81,14 +83,21 @@ func newE2E(t *testing.T) *e2eEnv {
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		t.Skipf("redis: %v", err)
 	}
-	// DB 7 belongs to this package: start from an empty queue state.
-	for _, pattern := range []string{"asynq:*", "e2e:*"} {
-		keys, _ := rdb.Keys(ctx, pattern).Result()
-		if len(keys) > 0 {
-			rdb.Del(ctx, keys...)
+	// Each test has its own key prefix, and so its own queues (named after
+	// the prefix); it deletes only those afterwards.
+	prefix := fmt.Sprintf("e2e:%d:", time.Now().UnixNano())
+	t.Cleanup(func() {
+		for _, pattern := range []string{prefix + "*", "asynq:{" + prefix + "*"} {
+			keys, _ := rdb.Keys(ctx, pattern).Result()
+			if len(keys) > 0 {
+				rdb.Del(ctx, keys...)
+			}
 		}
-	}
-	t.Cleanup(func() { rdb.Close() })
+		for _, q := range []string{engine.QueuePoll, engine.QueueChain, engine.QueueCritical} {
+			rdb.SRem(ctx, "asynq:queues", engine.QueueName(prefix, q))
+		}
+		rdb.Close()
+	})
 	cat, err := catalog.Default()
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +117,8 @@ func newE2E(t *testing.T) *e2eEnv {
 		t.Fatal(err)
 	}
 	return &e2eEnv{t: t, cat: cat, srv: srv, loc: loc, rdb: rdb, redis: fmt.Sprintf("redis://%s/%d", addr, e2eDB),
-		prefix: fmt.Sprintf("e2e:%d:", time.Now().UnixNano()), conns: conns, recipes: "testdata/e2erecipes", http: freeAddr(t), key: auth.GenerateKey()}
+		prefix: prefix, conns: conns, recipes: "testdata/e2erecipes", http: freeAddr(t), key: auth.GenerateKey(),
+		simURL: ts.URL}
 }
 
 func freeAddr(t *testing.T) string {
@@ -141,8 +151,12 @@ func (s *syncBuf) String() string {
 // start runs `ghlflow run` as a process.
 func (e *e2eEnv) start(extra ...string) (*exec.Cmd, *syncBuf) {
 	e.t.Helper()
-	args := append([]string{"run", "--recipes", e.recipes, "--redis", e.redis, "--connections", e.conns,
-		"--http", e.http, "--prefix", e.prefix, "--every", "1s", "--tick", "100ms"}, extra...)
+	args := []string{"run", "--recipes", e.recipes, "--redis", e.redis, "--http", e.http, "--prefix", e.prefix,
+		"--every", "1s", "--tick", "100ms"}
+	if e.conns != "" {
+		args = append(args, "--connections", e.conns)
+	}
+	args = append(args, extra...)
 	cmd := exec.Command(ghlflowBin(e.t), args...)
 	cmd.Env = append(os.Environ(), auth.EnvSecretKey+"="+e.key)
 	out := &syncBuf{}
@@ -180,6 +194,79 @@ func waitFor(t *testing.T, d time.Duration, what string, out *syncBuf, cond func
 func (e *e2eEnv) polls() int64 {
 	n, _ := e.rdb.LLen(context.Background(), e.prefix+"{sub:"+e.subID()+"}:hist:polls").Result()
 	return n
+}
+
+// TestRunWithStoredOAuthConnection: the engine calls through an OAuth
+// connection of the sealed store; its access token is due, so the first call
+// refreshes it (GHL rotates the refresh token, and the old one is refused
+// afterwards) and the chains' writes arrive. The install pages are served.
+func TestRunWithStoredOAuthConnection(t *testing.T) {
+	e := newE2E(t)
+	e.conns = "" // the connection comes from the store alone
+	ctx := context.Background()
+	keys, err := auth.LoadKeyring(auth.KeyConfig{Keys: e.key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := auth.NewStore(auth.StoreConfig{Redis: e.rdb, Prefix: e.prefix, Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := e.srv.IssueToken(sim.TokenSpec{LocationID: e.loc})
+	if tok.RefreshToken == "" {
+		t.Fatal("the simulator issued no refresh token")
+	}
+	err = store.Put(ctx, auth.Connection{ID: "acme", App: "ghl", Kind: auth.KindOAuth, LocationID: e.loc, Scopes: tok.Scopes,
+		BaseURL: e.simURL, Status: auth.StatusOK},
+		auth.Credential{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, ExpiresAt: time.Now().Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(auth.EnvGHLClientID, "sim-client")
+	t.Setenv(auth.EnvGHLClientSecret, "sim-secret")
+	_, out := e.start("--base-url", e.simURL)
+	waitFor(t, 30*time.Second, "the first poll", out, func() bool { return e.polls() >= 1 })
+	e.srv.CreateContact(e.loc, map[string]any{"firstName": "Oauth", "email": "oauth@example.com"})
+	waitFor(t, 30*time.Second, "the note", out, func() bool { return len(e.srv.Writes("ghl.contacts.notes.create")) >= 1 })
+
+	// The token was refreshed ahead of its expiry, and the refresh token
+	// rotated: the old one no longer works.
+	got, err := store.Resolve(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Cred.AccessToken == tok.AccessToken || got.Cred.RefreshToken == tok.RefreshToken {
+		t.Fatalf("the stored token was not refreshed\n%s", out.String())
+	}
+	if n := e.srv.RequestCount("oauth.token", ""); n != 1 {
+		t.Fatalf("%d calls to the token endpoint, want one refresh", n)
+	}
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken},
+		"client_id": {"sim-client"}, "client_secret": {"sim-secret"}}
+	resp, err := http.PostForm(e.simURL+"/oauth/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 400 {
+		t.Fatalf("the old refresh token still works: %d", resp.StatusCode)
+	}
+	if strings.Contains(out.String(), tok.AccessToken) || strings.Contains(out.String(), got.Cred.AccessToken) {
+		t.Fatal("a token reached the logs")
+	}
+
+	// The install flow starts at /oauth/start and sends the user to the
+	// authorize page with a state.
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = client.Get("http://" + e.http + "/oauth/start?app=ghl&name=second&scopes=contacts.readonly")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || !strings.Contains(loc, "/oauth/chooselocation") || !strings.Contains(loc, "state=") {
+		t.Fatalf("/oauth/start: %d %s", resp.StatusCode, loc)
+	}
 }
 
 // TestRunRefusesWithoutKey: without a secret key (and without --dev) the
