@@ -110,11 +110,10 @@ func runRun(ctx context.Context, args []string) int {
 		}
 		src = auth.Multi{static, store}
 	}
-	var limiter *ratelimit.Limiter
 	var budget engine.Budget
 	tcfg := transport.Config{Catalog: cat, Connections: src, BaseURL: *baseURL, Logger: log}
 	if !*noLimit {
-		limiter = ratelimit.New(ratelimit.Config{Redis: rdb, Prefix: *prefix, Catalog: cat, Logger: log})
+		limiter := ratelimit.New(ratelimit.Config{Redis: rdb, Prefix: *prefix, Catalog: cat, Logger: log})
 		tcfg.Limiter = limiter
 		budget = engine.LimiterBudget{Limiter: limiter, Connections: src}
 	}
