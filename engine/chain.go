@@ -54,6 +54,11 @@ type Chainer struct {
 	// History, Pauser and OnDone are optional.
 	History *history.Store
 	Pauser  Pauser
+	// PauseHold is how long a chain of a paused connection waits for the
+	// connection to be fixed, retried every PauseRetry without spending
+	// its retries, before it goes to the archive (default
+	// DefaultPauseHold).
+	PauseHold time.Duration
 	// OnDone is called after every run (the log line of `ghlflow run`).
 	OnDone func(ChainResult)
 	Logger *slog.Logger
@@ -107,12 +112,11 @@ func (c *Chainer) Run(ctx context.Context, pl ChainPayload, taskID string) (res 
 	}()
 	sub, ok := c.Subs.Get(pl.Sub)
 	if ps, isPS := c.Subs.(pauseState); !ok && isPS {
-		// A chain of a paused connection goes to the archive with the
-		// reason, to be run again once the connection is fixed.
+		// A chain of a paused connection waits for the fix.
 		if s, found := ps.Sub(pl.Sub); found {
 			reason, _ := ps.PausedReason(s.Connection)
 			res.Status = ChainPaused
-			res.Err = fmt.Errorf("chain %s item %s: connection %s is paused: %s: %w", pl.Recipe, pl.ItemKey, s.Connection, reason, asynq.SkipRetry)
+			res.Err = c.paused(pl, &PausedError{Connection: s.Connection, Reason: reason})
 			return res
 		}
 	}
@@ -163,6 +167,10 @@ func (c *Chainer) Run(ctx context.Context, pl ChainPayload, taskID string) (res 
 		if err != nil {
 			hist.Steps = append(hist.Steps, history.Step{Op: op, Status: "failed", Error: err.Error()})
 			res.Status, res.Err = c.classify(ctx, sub, err)
+			if pe, ok := res.Err.(*PausedError); ok {
+				res.Err = c.paused(pl, pe)
+				return res
+			}
 			res.Err = fmt.Errorf("chain %s item %s: %w", r.Name, pl.ItemKey, res.Err)
 			return res
 		}
@@ -202,7 +210,7 @@ func (c *Chainer) classify(ctx context.Context, sub *Subscription, err error) (s
 				c.logger().Error("pause connection", "connection", conn, "err", perr)
 			}
 		}
-		return ChainPaused, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		return ChainPaused, &PausedError{Connection: conn, Reason: err.Error(), err: err}
 	case ctx.Err() != nil:
 		return ChainRetry, err
 	default:
@@ -212,6 +220,39 @@ func (c *Chainer) classify(ctx context.Context, sub *Subscription, err error) (s
 		}
 		return ChainRetry, err
 	}
+}
+
+// DefaultPauseHold is how long a chain waits for its paused connection.
+const DefaultPauseHold = 72 * time.Hour
+
+// PauseRetry is how often a chain of a paused connection looks again.
+const PauseRetry = time.Minute
+
+// PausedError is the result of a chain whose connection is paused: asynq
+// runs it again every PauseRetry without counting a failure (see IsFailure
+// and RetryDelay), so once the connection is fixed the chain completes.
+type PausedError struct {
+	Connection, Reason string
+	err                error // the step's failure, when a step met it
+}
+
+func (e *PausedError) Error() string {
+	return "connection " + e.Connection + " is paused: " + e.Reason
+}
+
+func (e *PausedError) Unwrap() error { return e.err }
+
+// paused is the error of a chain of a paused connection: a PausedError
+// while the chain is within its hold, then an archived failure.
+func (c *Chainer) paused(pl ChainPayload, pe *PausedError) error {
+	hold := c.PauseHold
+	if hold <= 0 {
+		hold = DefaultPauseHold
+	}
+	if !pl.Enqueued.IsZero() && time.Since(pl.Enqueued) > hold {
+		return fmt.Errorf("chain %s item %s: %w; gave up after waiting %s: %w", pl.Recipe, pl.ItemKey, pe, hold, asynq.SkipRetry)
+	}
+	return fmt.Errorf("chain %s item %s: %w (waiting for it to be fixed)", pl.Recipe, pl.ItemKey, pe)
 }
 
 func (c *Chainer) logger() *slog.Logger {
@@ -225,6 +266,10 @@ func (c *Chainer) logger() *slog.Logger {
 // Retry-After for rate limits, otherwise exponential backoff from 2 s with
 // full jitter, capped at 30 min.
 func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	var pe *PausedError
+	if errors.As(err, &pe) {
+		return PauseRetry + time.Duration(rand.Int64N(int64(PauseRetry/4)))
+	}
 	if d := transport.RetryAfter(err); d > 0 {
 		return d + time.Duration(rand.Int64N(int64(time.Second)))
 	}
@@ -235,9 +280,13 @@ func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
-// IsFailure tells asynq which errors count as failures: a rate limit is
-// waited out without spending a retry.
+// IsFailure tells asynq which errors count as failures: a rate limit and
+// a paused connection are waited out without spending a retry.
 func IsFailure(err error) bool {
+	if errors.Is(err, asynq.SkipRetry) {
+		return true
+	}
 	var rl *transport.RateLimitedError
-	return !errors.As(err, &rl)
+	var pe *PausedError
+	return !errors.As(err, &rl) && !errors.As(err, &pe)
 }

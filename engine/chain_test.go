@@ -134,15 +134,33 @@ func TestChainOutcomes(t *testing.T) {
 	}
 	e.srv.SetFaults(sim.Faults{})
 
-	// A refused token pauses the connection and archives the task.
+	// A refused token pauses the connection; the chain waits for the fix:
+	// asynq runs it again in about a minute without spending a retry.
 	e.srv.RevokeToken(e.tok.AccessToken)
-	res = e.chainer.Run(ctx, e.payload(c), "t-auth")
-	if res.Status != engine.ChainPaused || !errors.Is(res.Err, asynq.SkipRetry) || len(e.pauses.got) != 1 {
+	pl := e.payload(c)
+	pl.Enqueued = time.Now()
+	res = e.chainer.Run(ctx, pl, "t-auth")
+	var pe *engine.PausedError
+	if res.Status != engine.ChainPaused || errors.Is(res.Err, asynq.SkipRetry) || !errors.As(res.Err, &pe) ||
+		pe.Connection != "acme" || len(e.pauses.got) != 1 {
 		t.Fatalf("auth: %+v, pauses %v", res, e.pauses.got)
+	}
+	if engine.IsFailure(res.Err) {
+		t.Fatal("waiting for a paused connection counts as a failure")
+	}
+	if d := engine.RetryDelay(0, res.Err, nil); d < engine.PauseRetry || d > 2*engine.PauseRetry {
+		t.Fatalf("paused chain retried after %s", d)
+	}
+	// Past the hold it goes to the archive, with the reason.
+	pl.Enqueued = time.Now().Add(-engine.DefaultPauseHold - time.Minute)
+	res = e.chainer.Run(ctx, pl, "t-auth-old")
+	if res.Status != engine.ChainPaused || !errors.Is(res.Err, asynq.SkipRetry) || !engine.IsFailure(res.Err) ||
+		!strings.Contains(res.Err.Error(), "gave up after waiting 72h0m0s") {
+		t.Fatalf("auth past the hold: %+v", res)
 	}
 
 	// A subscription removed since the fan-out finishes quietly.
-	pl := e.payload(c)
+	pl = e.payload(c)
 	pl.Sub = "gone"
 	if res := e.chainer.Run(ctx, pl, "t-gone"); res.Status != engine.ChainRemoved || res.Err != nil {
 		t.Fatalf("removed: %+v", res)

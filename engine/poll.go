@@ -327,7 +327,8 @@ func (p *Poller) enqueueChain(ctx context.Context, sub *Subscription, it trigger
 	if t.IsZero() {
 		t = pollTime
 	}
-	payload, err := json.Marshal(ChainPayload{Sub: sub.ID, Recipe: sub.Recipe.Name, ItemKey: it.Key, Item: it.Raw, Time: t})
+	payload, err := json.Marshal(ChainPayload{Sub: sub.ID, Recipe: sub.Recipe.Name, ItemKey: it.Key, Item: it.Raw, Time: t,
+		Enqueued: pollTime})
 	if err != nil {
 		return false, fmt.Errorf("chain payload: %w", err)
 	}

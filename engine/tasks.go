@@ -60,6 +60,9 @@ type ChainPayload struct {
 	// Time is the item's time (update or creation time; the poll time when
 	// the item has none).
 	Time time.Time `json:"time"`
+	// Enqueued is when the poll put the chain on the queue; a chain of a
+	// paused connection waits from then for at most Chainer.PauseHold.
+	Enqueued time.Time `json:"enqueued,omitzero"`
 }
 
 // PollTaskID is the asynq TaskID of the poll of sub in slot: two schedulers
