@@ -96,7 +96,8 @@ func (c *connectFlags) open(ctx context.Context, cat *catalog.Catalog, redirect 
 		}
 		oauth["ghl"] = app
 	}
-	store, err := auth.NewStore(auth.StoreConfig{Redis: rdb, Prefix: c.prefix, Keys: keys, OAuth: oauth, Logger: log})
+	store, err := auth.NewStore(auth.StoreConfig{Redis: rdb, Prefix: c.prefix, Keys: keys, OAuth: oauth, Logger: log,
+		OnPut: resumeOnPut(rdb, c.prefix, log)})
 	if err != nil {
 		rdb.Close()
 		return nil, nil, nil, err

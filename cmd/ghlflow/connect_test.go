@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/auth"
 )
 
@@ -82,10 +83,16 @@ func TestConnectCommands(t *testing.T) {
 		t.Fatalf("install: %v\n%s%s", err, printed.String(), rest)
 	}
 
-	// A Private Integration token from the environment.
+	// A Private Integration token from the environment; storing it lifts
+	// the engine's pause of that connection.
+	ctx := context.Background()
+	e.rdb.HSet(ctx, engine.PausesKey(e.prefix), "acme-pit", "unauthorized: token revoked")
 	out := run([]string{"GHL_PIT=pit-secret-value"}, "token", "--name", "acme-pit", "--location", e.loc, "--token-env", "GHL_PIT")
 	if !strings.Contains(out, "stored connection acme-pit (ghl, private)") {
 		t.Fatalf("token: %s", out)
+	}
+	if e.rdb.HExists(ctx, engine.PausesKey(e.prefix), "acme-pit").Val() {
+		t.Fatal("the new token did not lift the pause")
 	}
 	list := run(nil, "list")
 	for _, want := range []*regexp.Regexp{
@@ -109,7 +116,6 @@ func TestConnectCommands(t *testing.T) {
 	}
 
 	// Nothing secret in Redis: every value under the prefix is scanned.
-	ctx := context.Background()
 	keys, err := e.rdb.Keys(ctx, e.prefix+"*").Result()
 	if err != nil || len(keys) == 0 {
 		t.Fatalf("keys %v %v", keys, err)

@@ -96,7 +96,8 @@ func runRun(ctx context.Context, args []string) int {
 		fmt.Fprintln(os.Stderr, "ghlflow run: OAuth client:", err)
 		return 1
 	}
-	store, err := auth.NewStore(auth.StoreConfig{Redis: rdb, Prefix: *prefix, Keys: keys, OAuth: oauthApps, Logger: log})
+	store, err := auth.NewStore(auth.StoreConfig{Redis: rdb, Prefix: *prefix, Keys: keys, OAuth: oauthApps, Logger: log,
+		OnPut: resumeOnPut(rdb, *prefix, log)})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ghlflow run:", err)
 		return 1
@@ -196,6 +197,16 @@ func warnScopes(ctx context.Context, log *slog.Logger, cat *catalog.Catalog, eng
 	}
 	for _, w := range auth.CheckScopes(cat, recipes, conns) {
 		log.Warn("missing scope", "recipe", w.Recipe, "op", w.Op, "connection", w.Connection, "scope", w.Scope, "at", fmt.Sprintf("%s:%d", w.File, w.Line))
+	}
+}
+
+// resumeOnPut lifts the engine's pause of a connection stored anew (an
+// install or a new token fixes what paused it).
+func resumeOnPut(rdb redis.UniversalClient, prefix string, log *slog.Logger) func(context.Context, auth.Connection) {
+	return func(ctx context.Context, c auth.Connection) {
+		if err := engine.ResumeConnection(ctx, rdb, prefix, c.ID); err != nil {
+			log.Warn("resume connection", "connection", c.ID, "err", err)
+		}
 	}
 }
 

@@ -42,6 +42,11 @@ type StoreConfig struct {
 	HTTPClient *http.Client
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// OnPut, when set, is called after a connection is stored in force
+	// (status ok) with a new credential: an install, a token, a location
+	// exchange. `ghlflow run` and `ghlflow connect` lift the engine's pause
+	// of that connection there.
+	OnPut func(ctx context.Context, c Connection)
 	// Logger gets refresh and install events; never a secret.
 	Logger *slog.Logger
 }
@@ -155,6 +160,9 @@ func (s *Store) Put(ctx context.Context, c Connection, cred Credential) error {
 	pipe.SAdd(ctx, s.setKey(), c.ID)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("put connection %s: %w", c.ID, err)
+	}
+	if s.cfg.OnPut != nil && c.Status == StatusOK {
+		s.cfg.OnPut(ctx, c)
 	}
 	return nil
 }
