@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -261,6 +263,15 @@ func runConnect(ctx context.Context, args []string) int {
 				status, exp, len(c.Scopes))
 		}
 		tw.Flush()
+		// The engine's pauses, which static connections (not listed
+		// above) may have too.
+		paused, err := rdb.HGetAll(ctx, engine.PausesKey(cf.prefix)).Result()
+		if err != nil {
+			return fail(err)
+		}
+		for _, id := range slices.Sorted(maps.Keys(paused)) {
+			fmt.Printf("engine paused %s: %s ('ghlflow connect resume %s' when fixed)\n", id, paused[id], id)
+		}
 	case "refresh":
 		r, err := store.Refresh(ctx, arg())
 		if err != nil {

@@ -110,6 +110,14 @@ func TestConnectCommands(t *testing.T) {
 	if list := run(nil, "list"); !regexp.MustCompile(`acme-pit.*paused \(billing hold\)`).MatchString(list) {
 		t.Fatalf("after pause:\n%s", list)
 	}
+	e.rdb.HSet(ctx, engine.PausesKey(e.prefix), "acme", "unauthorized: token revoked") // a static connection
+	if list := run(nil, "list"); !strings.Contains(list, "engine paused acme: unauthorized: token revoked") {
+		t.Fatalf("engine pause not listed:\n%s", list)
+	}
+	run(nil, "resume", "acme")
+	if e.rdb.HExists(ctx, engine.PausesKey(e.prefix), "acme").Val() {
+		t.Fatal("resume did not lift the engine's pause of a static connection")
+	}
 	run(nil, "resume", "acme-pit")
 	if list := run(nil, "list"); !regexp.MustCompile(`acme-pit.*\sok\s`).MatchString(list) {
 		t.Fatalf("after resume:\n%s", list)
