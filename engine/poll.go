@@ -251,10 +251,16 @@ func (p *Poller) poll(ctx context.Context, sub *Subscription, rec *PollRecord) e
 	}
 	rec.Requests, rec.Read = res.Pages, len(res.Items)
 	rec.Capped = !res.End
+	// A walk from the top that stops at its cap leaves new items below
+	// it; the backlog takes later polls there, down to the watermark.
+	resumable := !res.End && seeded && !res.OldestFirst && res.Next != nil && !st.Watermark.IsZero() && opts.Since.IsZero()
 	switch {
 	case !res.End && res.OldestFirst && opts.Since.IsZero():
 		p.logger().Warn("poll stopped at the page cap of a list read oldest first; newer items are out of reach: "+
 			"sort the trigger newest first or use the cursor strategy", "sub", sub.ID, "recipe", sub.Recipe.Name, "pages", res.Pages)
+	case resumable:
+		p.logger().Info("poll reached its page cap before items it had seen; the next polls read on from there",
+			"sub", sub.ID, "recipe", sub.Recipe.Name, "pages", res.Pages)
 	case !res.End && seeded:
 		p.logger().Warn("poll reached the page cap before items it had seen; new items beyond the cap are skipped: "+
 			"raise max_pages or poll more often", "sub", sub.ID, "recipe", sub.Recipe.Name, "pages", res.Pages)
@@ -295,6 +301,35 @@ func (p *Poller) poll(ctx context.Context, sub *Subscription, rec *PollRecord) e
 			}
 		}
 	}
+	// The backlog of an earlier capped poll: its items are older than
+	// those found new at the top, so they fire first.
+	var backlog, next *dedup.Backlog
+	var gap []triggers.Item
+	if seeded {
+		if backlog, err = p.Dedup.Backlog(ctx, sub.ID); err != nil {
+			return err
+		}
+	}
+	if backlog != nil {
+		var gapEnd bool
+		var gapNext map[string]any
+		gap, gapEnd, gapNext, err = p.walkBacklog(ctx, sub, params, opts, backlog, len(fire), res.Limit, rec)
+		if err != nil {
+			return err
+		}
+		if !gapEnd {
+			next = &dedup.Backlog{Next: gapNext, Offset: backlogOffset(sub.Op.Paging, gapNext, res.Limit), Floor: backlog.Floor}
+		}
+	}
+	if resumable {
+		// A new gap at the top; an older one still open is walked through
+		// from here, down to its floor.
+		next = &dedup.Backlog{Next: res.Next, Offset: backlogOffset(sub.Op.Paging, res.Next, res.Limit), Floor: st.Watermark}
+		if backlog != nil {
+			next.Floor = backlog.Floor
+		}
+	}
+	fire = append(gap, fire...)
 	rec.New = len(fire)
 
 	// Fan out before marking: a crash in between re-enqueues on the next
@@ -310,7 +345,81 @@ func (p *Poller) poll(ctx context.Context, sub *Subscription, rec *PollRecord) e
 			rec.Enqueued++
 		}
 	}
-	return p.Dedup.Commit(ctx, sub.ID, items, sub.keep())
+	if err := p.Dedup.Commit(ctx, sub.ID, items, sub.keep()); err != nil {
+		return err
+	}
+	if backlog != nil || next != nil {
+		return p.Dedup.SetBacklog(ctx, sub.ID, next)
+	}
+	return nil
+}
+
+// walkBacklog reads on from where an earlier capped poll stopped, pushed
+// down by the items found new at the top since (shift), until it meets
+// items at or under the backlog's floor, the end of the list, or the page
+// cap. It returns the items above the floor, oldest first; end reports
+// that the backlog is done, else next is where to go on.
+func (p *Poller) walkBacklog(ctx context.Context, sub *Subscription, params map[string]any, opts triggers.Options,
+	bl *dedup.Backlog, shift, limit int, rec *PollRecord) (items []triggers.Item, end bool, next map[string]any, err error) {
+	pg := sub.Op.Paging
+	opts.Start = bl.Next
+	if pg != nil && limit > 0 {
+		switch abs := bl.Offset + shift; pg.Style {
+		case catalog.PagingOffset:
+			opts.Start = map[string]any{pg.Offset: abs}
+		case catalog.PagingPage:
+			// Rounded down: the page may start with items fired before,
+			// which meet their chain's TaskID and do not fire again.
+			opts.Start = map[string]any{pg.Page: pg.PageBase + abs/limit}
+		}
+	}
+	floor := bl.Floor
+	opts.Seen = func(_ context.Context, page []triggers.Item) (bool, error) {
+		oldest := page[len(page)-1]
+		return oldest.Time.IsZero() || !oldest.Time.After(floor), nil
+	}
+	res, err := triggers.Poll(ctx, p.Caller, sub.Connection, sub.Op, params, opts)
+	if err != nil {
+		return nil, false, nil, fmt.Errorf("backlog: %w", err)
+	}
+	rec.Requests += res.Pages
+	rec.Read += len(res.Items)
+	for _, it := range res.Items {
+		if it.Time.After(floor) {
+			items = append(items, it)
+		}
+	}
+	if !res.End && res.Next == nil {
+		return items, true, nil, nil // cannot go on; what was read is fired
+	}
+	return items, res.End, res.Next, nil
+}
+
+// backlogOffset is how many items lie above next (offset and page styles).
+func backlogOffset(pg *catalog.Paging, next map[string]any, limit int) int {
+	if pg == nil {
+		return 0
+	}
+	switch pg.Style {
+	case catalog.PagingOffset:
+		return intOf(next[pg.Offset])
+	case catalog.PagingPage:
+		return (intOf(next[pg.Page]) - pg.PageBase) * limit
+	}
+	return 0
+}
+
+// intOf reads a paging input as an int.
+func intOf(v any) int {
+	switch x := v.(type) {
+	case int:
+		return x
+	case int64:
+		return int(x)
+	case float64:
+		return int(x)
+	}
+	return 0
 }
 
 func (p *Poller) logger() *slog.Logger {

@@ -579,4 +579,55 @@ func TestPageCap(t *testing.T) {
 	if got := strings.Join(itemIDs(e.chains()), ","); got != strings.Join(ids[10:], ",") {
 		t.Fatalf("chains %s", got)
 	}
+	// The next poll reads on from where the capped one stopped: the 10
+	// older items fire, before the 3 that arrived since at the top.
+	more := e.addContacts(3)
+	rec = e.poll("new-contacts")
+	want := append(append(append([]string{}, ids[10:]...), ids[:10]...), more...)
+	if got := strings.Join(itemIDs(e.chains()), ","); rec.Enqueued != 13 || got != strings.Join(want, ",") {
+		t.Fatalf("after the cap: %+v\nchains %s\nwant   %s", rec, got, strings.Join(want, ","))
+	}
+	// Done: nothing more fires, and the backlog is gone.
+	if rec := e.poll("new-contacts"); rec.New != 0 {
+		t.Fatalf("a third poll fired %d", rec.New)
+	}
+	if bl, err := e.poller.Dedup.Backlog(context.Background(), e.sub("new-contacts").ID); err != nil || bl != nil {
+		t.Fatalf("backlog left: %+v %v", bl, err)
+	}
+}
+
+// TestPageCapBacklogAcrossPolls: a burst far beyond the cap is read over
+// several polls, every item fired exactly once, while new items keep
+// arriving at the top.
+func TestPageCapBacklogAcrossPolls(t *testing.T) {
+	e := newPollEnv(t)
+	e.poller.PageLimit = 10
+	e.poller.MaxPages = 2
+	e.addContacts(5)
+	e.poll("new-contacts")
+	want := map[string]bool{}
+	for _, id := range e.addContacts(95) {
+		want[id] = true
+	}
+	for i := 0; i < 8; i++ {
+		e.poll("new-contacts")
+		for _, id := range e.addContacts(2) {
+			want[id] = true
+		}
+	}
+	for i := 0; i < 3; i++ {
+		e.poll("new-contacts")
+	}
+	got := map[string]int{}
+	for _, id := range itemIDs(e.chains()) {
+		got[id]++
+	}
+	for id := range want {
+		if got[id] != 1 {
+			t.Errorf("item %s fired %d times", id, got[id])
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d items fired, want %d", len(got), len(want))
+	}
 }

@@ -190,6 +190,39 @@ func TestPollSimulator(t *testing.T) {
 			t.Fatal("not the newest 40, oldest first")
 		}
 	})
+	t.Run("page cap, then on from Next", func(t *testing.T) {
+		for _, tc := range []struct {
+			name   string
+			op     *catalog.Operation
+			params map[string]any
+			want   func(first, second []triggers.Item) bool
+		}{
+			{"page style, newest first", search, desc, func(a, b []triggers.Item) bool {
+				return strings.Join(keys(a), ",") == strings.Join(e.ids[210:], ",") &&
+					strings.Join(keys(b), ",") == strings.Join(e.ids[170:210], ",")
+			}},
+			{"cursor style", cat.MustOp("ghl.contacts.list"), map[string]any{"locationId": e.loc}, func(a, b []triggers.Item) bool {
+				return len(a) == 40 && len(b) == 40 && a[0].ID == e.ids[0] && a[39].ID == e.ids[39] &&
+					b[0].ID == e.ids[40] && b[39].ID == e.ids[79]
+			}},
+		} {
+			first, err := triggers.Poll(ctx, e.caller, "c", tc.op, tc.params, triggers.Options{Limit: 20, MaxPages: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first.End || first.Next == nil {
+				t.Fatalf("%s: capped walk gave no Next: %+v", tc.name, first)
+			}
+			second, err := triggers.Poll(ctx, e.caller, "c", tc.op, tc.params,
+				triggers.Options{Limit: 20, MaxPages: 2, Start: first.Next})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.want(first.Items, second.Items) {
+				t.Fatalf("%s: first %v\nsecond %v", tc.name, keys(first.Items), keys(second.Items))
+			}
+		}
+	})
 	t.Run("cursor style with since", func(t *testing.T) {
 		list := cat.MustOp("ghl.contacts.list")
 		res, err := triggers.Poll(ctx, e.caller, "c", list, map[string]any{"locationId": e.loc}, triggers.Options{Limit: 40})
@@ -275,6 +308,24 @@ func TestPollOffsetFixtures(t *testing.T) {
 	}
 	if got := strings.Join(offsets, " "); got != "0/2 2/2 4/2" {
 		t.Fatalf("requests %s", got)
+	}
+	// Capped after one page, the walk says where to go on; a walk from
+	// there reads the rest.
+	offsets = nil
+	first, err := triggers.Poll(context.Background(), c, "c", op, nil, triggers.Options{MaxPages: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.End || fmt.Sprint(first.Next) != "map[offset:2]" {
+		t.Fatalf("capped: end %v next %v", first.End, first.Next)
+	}
+	rest, err := triggers.Poll(context.Background(), c, "c", op, nil, triggers.Options{Start: first.Next})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fixture lists newest first: page one held n5 and n4.
+	if got := strings.Join(keys(rest.Items), ","); got != "n1,n2,n3" || strings.Join(offsets, " ") != "0/2 2/2 4/2" {
+		t.Fatalf("resumed: items %s requests %v", got, offsets)
 	}
 }
 

@@ -28,10 +28,9 @@ type Caller interface {
 
 // DefaultMaxPages caps the pages one poll reads when neither the options
 // nor the recipe say otherwise. A poll of a list read newest first stops at
-// the first known items, so the cap costs nothing in the usual case; it is
-// high enough (10,000 items at 100 a page, as deep as GHL's contact search
-// reaches by page) that a burst of new items between two polls is read
-// whole, and beyond it the poll warns that older new items were skipped.
+// the first known items, so the cap costs nothing in the usual case; a
+// walk stopped by it returns where to go on (Result.Next), which the engine
+// keeps as a backlog for its next polls.
 const DefaultMaxPages = 100
 
 // DefaultLimit is the page size asked for when the options do not set one
@@ -71,6 +70,10 @@ type Options struct {
 	// page is read only to learn the order and the total), else read on to
 	// its end or the cap without asking Seen.
 	Seen func(ctx context.Context, page []Item) (reachedKnown bool, err error)
+	// Start, when set, are the paging inputs of the first page to read (a
+	// Result's Next, shifted by the caller as the list grew): the walk goes
+	// on from there towards older items instead of from the top.
+	Start map[string]any
 }
 
 // Result is what one poll read.
@@ -87,6 +90,12 @@ type Result struct {
 	// OldestFirst is true when the items' times showed the API lists the
 	// oldest items first (such a list is read to its end or the page cap).
 	OldestFirst bool
+	// Next, when the walk stopped at the page cap of a list read from the
+	// top, holds the paging inputs of the next page, to go on from there
+	// in a later poll (Options.Start).
+	Next map[string]any
+	// Limit is the page size the walk asked for (0 = the API's own).
+	Limit int
 }
 
 // Poll runs one poll of op through caller and conn with the recipe's
@@ -136,20 +145,34 @@ func Poll(ctx context.Context, caller Caller, conn string, op *catalog.Operation
 		}
 	}
 
-	res := &Result{}
+	res := &Result{Limit: limit}
 	seen := map[string]bool{}
 	var all []Item
 	order := 0 // +1 newest first, -1 oldest first, 0 unknown
-	offset := 0
+	offset, startIdx := 0, 0
+	for k, v := range opts.Start {
+		input[k] = v
+	}
+	if len(opts.Start) > 0 {
+		switch style {
+		case catalog.PagingOffset:
+			offset = toInt(opts.Start[p.Offset])
+		case catalog.PagingPage:
+			startIdx = max(toInt(opts.Start[p.Page])-p.PageBase, 0)
+		}
+	}
 	// backIdx >= 0 is the next page (0-based) of a backward walk: a list
 	// read oldest first whose total is known is walked from its last page
 	// towards the first, so the newest items come first.
 	backIdx := -1
 	for page := 0; ; page++ {
 		if page >= maxPages {
+			if backIdx < 0 {
+				res.Next = nextPage(p, style, input, offset, startIdx+page)
+			}
 			return finish(res, all, order), nil
 		}
-		idx := page
+		idx := startIdx + page
 		if backIdx >= 0 {
 			idx = backIdx
 			offset = idx * limit
@@ -172,7 +195,7 @@ func Poll(ctx context.Context, caller Caller, conn string, op *catalog.Operation
 		if o := pageOrder(items); o != 0 && order == 0 {
 			order = o
 		}
-		if page == 0 && order < 0 && opts.Seen != nil && limit > 0 && p.Total != "" &&
+		if page == 0 && order < 0 && opts.Seen != nil && limit > 0 && p.Total != "" && len(opts.Start) == 0 &&
 			(style == catalog.PagingOffset || style == catalog.PagingPage) {
 			if total := int(gjson.GetBytes(body, p.Total).Int()); total > limit {
 				// The first page only told the order and the total; the
@@ -222,6 +245,28 @@ func Poll(ctx context.Context, caller Caller, conn string, op *catalog.Operation
 			return finish(res, all, order), nil
 		}
 	}
+}
+
+// nextPage returns the paging inputs of the page after the last one read:
+// the offset or page number, or the cursor inputs hasMore has set.
+func nextPage(p *catalog.Paging, style string, input map[string]any, offset, idx int) map[string]any {
+	switch style {
+	case catalog.PagingOffset:
+		return map[string]any{p.Offset: offset}
+	case catalog.PagingPage:
+		return map[string]any{p.Page: p.PageBase + idx}
+	case catalog.PagingCursor:
+		next := map[string]any{}
+		for param := range p.Next {
+			if v, ok := input[param]; ok {
+				next[param] = v
+			}
+		}
+		if len(next) > 0 {
+			return next
+		}
+	}
+	return nil
 }
 
 // newestFirst returns a page's items newest first.

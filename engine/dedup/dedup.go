@@ -9,6 +9,7 @@ package dedup
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"strconv"
@@ -82,10 +83,60 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	return &Store{rdb: rdb, prefix: opts.Prefix, keep: opts.Keep}
 }
 
-// Keys returns the Redis keys of a subscription's state.
+// Keys returns the Redis keys of a subscription's state: the seen set, the
+// meta hash and the backlog (absent unless a poll stopped at its cap).
 func (s *Store) Keys(sub string) []string {
 	tag := s.prefix + "{sub:" + sub + "}"
-	return []string{tag + ":seen", tag + ":meta"}
+	return []string{tag + ":seen", tag + ":meta", tag + ":backlog"}
+}
+
+// Backlog is where a poll that stopped at its page cap left off: the
+// paging inputs of its next page, and the time at or under which every item
+// was known before the burst. Later polls walk from there down to Floor,
+// so the items beyond the cap are fired too.
+type Backlog struct {
+	// Next are the paging inputs of the next page to read.
+	Next map[string]any `json:"next"`
+	// Offset is how many items were above Next when it was saved (offset
+	// and page styles: new items at the top push the rest down).
+	Offset int `json:"offset,omitempty"`
+	// Floor ends the walk: items at or under it were seen before.
+	Floor time.Time `json:"floor"`
+}
+
+// Backlog returns sub's backlog, nil when there is none.
+func (s *Store) Backlog(ctx context.Context, sub string) (*Backlog, error) {
+	b, err := s.rdb.Get(ctx, s.Keys(sub)[2]).Bytes()
+	if err == redis.Nil {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dedup backlog %s: %w", sub, err)
+	}
+	var bl Backlog
+	if err := json.Unmarshal(b, &bl); err != nil {
+		return nil, fmt.Errorf("dedup backlog %s: %w", sub, err)
+	}
+	return &bl, nil
+}
+
+// SetBacklog saves sub's backlog; nil clears it.
+func (s *Store) SetBacklog(ctx context.Context, sub string, bl *Backlog) error {
+	key := s.Keys(sub)[2]
+	if bl == nil {
+		if err := s.rdb.Del(ctx, key).Err(); err != nil {
+			return fmt.Errorf("dedup backlog %s: %w", sub, err)
+		}
+		return nil
+	}
+	b, err := json.Marshal(bl)
+	if err != nil {
+		return fmt.Errorf("dedup backlog %s: %w", sub, err)
+	}
+	if err := s.rdb.Set(ctx, key, b, 0).Err(); err != nil {
+		return fmt.Errorf("dedup backlog %s: %w", sub, err)
+	}
+	return nil
 }
 
 // script modes.
