@@ -318,13 +318,13 @@ func (p *Poller) poll(ctx context.Context, sub *Subscription, rec *PollRecord) e
 			return err
 		}
 		if !gapEnd {
-			next = &dedup.Backlog{Next: gapNext, Offset: backlogOffset(sub.Op.Paging, gapNext, res.Limit), Floor: backlog.Floor}
+			next = &dedup.Backlog{Next: gapNext, Offset: triggers.Position(sub.Op.Paging, gapNext, res.Limit), Floor: backlog.Floor}
 		}
 	}
 	if resumable {
 		// A new gap at the top; an older one still open is walked through
 		// from here, down to its floor.
-		next = &dedup.Backlog{Next: res.Next, Offset: backlogOffset(sub.Op.Paging, res.Next, res.Limit), Floor: st.Watermark}
+		next = &dedup.Backlog{Next: res.Next, Offset: triggers.Position(sub.Op.Paging, res.Next, res.Limit), Floor: st.Watermark}
 		if backlog != nil {
 			next.Floor = backlog.Floor
 		}
@@ -361,17 +361,12 @@ func (p *Poller) poll(ctx context.Context, sub *Subscription, rec *PollRecord) e
 // that the backlog is done, else next is where to go on.
 func (p *Poller) walkBacklog(ctx context.Context, sub *Subscription, params map[string]any, opts triggers.Options,
 	bl *dedup.Backlog, shift, limit int, rec *PollRecord) (items []triggers.Item, end bool, next map[string]any, err error) {
-	pg := sub.Op.Paging
+	// Offset and page styles start at the position pushed down by the new
+	// items (a page rounded down may start with items fired before, which
+	// meet their chain's TaskID and do not fire again); a cursor holds.
 	opts.Start = bl.Next
-	if pg != nil && limit > 0 {
-		switch abs := bl.Offset + shift; pg.Style {
-		case catalog.PagingOffset:
-			opts.Start = map[string]any{pg.Offset: abs}
-		case catalog.PagingPage:
-			// Rounded down: the page may start with items fired before,
-			// which meet their chain's TaskID and do not fire again.
-			opts.Start = map[string]any{pg.Page: pg.PageBase + abs/limit}
-		}
+	if at := triggers.StartAt(sub.Op.Paging, bl.Offset+shift, limit); at != nil {
+		opts.Start = at
 	}
 	floor := bl.Floor
 	opts.Seen = func(_ context.Context, page []triggers.Item) (bool, error) {
@@ -393,33 +388,6 @@ func (p *Poller) walkBacklog(ctx context.Context, sub *Subscription, params map[
 		return items, true, nil, nil // cannot go on; what was read is fired
 	}
 	return items, res.End, res.Next, nil
-}
-
-// backlogOffset is how many items lie above next (offset and page styles).
-func backlogOffset(pg *catalog.Paging, next map[string]any, limit int) int {
-	if pg == nil {
-		return 0
-	}
-	switch pg.Style {
-	case catalog.PagingOffset:
-		return intOf(next[pg.Offset])
-	case catalog.PagingPage:
-		return (intOf(next[pg.Page]) - pg.PageBase) * limit
-	}
-	return 0
-}
-
-// intOf reads a paging input as an int.
-func intOf(v any) int {
-	switch x := v.(type) {
-	case int:
-		return x
-	case int64:
-		return int(x)
-	case float64:
-		return int(x)
-	}
-	return 0
 }
 
 func (p *Poller) logger() *slog.Logger {

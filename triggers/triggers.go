@@ -269,6 +269,37 @@ func nextPage(p *catalog.Paging, style string, input map[string]any, offset, idx
 	return nil
 }
 
+// Position returns how many items of the list lie above the page that the
+// paging inputs next start (offset and page styles; 0 for the others).
+func Position(p *catalog.Paging, next map[string]any, limit int) int {
+	if p == nil {
+		return 0
+	}
+	switch p.Style {
+	case catalog.PagingOffset:
+		return toInt(next[p.Offset])
+	case catalog.PagingPage:
+		return (toInt(next[p.Page]) - p.PageBase) * limit
+	}
+	return 0
+}
+
+// StartAt returns the paging inputs of the page that holds item number pos
+// (offset and page styles; a page style rounds down to the page's first
+// item), or nil for the other styles.
+func StartAt(p *catalog.Paging, pos, limit int) map[string]any {
+	if p == nil || limit <= 0 {
+		return nil
+	}
+	switch p.Style {
+	case catalog.PagingOffset:
+		return map[string]any{p.Offset: pos}
+	case catalog.PagingPage:
+		return map[string]any{p.Page: p.PageBase + pos/limit}
+	}
+	return nil
+}
+
 // newestFirst returns a page's items newest first.
 func newestFirst(items []Item, order int) []Item {
 	if order >= 0 {
