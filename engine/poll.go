@@ -303,14 +303,10 @@ func (p *Poller) poll(ctx context.Context, sub *Subscription, rec *PollRecord) e
 	}
 	// The backlog of an earlier capped poll: its items are older than
 	// those found new at the top, so they fire first.
-	var backlog, next *dedup.Backlog
+	var next *dedup.Backlog
 	var gap []triggers.Item
-	if seeded {
-		if backlog, err = p.Dedup.Backlog(ctx, sub.ID); err != nil {
-			return err
-		}
-	}
-	if backlog != nil {
+	backlog := st.Backlog
+	if backlog != nil && seeded {
 		var gapEnd bool
 		var gapNext map[string]any
 		gap, gapEnd, gapNext, err = p.walkBacklog(ctx, sub, params, opts, backlog, len(fire), res.Limit, rec)
@@ -345,13 +341,10 @@ func (p *Poller) poll(ctx context.Context, sub *Subscription, rec *PollRecord) e
 			rec.Enqueued++
 		}
 	}
-	if err := p.Dedup.Commit(ctx, sub.ID, items, sub.keep()); err != nil {
-		return err
-	}
 	if backlog != nil || next != nil {
-		return p.Dedup.SetBacklog(ctx, sub.ID, next)
+		return p.Dedup.CommitBacklog(ctx, sub.ID, items, sub.keep(), next)
 	}
-	return nil
+	return p.Dedup.Commit(ctx, sub.ID, items, sub.keep())
 }
 
 // walkBacklog reads on from where an earlier capped poll stopped, pushed

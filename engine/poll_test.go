@@ -591,8 +591,45 @@ func TestPageCap(t *testing.T) {
 	if rec := e.poll("new-contacts"); rec.New != 0 {
 		t.Fatalf("a third poll fired %d", rec.New)
 	}
-	if bl, err := e.poller.Dedup.Backlog(context.Background(), e.sub("new-contacts").ID); err != nil || bl != nil {
-		t.Fatalf("backlog left: %+v %v", bl, err)
+	if st, err := e.poller.Dedup.State(context.Background(), e.sub("new-contacts").ID); err != nil || st.Backlog != nil {
+		t.Fatalf("backlog left: %+v %v", st.Backlog, err)
+	}
+}
+
+// TestPageCapCrash: a capped poll that dies while fanning out records
+// neither its items nor its backlog; its retry fires what is left of the
+// newest pages and keeps the backlog, and the next poll fires the rest.
+func TestPageCapCrash(t *testing.T) {
+	e := newPollEnv(t)
+	e.poller.PageLimit = 10
+	e.poller.MaxPages = 2
+	e.addContacts(5)
+	e.poll("new-contacts")
+	ids := e.addContacts(30)
+	fq := &failingQueue{ChainEnqueuer: e.client}
+	fq.n.Store(7)
+	e.poller.Queue = fq
+	if _, err := e.poller.Poll(context.Background(), e.sub("new-contacts").ID, 99); err == nil {
+		t.Fatal("no error")
+	}
+	if st, _ := e.poller.Dedup.State(context.Background(), e.sub("new-contacts").ID); st.Backlog != nil {
+		t.Fatalf("a failed poll saved a backlog: %+v", st.Backlog)
+	}
+	e.poller.Queue = e.client
+	if rec := e.poll("new-contacts"); rec.Enqueued != 13 || rec.Duplicates != 7 || !rec.Capped {
+		t.Fatalf("retry: %+v", rec)
+	}
+	if rec := e.poll("new-contacts"); rec.Enqueued != 10 {
+		t.Fatalf("after the retry: %+v", rec)
+	}
+	got := map[string]int{}
+	for _, id := range itemIDs(e.chains()) {
+		got[id]++
+	}
+	for _, id := range ids {
+		if got[id] != 1 {
+			t.Fatalf("item %s fired %d times", id, got[id])
+		}
 	}
 }
 

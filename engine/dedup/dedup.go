@@ -83,17 +83,17 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	return &Store{rdb: rdb, prefix: opts.Prefix, keep: opts.Keep}
 }
 
-// Keys returns the Redis keys of a subscription's state: the seen set, the
-// meta hash and the backlog (absent unless a poll stopped at its cap).
+// Keys returns the Redis keys of a subscription's state.
 func (s *Store) Keys(sub string) []string {
 	tag := s.prefix + "{sub:" + sub + "}"
-	return []string{tag + ":seen", tag + ":meta", tag + ":backlog"}
+	return []string{tag + ":seen", tag + ":meta"}
 }
 
 // Backlog is where a poll that stopped at its page cap left off: the
 // paging inputs of its next page, and the time at or under which every item
 // was known before the burst. Later polls walk from there down to Floor,
-// so the items beyond the cap are fired too.
+// so the items beyond the cap are fired too. It is kept in the meta hash
+// and written by the same script call that commits the poll's items.
 type Backlog struct {
 	// Next are the paging inputs of the next page to read.
 	Next map[string]any `json:"next"`
@@ -102,41 +102,6 @@ type Backlog struct {
 	Offset int `json:"offset,omitempty"`
 	// Floor ends the walk: items at or under it were seen before.
 	Floor time.Time `json:"floor"`
-}
-
-// Backlog returns sub's backlog, nil when there is none.
-func (s *Store) Backlog(ctx context.Context, sub string) (*Backlog, error) {
-	b, err := s.rdb.Get(ctx, s.Keys(sub)[2]).Bytes()
-	if err == redis.Nil {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("dedup backlog %s: %w", sub, err)
-	}
-	var bl Backlog
-	if err := json.Unmarshal(b, &bl); err != nil {
-		return nil, fmt.Errorf("dedup backlog %s: %w", sub, err)
-	}
-	return &bl, nil
-}
-
-// SetBacklog saves sub's backlog; nil clears it.
-func (s *Store) SetBacklog(ctx context.Context, sub string, bl *Backlog) error {
-	key := s.Keys(sub)[2]
-	if bl == nil {
-		if err := s.rdb.Del(ctx, key).Err(); err != nil {
-			return fmt.Errorf("dedup backlog %s: %w", sub, err)
-		}
-		return nil
-	}
-	b, err := json.Marshal(bl)
-	if err != nil {
-		return fmt.Errorf("dedup backlog %s: %w", sub, err)
-	}
-	if err := s.rdb.Set(ctx, key, b, 0).Err(); err != nil {
-		return fmt.Errorf("dedup backlog %s: %w", sub, err)
-	}
-	return nil
 }
 
 // script modes.
@@ -148,23 +113,25 @@ const (
 
 // The script. KEYS: seen (zset of 8-byte key hashes scored by item time in
 // ms, or by an insertion counter for items without time), meta (hash:
-// seeded, hwm, floor, seq). ARGV: mode, keep, backfill, then pairs of
-// (hash, time ms or 0). Returns {seeded before, hwm, known flags, new flags}.
+// seeded, hwm, floor, seq, backlog). ARGV: mode, keep, backfill, backlog
+// ("" leaves it, "-" removes it, else the JSON to store; commit and mark
+// only), then pairs of (hash, time ms or 0). Returns {seeded before, hwm,
+// known flags, new flags}.
 var script = redis.NewScript(`
-local mode, keep, backfill = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local mode, keep, backfill, backlog = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local meta = redis.call('HMGET', KEYS[2], 'seeded', 'hwm', 'floor', 'seq')
 local seeded = meta[1] and true or false
 local hwm = tonumber(meta[2]) or 0
 local floor = tonumber(meta[3]) or 0
 local seq = tonumber(meta[4]) or 0
-local n = (#ARGV - 3) / 2
+local n = (#ARGV - 4) / 2
 local known, new = {}, {}
 if mode ~= 'commit' and n > 0 then
   local members = {}
-  for i = 1, n do members[i] = ARGV[2 + 2*i] end
+  for i = 1, n do members[i] = ARGV[3 + 2*i] end
   local scores = redis.call('ZMSCORE', KEYS[1], unpack(members))
   for i = 1, n do
-    local t = tonumber(ARGV[3 + 2*i])
+    local t = tonumber(ARGV[4 + 2*i])
     if scores[i] or (t > 0 and t <= floor) then known[i] = 1 else known[i] = 0 end
     if seeded then new[i] = 1 - known[i] elseif i > n - backfill then new[i] = 1 else new[i] = 0 end
   end
@@ -172,7 +139,7 @@ end
 if mode ~= 'decide' then
   local args, low = {}, nil
   for i = 1, n do
-    local t = tonumber(ARGV[3 + 2*i])
+    local t = tonumber(ARGV[4 + 2*i])
     local score = t
     if t <= 0 then seq = seq + 1; score = seq
     else
@@ -180,7 +147,7 @@ if mode ~= 'decide' then
       if low == nil or t < low then low = t end
     end
     args[#args + 1] = score
-    args[#args + 1] = ARGV[2 + 2*i]
+    args[#args + 1] = ARGV[3 + 2*i]
   end
   if #args > 0 then redis.call('ZADD', KEYS[1], unpack(args)) end
   if not seeded and low ~= nil and low > floor then floor = low end
@@ -192,6 +159,8 @@ if mode ~= 'decide' then
     if hwm > 0 and top > floor then floor = top end
   end
   redis.call('HSET', KEYS[2], 'seeded', 1, 'hwm', hwm, 'floor', floor, 'seq', seq)
+  if backlog == '-' then redis.call('HDEL', KEYS[2], 'backlog')
+  elseif backlog ~= '' then redis.call('HSET', KEYS[2], 'backlog', backlog) end
 end
 return {seeded and 1 or 0, tostring(hwm), known, new}
 `)
@@ -215,15 +184,21 @@ func ms(t time.Time) int64 {
 	return 0
 }
 
-func (s *Store) run(ctx context.Context, mode, sub string, items []Item, keep, backfill int) (*Decision, error) {
+// run calls the script over items, in batches of maxBatch; backlog goes
+// with the last batch.
+func (s *Store) run(ctx context.Context, mode, sub string, items []Item, keep, backfill int, backlog string) (*Decision, error) {
 	if keep <= 0 {
 		keep = s.keep
 	}
 	d := &Decision{Known: make([]bool, 0, len(items)), New: make([]bool, 0, len(items))}
 	for start := 0; start < len(items) || start == 0; start += maxBatch {
 		batch := items[start:min(start+maxBatch, len(items))]
-		args := make([]any, 0, 3+2*len(batch))
-		args = append(args, mode, keep, backfill-(len(items)-start-len(batch)))
+		last := ""
+		if start+len(batch) >= len(items) {
+			last = backlog
+		}
+		args := make([]any, 0, 4+2*len(batch))
+		args = append(args, mode, keep, backfill-(len(items)-start-len(batch)), last)
 		for _, it := range batch {
 			args = append(args, hashKey(it.Key), ms(it.Time))
 		}
@@ -256,7 +231,7 @@ func (s *Store) run(ctx context.Context, mode, sub string, items []Item, keep, b
 // unknown ones, or on a first poll the newest backfill items (items come
 // oldest first, so the last ones). One round trip.
 func (s *Store) Decide(ctx context.Context, sub string, items []Item, backfill int) (*Decision, error) {
-	return s.run(ctx, modeDecide, sub, items, 0, backfill)
+	return s.run(ctx, modeDecide, sub, items, 0, backfill, "")
 }
 
 // Commit records items as seen (all of them: known ones refresh their
@@ -264,7 +239,24 @@ func (s *Store) Decide(ctx context.Context, sub string, items []Item, backfill i
 // the set to keep keys (0 = the store's default), raising the floor to the
 // newest time trimmed. One round trip.
 func (s *Store) Commit(ctx context.Context, sub string, items []Item, keep int) error {
-	_, err := s.run(ctx, modeCommit, sub, items, keep, 0)
+	_, err := s.run(ctx, modeCommit, sub, items, keep, 0, "")
+	return err
+}
+
+// CommitBacklog commits items as Commit does and, in the same script call,
+// replaces the subscription's backlog (nil removes it): the cursor of a
+// capped poll moves exactly when its items are recorded, so a crash between
+// the two cannot lose the items below the cap or skip past them.
+func (s *Store) CommitBacklog(ctx context.Context, sub string, items []Item, keep int, bl *Backlog) error {
+	arg := "-"
+	if bl != nil {
+		b, err := json.Marshal(bl)
+		if err != nil {
+			return fmt.Errorf("dedup backlog %s: %w", sub, err)
+		}
+		arg = string(b)
+	}
+	_, err := s.run(ctx, modeCommit, sub, items, keep, 0, arg)
 	return err
 }
 
@@ -273,7 +265,7 @@ func (s *Store) Commit(ctx context.Context, sub string, items []Item, keep int) 
 // then a commit, so that a first poll is judged as one.)
 func (s *Store) Mark(ctx context.Context, sub string, items []Item, keep, backfill int) (*Decision, error) {
 	if len(items) <= maxBatch {
-		return s.run(ctx, modeMark, sub, items, keep, backfill)
+		return s.run(ctx, modeMark, sub, items, keep, backfill, "")
 	}
 	d, err := s.Decide(ctx, sub, items, backfill)
 	if err != nil {
@@ -290,12 +282,14 @@ type State struct {
 	Watermark time.Time
 	// Floor is the time at or under which every item counts as seen.
 	Floor time.Time
+	// Backlog is where a capped poll left off (nil: none).
+	Backlog *Backlog
 }
 
 // State reads sub's seeded flag, watermark and floor in one round trip.
 func (s *Store) State(ctx context.Context, sub string) (State, error) {
 	var st State
-	v, err := s.rdb.HMGet(ctx, s.Keys(sub)[1], "seeded", "hwm", "floor").Result()
+	v, err := s.rdb.HMGet(ctx, s.Keys(sub)[1], "seeded", "hwm", "floor", "backlog").Result()
 	if err != nil {
 		return st, fmt.Errorf("dedup state %s: %w", sub, err)
 	}
@@ -308,6 +302,12 @@ func (s *Store) State(ctx context.Context, sub string) (State, error) {
 	if str, ok := v[2].(string); ok {
 		if n, _ := strconv.ParseInt(str, 10, 64); n > 0 {
 			st.Floor = time.UnixMilli(n).UTC()
+		}
+	}
+	if str, ok := v[3].(string); ok {
+		st.Backlog = &Backlog{}
+		if err := json.Unmarshal([]byte(str), st.Backlog); err != nil {
+			return st, fmt.Errorf("dedup backlog %s: %w", sub, err)
 		}
 	}
 	return st, nil

@@ -230,3 +230,32 @@ func BenchmarkMark100(b *testing.B) {
 		}
 	}
 }
+
+// TestCommitBacklog: the backlog is written and removed by the commit that
+// records the poll's items; a plain commit leaves it as it is.
+func TestCommitBacklog(t *testing.T) {
+	s, _ := newStore(t, 0)
+	ctx := context.Background()
+	floor := time.UnixMilli(5000).UTC()
+	bl := &dedup.Backlog{Next: map[string]any{"page": 3}, Offset: 20, Floor: floor}
+	if err := s.CommitBacklog(ctx, "b", page(0, 10), 0, bl); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.State(ctx, "b")
+	if err != nil || st.Backlog == nil || st.Backlog.Offset != 20 || !st.Backlog.Floor.Equal(floor) ||
+		fmt.Sprint(st.Backlog.Next) != "map[page:3]" || !st.Seeded {
+		t.Fatalf("after CommitBacklog: %+v %+v %v", st, st.Backlog, err)
+	}
+	if err := s.Commit(ctx, "b", page(10, 5), 0); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.State(ctx, "b"); st.Backlog == nil {
+		t.Fatal("a plain commit removed the backlog")
+	}
+	if err := s.CommitBacklog(ctx, "b", page(15, 5), 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.State(ctx, "b"); st.Backlog != nil {
+		t.Fatalf("backlog left: %+v", st.Backlog)
+	}
+}
