@@ -3,7 +3,6 @@ package engine_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/catalog/sim"
 	"github.com/ghlflow/ghlflow/engine"
-	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/ghlflow/ghlflow/engine/dedup"
 	"github.com/ghlflow/ghlflow/engine/ratelimit"
 	"github.com/ghlflow/ghlflow/engine/transport"
@@ -24,10 +22,7 @@ import (
 func TestDailyBudgetStretchesPolls(t *testing.T) {
 	rdb, prefix := testRedis(t)
 	ctx := context.Background()
-	cat, err := catalog.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cat := testCatalog(t)
 	loc := "locBUDGET00000000000"
 	srv, ts, _, conns := simConn(t, cat, loc, sim.Config{Burst: 100000, Daily: 100})
 	noon := time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
@@ -49,7 +44,7 @@ func TestDailyBudgetStretchesPolls(t *testing.T) {
 	}
 	recs := &records{}
 	p := &engine.Poller{Subs: subMap{sub.ID: sub}, Caller: tr, Dedup: dedup.New(rdb, dedup.Options{Prefix: prefix}),
-		Recorder: recs, Budget: engine.LimiterBudget{Limiter: lim, Connections: conns}}
+		Recorder: recs, Budget: &engine.LimiterBudget{Limiter: lim, Connections: conns}}
 	before := srv.RequestCount("ghl.contacts.search", loc)
 	var polled []int64
 	for slot := int64(0); slot < 7; slot++ {
@@ -73,71 +68,4 @@ func TestDailyBudgetStretchesPolls(t *testing.T) {
 		t.Fatalf("%d poll records, want 7", len(recs.got))
 	}
 	t.Logf("skipped slot reason: %s", recs.got[1].Skipped)
-}
-
-// TestPausesAreShared: a pause met by one engine stops the subscription in
-// another engine on the same Redis; its polls are recorded as skipped with
-// the reason; `connect resume` (ResumeConnection) and a reload lift it.
-func TestPausesAreShared(t *testing.T) {
-	rdb, prefix := testRedis(t)
-	ctx := context.Background()
-	cat, err := catalog.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := os.WriteFile(dir+"/p.yaml", []byte(fmt.Sprintf(reloadRecipe, "p", "1m")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	conns, _ := auth.NewStatic()
-	newEngine := func() *engine.Engine {
-		eng, err := engine.New(engine.Config{Catalog: cat, Caller: transport.New(transport.Config{Catalog: cat, Connections: conns}),
-			Redis: rdb, Recipes: []string{dir}, Prefix: prefix})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return eng
-	}
-	a, b := newEngine(), newEngine()
-	id := engine.SubscriptionID("p", "acme")
-	inForce := func(e *engine.Engine, want bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if _, ok := e.Registry().Get(id); ok == want {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("subscription in force = %v, want %v", !want, want)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	inForce(b, true)
-	if err := a.Registry().PauseConnection(ctx, "acme", "unauthorized: token revoked"); err != nil {
-		t.Fatal(err)
-	}
-	inForce(b, false)
-	rec, err := b.Poller.Poll(ctx, id, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rec.Skipped != "connection acme is paused: unauthorized: token revoked" {
-		t.Fatalf("poll of a paused subscription: %+v", rec)
-	}
-	polls, err := b.History.Polls(ctx, id, 1)
-	if err != nil || len(polls) != 1 || polls[0].Skipped != rec.Skipped {
-		t.Fatalf("history %+v %v", polls, err)
-	}
-	if err := engine.ResumeConnection(ctx, rdb, prefix, "acme"); err != nil {
-		t.Fatal(err)
-	}
-	inForce(a, true)
-	inForce(b, true)
-	_ = a.Registry().PauseConnection(ctx, "acme", "403")
-	inForce(b, false)
-	if err := b.Reload(ctx); err != nil {
-		t.Fatal(err)
-	}
-	inForce(a, true)
 }

@@ -35,10 +35,7 @@ type chainEnv struct {
 
 func newChainEnv(t *testing.T) *chainEnv {
 	rdb, prefix := testRedis(t)
-	cat, err := catalog.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cat := testCatalog(t)
 	loc := "locCHAINTEST00000000"
 	srv, ts, tok, conns := simConn(t, cat, loc, sim.Config{Burst: -1, Daily: -1})
 	tr := transport.New(transport.Config{Catalog: cat, Connections: conns, BaseURL: ts.URL, Attempts: 1})

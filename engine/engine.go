@@ -304,7 +304,9 @@ func (r *Registry) All() []*Subscription {
 
 // PauseConnection pauses the subscriptions of a connection with a reason,
 // in every process sharing the engine's Redis. A reload (SIGHUP, a recipe
-// file change, a restart) or `ghlflow connect resume` lifts it.
+// file change, a restart), `ghlflow connect resume` or storing the
+// connection anew lifts it; a connection still broken pauses again at its
+// next call.
 func (r *Registry) PauseConnection(ctx context.Context, connection, reason string) error {
 	r.mu.Lock()
 	r.paused[connection] = reason

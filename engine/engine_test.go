@@ -12,8 +12,6 @@ import (
 
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/engine"
-	"github.com/ghlflow/ghlflow/engine/auth"
-	"github.com/ghlflow/ghlflow/engine/transport"
 )
 
 const reloadRecipe = `name: %s
@@ -26,10 +24,6 @@ steps:
 func TestReloadKeepsRunningVersionOnError(t *testing.T) {
 	rdb, prefix := testRedis(t)
 	ctx := context.Background()
-	cat, err := catalog.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	write := func(name, text string) {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
@@ -38,12 +32,7 @@ func TestReloadKeepsRunningVersionOnError(t *testing.T) {
 	}
 	write("a.yaml", fmt.Sprintf(reloadRecipe, "a", "1m"))
 	write("b.yaml", fmt.Sprintf(reloadRecipe, "b", "5m"))
-	conns, _ := auth.NewStatic()
-	eng, err := engine.New(engine.Config{Catalog: cat, Caller: transport.New(transport.Config{Catalog: cat, Connections: conns}),
-		Redis: rdb, Recipes: []string{dir}, Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng := newTestEngine(t, rdb, prefix, dir)
 	names := func() string {
 		var out []string
 		for _, s := range eng.Registry().All() {
@@ -57,7 +46,7 @@ func TestReloadKeepsRunningVersionOnError(t *testing.T) {
 	}
 	// A bad edit: the error names the file and line; nothing changes.
 	write("b.yaml", fmt.Sprintf(reloadRecipe, "b", "5m")+"  - op: ghl.nope\n")
-	err = eng.Reload(ctx)
+	err := eng.Reload(ctx)
 	if err == nil || !strings.Contains(err.Error(), "b.yaml:6") {
 		t.Fatalf("reload error = %v", err)
 	}
@@ -81,10 +70,7 @@ func TestReloadKeepsRunningVersionOnError(t *testing.T) {
 }
 
 func TestRegistryPause(t *testing.T) {
-	cat, err := catalog.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cat := testCatalog(t)
 	r, err := (&catalog.RecipeLoader{Catalog: cat}).Parse("p.yaml", []byte(fmt.Sprintf(reloadRecipe, "p", "1m")))
 	if err != nil {
 		t.Fatal(err)
@@ -109,4 +95,58 @@ func TestRegistryPause(t *testing.T) {
 	if res.Status != engine.ChainPaused || res.Err == nil || !strings.Contains(res.Err.Error(), "acme is paused: unauthorized") {
 		t.Fatalf("chain of a paused connection: %+v", res)
 	}
+}
+
+// TestPausesAreShared: a pause met by one engine stops the subscription in
+// another engine on the same Redis; its polls are recorded as skipped with
+// the reason; `connect resume` (ResumeConnection) and a reload lift it.
+func TestPausesAreShared(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(fmt.Sprintf(reloadRecipe, "p", "1m")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, b := newTestEngine(t, rdb, prefix, dir), newTestEngine(t, rdb, prefix, dir)
+	id := engine.SubscriptionID("p", "acme")
+	inForce := func(e *engine.Engine, want bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if _, ok := e.Registry().Get(id); ok == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("subscription in force = %v, want %v", !want, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	inForce(b, true)
+	if err := a.Registry().PauseConnection(ctx, "acme", "unauthorized: token revoked"); err != nil {
+		t.Fatal(err)
+	}
+	inForce(b, false)
+	rec, err := b.Poller.Poll(ctx, id, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Skipped != "connection acme is paused: unauthorized: token revoked" {
+		t.Fatalf("poll of a paused subscription: %+v", rec)
+	}
+	polls, err := b.History.Polls(ctx, id, 1)
+	if err != nil || len(polls) != 1 || polls[0].Skipped != rec.Skipped {
+		t.Fatalf("history %+v %v", polls, err)
+	}
+	if err := engine.ResumeConnection(ctx, rdb, prefix, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	inForce(a, true)
+	inForce(b, true)
+	_ = a.Registry().PauseConnection(ctx, "acme", "403")
+	inForce(b, false)
+	if err := b.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	inForce(a, true)
 }

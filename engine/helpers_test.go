@@ -12,7 +12,9 @@ import (
 
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/catalog/sim"
+	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/auth"
+	"github.com/ghlflow/ghlflow/engine/transport"
 )
 
 // testRedis returns a client on the engine tests' database and a prefix of
@@ -37,6 +39,30 @@ func testRedis(t testing.TB) (*redis.Client, string) {
 		rdb.Close()
 	})
 	return rdb, prefix
+}
+
+// testCatalog loads the embedded catalog.
+func testCatalog(t testing.TB) *catalog.Catalog {
+	t.Helper()
+	cat, err := catalog.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cat
+}
+
+// newTestEngine builds an engine over the recipes in dir, with no
+// connections (the tests that use it make no API call).
+func newTestEngine(t testing.TB, rdb redis.UniversalClient, prefix, dir string) *engine.Engine {
+	t.Helper()
+	cat := testCatalog(t)
+	conns, _ := auth.NewStatic()
+	eng, err := engine.New(engine.Config{Catalog: cat, Caller: transport.New(transport.Config{Catalog: cat, Connections: conns}),
+		Redis: rdb, Recipes: []string{dir}, Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng
 }
 
 // simConn starts a simulator with location loc and returns it, its HTTP

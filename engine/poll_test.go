@@ -99,10 +99,7 @@ func newPollEnv(t testing.TB) *pollEnv {
 		rdb.SRem(ctx, "asynq:queues", queue)
 		rdb.Close()
 	})
-	cat, err := catalog.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cat := testCatalog(t)
 	var tick atomic.Int64
 	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	loc := "locPOLLTEST000000000"

@@ -116,7 +116,7 @@ func runRun(ctx context.Context, args []string) int {
 	if !*noLimit {
 		limiter := ratelimit.New(ratelimit.Config{Redis: rdb, Prefix: *prefix, Catalog: cat, Logger: log})
 		tcfg.Limiter = limiter
-		budget = engine.LimiterBudget{Limiter: limiter, Connections: src}
+		budget = &engine.LimiterBudget{Limiter: limiter, Connections: src}
 	}
 	metrics := engine.NewMetrics()
 	tr := transport.New(tcfg)
@@ -139,6 +139,12 @@ func runRun(ctx context.Context, args []string) int {
 			}
 			if r.Err != nil {
 				attrs = append(attrs, "err", r.Err)
+				if !engine.IsFailure(r.Err) {
+					// Waiting out a pause or a rate limit: the pause was
+					// logged once when it began; this repeats every minute.
+					log.Debug("chain", attrs...)
+					return
+				}
 				log.Warn("chain", attrs...)
 				return
 			}

@@ -14,22 +14,28 @@ import (
 // adds).
 func RequiredScopes(cat *catalog.Catalog, recipes []*catalog.Recipe, connection string) []string {
 	var out []string
-	add := func(opID, conn string) {
-		if conn != connection {
-			return
-		}
-		if op := cat.Op(opID); op != nil && op.Scope != "" && !slices.Contains(out, op.Scope) {
+	eachCall(cat, recipes, func(_ *catalog.Recipe, _ int, op *catalog.Operation, conn string) {
+		if conn == connection && op.Scope != "" && !slices.Contains(out, op.Scope) {
 			out = append(out, op.Scope)
 		}
-	}
-	for _, r := range recipes {
-		add(r.Trigger.Op, r.Trigger.Connection)
-		for _, s := range r.Steps {
-			add(s.Op, s.Connection)
-		}
-	}
+	})
 	sort.Strings(out)
 	return out
+}
+
+// eachCall calls f for the trigger and every step of recipes: the recipe,
+// the line, the operation and the connection it is called through.
+func eachCall(cat *catalog.Catalog, recipes []*catalog.Recipe, f func(r *catalog.Recipe, line int, op *catalog.Operation, connection string)) {
+	for _, r := range recipes {
+		if op := cat.Op(r.Trigger.Op); op != nil {
+			f(r, r.Line, op, r.Trigger.Connection)
+		}
+		for _, s := range r.Steps {
+			if op := cat.Op(s.Op); op != nil {
+				f(r, s.Line, op, s.Connection)
+			}
+		}
+	}
 }
 
 // MissingScopes returns the scopes of need that c was not granted; nil when
@@ -73,18 +79,10 @@ func CheckScopes(cat *catalog.Catalog, recipes []*catalog.Recipe, conns []Connec
 		byID[conns[i].ID] = &conns[i]
 	}
 	var out []ScopeWarning
-	check := func(r *catalog.Recipe, line int, opID, connection string) {
-		c, op := byID[connection], cat.Op(opID)
-		if c == nil || op == nil || op.Scope == "" || len(c.Scopes) == 0 || c.HasScope(op.Scope) {
-			return
+	eachCall(cat, recipes, func(r *catalog.Recipe, line int, op *catalog.Operation, connection string) {
+		if c := byID[connection]; c != nil && !c.HasScope(op.Scope) {
+			out = append(out, ScopeWarning{File: r.File, Line: line, Recipe: r.Name, Op: op.ID, Connection: connection, Scope: op.Scope})
 		}
-		out = append(out, ScopeWarning{File: r.File, Line: line, Recipe: r.Name, Op: opID, Connection: connection, Scope: op.Scope})
-	}
-	for _, r := range recipes {
-		check(r, r.Line, r.Trigger.Op, r.Trigger.Connection)
-		for _, s := range r.Steps {
-			check(r, s.Line, s.Op, s.Connection)
-		}
-	}
+	})
 	return out
 }
