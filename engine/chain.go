@@ -46,7 +46,9 @@ type ChainResult struct {
 type Chainer struct {
 	Subs   Subscriptions
 	Runner *actions.Runner
-	Redis  redis.UniversalClient
+	// Connections (optional) tells templates what a connection stands for.
+	Connections ConnectionLookup
+	Redis       redis.UniversalClient
 	// Prefix goes before the checkpoint keys.
 	Prefix string
 	// Retention is how long checkpoints live (default DefaultChainRetention).
@@ -131,7 +133,8 @@ func (c *Chainer) Run(ctx context.Context, pl ChainPayload, taskID string) (res 
 		res.Status, res.Err = ChainFailed, fmt.Errorf("chain %s item %s: %v: %w", r.Name, pl.ItemKey, err, asynq.SkipRetry)
 		return res
 	}
-	pass, err := actions.Filter(r, item)
+	bind := sub.binding(c.Connections)
+	pass, err := actions.FilterFor(r, bind, item)
 	if err != nil {
 		res.Status, res.Err = ChainFailed, fmt.Errorf("chain %s item %s: %v: %w", r.Name, pl.ItemKey, err, asynq.SkipRetry)
 		return res
@@ -163,7 +166,7 @@ func (c *Chainer) Run(ctx context.Context, pl ChainPayload, taskID string) (res 
 				continue
 			}
 		}
-		out, err := c.Runner.RunStep(ctx, r, i, item, outs)
+		out, err := c.Runner.RunStepFor(ctx, r, i, bind, item, outs)
 		if err != nil {
 			hist.Steps = append(hist.Steps, history.Step{Op: op, Status: "failed", Error: err.Error()})
 			res.Status, res.Err = c.classify(ctx, sub, err)
@@ -202,8 +205,7 @@ func (c *Chainer) classify(ctx context.Context, sub *Subscription, err error) (s
 		conn := sub.Connection
 		var se *actions.StepError
 		if errors.As(err, &se) {
-			r := sub.Recipe
-			conn = actions.Connection(r, &r.Steps[se.Step])
+			conn = sub.StepConnection(se.Step)
 		}
 		if c.Pauser != nil {
 			if perr := c.Pauser.PauseConnection(ctx, conn, err.Error()); perr != nil {

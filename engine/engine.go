@@ -20,6 +20,7 @@ import (
 	"github.com/ghlflow/ghlflow/engine/dedup"
 	"github.com/ghlflow/ghlflow/engine/history"
 	"github.com/ghlflow/ghlflow/engine/scheduler"
+	"github.com/ghlflow/ghlflow/engine/tenant"
 )
 
 // Caller is the network side the engine needs (engine/transport implements it).
@@ -60,7 +61,13 @@ type Config struct {
 	// Budget, when set, stretches the polls of connections whose daily
 	// API budget runs low.
 	Budget Budget
-	Logger *slog.Logger
+	// Connections, when set, tells templates what a connection stands for
+	// (.connection.location_id, .connection.company_id).
+	Connections ConnectionLookup
+	// TenantRefresh is how often the engine looks for changed tenants
+	// (default 2 s).
+	TenantRefresh time.Duration
+	Logger        *slog.Logger
 }
 
 // Engine runs recipes: the scheduler, the poll and chain workers and the
@@ -74,6 +81,11 @@ type Engine struct {
 	History *history.Store
 	Chainer *Chainer
 	Poller  *Poller
+
+	tenants       *tenant.Store
+	tmu           sync.Mutex // guards recipes and tenantVersion
+	recipes       []*catalog.Recipe
+	tenantVersion int64
 }
 
 // New builds an Engine and loads the recipes; a bad recipe is an error.
@@ -100,15 +112,18 @@ func New(cfg Config) (*Engine, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	e := &Engine{cfg: cfg, log: log, reg: NewRegistry()}
+	if cfg.TenantRefresh <= 0 {
+		cfg.TenantRefresh = 2 * time.Second
+	}
+	e := &Engine{cfg: cfg, log: log, reg: NewRegistry(), tenants: tenant.NewStore(cfg.Redis, cfg.Prefix)}
 	e.reg.shared = &sharedPauses{rdb: cfg.Redis, key: PausesKey(cfg.Prefix)}
 	e.reg.onPause = cfg.OnPause
 	e.client = asynq.NewClientFromRedisClient(cfg.Redis)
 	e.History = history.New(cfg.Redis, history.Options{Prefix: cfg.Prefix})
 	e.Poller = &Poller{Subs: e.reg, Caller: cfg.Caller, Dedup: dedup.New(cfg.Redis, dedup.Options{Prefix: cfg.Prefix}),
 		Queue: e.client, ChainQueue: QueueName(cfg.Prefix, QueueChain), ChainRetention: cfg.Retention, ChainOptions: []asynq.Option{asynq.MaxRetry(12)},
-		Recorder: historyRecorder{e.History}, Pauser: e.reg, Budget: cfg.Budget, Logger: log}
-	e.Chainer = &Chainer{Subs: e.reg, Runner: &actions.Runner{Catalog: cfg.Catalog, Caller: cfg.Caller}, Redis: cfg.Redis,
+		Recorder: historyRecorder{e.History}, Pauser: e.reg, Connections: cfg.Connections, Budget: cfg.Budget, Logger: log}
+	e.Chainer = &Chainer{Subs: e.reg, Runner: &actions.Runner{Catalog: cfg.Catalog, Caller: cfg.Caller}, Redis: cfg.Redis, Connections: cfg.Connections,
 		Prefix: cfg.Prefix, Retention: cfg.Retention, History: e.History, Pauser: e.reg, OnDone: cfg.OnChain, Logger: log}
 	e.sched = scheduler.New(cfg.Redis, &PollEnqueuer{Queue: e.client, PollQueue: QueueName(cfg.Prefix, QueuePoll)}, scheduler.Options{Prefix: cfg.Prefix,
 		TickEvery: cfg.TickEvery, Logger: log})
@@ -121,32 +136,46 @@ func New(cfg Config) (*Engine, error) {
 // Registry returns the subscriptions in force.
 func (e *Engine) Registry() *Registry { return e.reg }
 
-// load reads the recipes and, when they are all valid, puts them in force.
+// load reads the recipes and the tenants and, when they are all valid, puts
+// them in force.
 func (e *Engine) load(ctx context.Context) error {
 	rs, err := catalog.LoadRecipes(e.cfg.Catalog, e.cfg.Recipes...)
 	if err != nil {
 		return fmt.Errorf("recipes: %w", err)
 	}
-	subs := make([]*Subscription, 0, len(rs))
-	for _, r := range rs {
-		s, err := NewSubscription(e.cfg.Catalog, r)
-		if err != nil {
-			return fmt.Errorf("%s:%d: %w", r.File, r.Line, err)
-		}
-		if e.cfg.Every > 0 {
-			s.Every = e.cfg.Every
-		}
-		subs = append(subs, s)
+	e.tmu.Lock()
+	defer e.tmu.Unlock()
+	tenants, version, err := e.tenants.List(ctx)
+	if err != nil {
+		return err
 	}
-	if err := e.sched.Sync(ctx, SchedulerEntries(subs)); err != nil {
+	tenants = append([]*tenant.Tenant{defaultTenant}, tenants...)
+	var subs []*Subscription
+	byTenant := make(map[string][]string, len(tenants))
+	for _, t := range tenants {
+		ts, err := e.bind(rs, t)
+		if err != nil {
+			return err
+		}
+		subs = append(subs, ts...)
+		if !t.IsDefault() {
+			byTenant[t.ID] = subIDs(ts)
+		}
+	}
+	if err := e.sched.Sync(ctx, SchedulerEntries(scheduled(subs))); err != nil {
 		return fmt.Errorf("schedule: %w", err)
 	}
+	if err := e.tenants.TrackAll(ctx, byTenant); err != nil {
+		return err
+	}
 	added, changed, removed := e.reg.set(subs)
+	e.recipes, e.tenantVersion = rs, version
 	// A reload is how a fixed connection is put back in force.
 	if err := e.reg.resumeAll(ctx); err != nil {
 		e.log.Warn("resume paused connections", "err", err)
 	}
-	e.log.Info("recipes loaded", "subscriptions", len(subs), "added", added, "changed", changed, "removed", removed)
+	e.log.Info("recipes loaded", "recipes", len(rs), "tenants", len(tenants), "subscriptions", len(subs),
+		"added", added, "changed", changed, "removed", removed)
 	return nil
 }
 
@@ -189,6 +218,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	})
 	wg.Go(func() { e.watch(ctx) })
+	wg.Go(func() { e.watchTenants(ctx) })
 	wg.Wait()
 	e.log.Info("shutting down")
 	return nil
@@ -242,11 +272,12 @@ func (e *Engine) watch(ctx context.Context) {
 // Subscriptions and Pauser. An engine's registry shares its pauses with
 // every process through Redis.
 type Registry struct {
-	mu      sync.RWMutex
-	subs    map[string]*Subscription
-	paused  map[string]string // connection -> reason
-	shared  *sharedPauses     // nil: pauses stay in this process
-	fetched time.Time         // when paused was read from shared
+	mu       sync.RWMutex
+	subs     map[string]*Subscription
+	byTenant map[string][]*Subscription
+	paused   map[string]string // connection -> reason
+	shared   *sharedPauses     // nil: pauses stay in this process
+	fetched  time.Time         // when paused was read from shared
 	// onPause, when set, is told of each pause (the connection store
 	// marks the connection as needing a new authorization).
 	onPause func(ctx context.Context, connection, reason string)
@@ -269,7 +300,7 @@ func (r *Registry) Get(id string) (*Subscription, bool) {
 
 // NewRegistry returns a registry holding subs.
 func NewRegistry(subs ...*Subscription) *Registry {
-	r := &Registry{subs: map[string]*Subscription{}, paused: map[string]string{}}
+	r := &Registry{subs: map[string]*Subscription{}, byTenant: map[string][]*Subscription{}, paused: map[string]string{}}
 	r.set(subs)
 	return r
 }
@@ -367,6 +398,10 @@ func (r *Registry) set(subs []*Subscription) (added, changed, removed int) {
 		}
 	}
 	r.subs = next
+	r.byTenant = map[string][]*Subscription{}
+	for _, s := range subs {
+		r.byTenant[s.Tenant.ID] = append(r.byTenant[s.Tenant.ID], s)
+	}
 	return
 }
 
@@ -387,3 +422,30 @@ func (a slogAdapter) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
 func (a slogAdapter) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
 func (a slogAdapter) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
 func (a slogAdapter) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+
+// replaceTenant puts subs in force as the subscriptions of tenant id (none:
+// the tenant is gone) and returns those it had.
+func (r *Registry) replaceTenant(id string, subs []*Subscription) (old []*Subscription) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old = r.byTenant[id]
+	for _, s := range old {
+		delete(r.subs, s.ID)
+	}
+	for _, s := range subs {
+		r.subs[s.ID] = s
+	}
+	if len(subs) == 0 {
+		delete(r.byTenant, id)
+	} else {
+		r.byTenant[id] = subs
+	}
+	return old
+}
+
+// Tenant returns the subscriptions in force of tenant id.
+func (r *Registry) Tenant(id string) []*Subscription {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return append([]*Subscription(nil), r.byTenant[id]...)
+}

@@ -73,8 +73,10 @@ type ChainEnqueuer interface {
 type Poller struct {
 	Subs   Subscriptions
 	Caller triggers.Caller
-	Dedup  *dedup.Store
-	Queue  ChainEnqueuer
+	// Connections (optional) tells templates what a connection stands for.
+	Connections ConnectionLookup
+	Dedup       *dedup.Store
+	Queue       ChainEnqueuer
 	// ChainQueue is the asynq queue of chain tasks (default QueueChain).
 	ChainQueue string
 	// ChainRetention keeps a completed chain task's id reserved (default
@@ -196,7 +198,7 @@ func (p *Poller) stretched(ctx context.Context, sub *Subscription, slot int64) s
 }
 
 func (p *Poller) poll(ctx context.Context, sub *Subscription, rec *PollRecord) error {
-	params, err := sub.Params()
+	params, err := sub.Params(ctx, p.Connections)
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 	}

@@ -1,0 +1,227 @@
+package tenant
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrNotFound means no tenant has the id asked for.
+var ErrNotFound = errors.New("tenant not found")
+
+// Store keeps tenants in Redis under a prefix:
+//
+//	PREFIX tenants          hash   id → tenant JSON
+//	PREFIX tenants:version  string the version, bumped by every change
+//	PREFIX tenants:changes  zset   id scored by the version of its last change
+//	PREFIX tenant:ID:subs   set    ids of the tenant's subscriptions (for removal)
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+}
+
+// NewStore returns the tenant store under prefix.
+func NewStore(rdb redis.UniversalClient, prefix string) *Store {
+	return &Store{rdb: rdb, prefix: prefix}
+}
+
+func (s *Store) hashKey() string    { return s.prefix + "tenants" }
+func (s *Store) versionKey() string { return s.prefix + "tenants:version" }
+func (s *Store) changesKey() string { return s.prefix + "tenants:changes" }
+
+// SubsKey is the set of a tenant's subscription ids.
+func (s *Store) SubsKey(id string) string { return s.prefix + "tenant:" + id + ":subs" }
+
+// Keys returns the store's own keys (not the per-tenant sets).
+func (s *Store) Keys() []string { return []string{s.hashKey(), s.versionKey(), s.changesKey()} }
+
+// bump is a change script: it sets or deletes a tenant and records the
+// change at the next version, atomically.
+var bump = redis.NewScript(`
+local v = redis.call('INCR', KEYS[2])
+if ARGV[2] == '' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+redis.call('ZADD', KEYS[3], v, ARGV[1])
+return v`)
+
+// Put creates or replaces a tenant.
+func (s *Store) Put(ctx context.Context, t *Tenant) error {
+	if t.Status == "" {
+		t.Status = StatusActive
+	}
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	b, err := json.Marshal(t)
+	if err != nil {
+		return fmt.Errorf("tenant %s: %w", t.ID, err)
+	}
+	if err := bump.Run(ctx, s.rdb, s.Keys(), t.ID, string(b)).Err(); err != nil {
+		return fmt.Errorf("put tenant %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+// Update reads a tenant, applies fn and stores the result.
+func (s *Store) Update(ctx context.Context, id string, fn func(*Tenant) error) (*Tenant, error) {
+	t, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := fn(t); err != nil {
+		return nil, err
+	}
+	return t, s.Put(ctx, t)
+}
+
+// Get reads one tenant.
+func (s *Store) Get(ctx context.Context, id string) (*Tenant, error) {
+	raw, err := s.rdb.HGet(ctx, s.hashKey(), id).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("tenant %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get tenant %s: %w", id, err)
+	}
+	return decode(id, raw)
+}
+
+func decode(id, raw string) (*Tenant, error) {
+	var t Tenant
+	if err := json.Unmarshal([]byte(raw), &t); err != nil {
+		return nil, fmt.Errorf("tenant %s: %w", id, err)
+	}
+	return &t, nil
+}
+
+// List reads every tenant, sorted by id, and the version they are at.
+func (s *Store) List(ctx context.Context) ([]*Tenant, int64, error) {
+	p := s.rdb.TxPipeline()
+	all := p.HGetAll(ctx, s.hashKey())
+	ver := p.Get(ctx, s.versionKey())
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, 0, fmt.Errorf("list tenants: %w", err)
+	}
+	out := make([]*Tenant, 0, len(all.Val()))
+	for id, raw := range all.Val() {
+		t, err := decode(id, raw)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	v, _ := strconv.ParseInt(ver.Val(), 10, 64)
+	return out, v, nil
+}
+
+// Version returns the version of the tenants (0 before any change).
+func (s *Store) Version(ctx context.Context) (int64, error) {
+	v, err := s.rdb.Get(ctx, s.versionKey()).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("tenants version: %w", err)
+	}
+	return v, nil
+}
+
+// Changes returns the tenants changed after version since: those present
+// (created or updated) and the ids removed, with the version read.
+func (s *Store) Changes(ctx context.Context, since int64) (present []*Tenant, removed []string, version int64, err error) {
+	ids, err := s.rdb.ZRangeByScoreWithScores(ctx, s.changesKey(), &redis.ZRangeBy{Min: "(" + strconv.FormatInt(since, 10), Max: "+inf"}).Result()
+	if err != nil {
+		return nil, nil, since, fmt.Errorf("tenant changes: %w", err)
+	}
+	version = since
+	if len(ids) == 0 {
+		return nil, nil, version, nil
+	}
+	names := make([]string, len(ids))
+	for i, z := range ids {
+		names[i] = z.Member.(string)
+		version = max(version, int64(z.Score))
+	}
+	raws, err := s.rdb.HMGet(ctx, s.hashKey(), names...).Result()
+	if err != nil {
+		return nil, nil, since, fmt.Errorf("tenant changes: %w", err)
+	}
+	for i, raw := range raws {
+		str, ok := raw.(string)
+		if !ok {
+			removed = append(removed, names[i])
+			continue
+		}
+		t, err := decode(names[i], str)
+		if err != nil {
+			return nil, nil, since, err
+		}
+		present = append(present, t)
+	}
+	return present, removed, version, nil
+}
+
+// Delete removes the tenant record (its state is the engine's to purge)
+// and records the removal for the other processes.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	if err := bump.Run(ctx, s.rdb, s.Keys(), id, "").Err(); err != nil {
+		return fmt.Errorf("delete tenant %s: %w", id, err)
+	}
+	return nil
+}
+
+// TrackSubs records subscription ids of a tenant, so removing the tenant
+// finds its state without the recipes at hand.
+func (s *Store) TrackSubs(ctx context.Context, id string, subs ...string) error {
+	if len(subs) == 0 {
+		return nil
+	}
+	args := make([]any, len(subs))
+	for i, v := range subs {
+		args[i] = v
+	}
+	if err := s.rdb.SAdd(ctx, s.SubsKey(id), args...).Err(); err != nil {
+		return fmt.Errorf("tenant %s subscriptions: %w", id, err)
+	}
+	return nil
+}
+
+// Subs returns the subscription ids recorded for a tenant.
+func (s *Store) Subs(ctx context.Context, id string) ([]string, error) {
+	out, err := s.rdb.SMembers(ctx, s.SubsKey(id)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("tenant %s subscriptions: %w", id, err)
+	}
+	return out, nil
+}
+
+// TrackAll records the subscription ids of many tenants in one round trip.
+func (s *Store) TrackAll(ctx context.Context, subs map[string][]string) error {
+	if len(subs) == 0 {
+		return nil
+	}
+	p := s.rdb.Pipeline()
+	for id, ids := range subs {
+		if len(ids) == 0 {
+			continue
+		}
+		args := make([]any, len(ids))
+		for i, v := range ids {
+			args[i] = v
+		}
+		p.SAdd(ctx, s.SubsKey(id), args...)
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		return fmt.Errorf("tenant subscriptions: %w", err)
+	}
+	return nil
+}

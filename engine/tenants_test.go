@@ -1,0 +1,221 @@
+package engine_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ghlflow/ghlflow/catalog/sim"
+	"github.com/ghlflow/ghlflow/engine"
+	"github.com/ghlflow/ghlflow/engine/auth"
+	"github.com/ghlflow/ghlflow/engine/tenant"
+	"github.com/ghlflow/ghlflow/engine/transport"
+)
+
+// tenantRecipes are four recipes written once for every tenant: they name
+// the ghl role (or leave it to default) and never a location.
+var tenantRecipes = map[string]string{
+	"welcome.yaml": `name: welcome
+trigger: {op: ghl.contacts.search, connection: ghl, every: 1m, params: {sort: [{field: dateAdded, direction: desc}]}}
+steps:
+  - op: ghl.contacts.tasks.create
+    input: {contactId: "{{ .trigger.id }}", title: "Call {{ .trigger.firstName }} for {{ .tenant.name }}", dueDate: "2030-01-01T00:00:00Z", completed: false}
+`,
+	"tag-plan.yaml": `name: tag-plan
+tenants: {plan: pro}
+trigger: {op: ghl.contacts.search, every: 1m, params: {sort: [{field: dateAdded, direction: desc}]}}
+steps:
+  - op: ghl.contacts.tags.add
+    input: {contactId: "{{ .trigger.id }}", tags: ["plan-{{ .tenant.labels.plan }}"]}
+`,
+	"note-location.yaml": `name: note-location
+trigger: {op: ghl.contacts.search, every: 1m, params: {sort: [{field: dateAdded, direction: desc}]}}
+steps:
+  - op: ghl.contacts.notes.create
+    input: {contactId: "{{ .trigger.id }}", body: "location {{ .connection.location_id }} of tenant {{ .tenant.id }}"}
+`,
+	"opportunities.yaml": `name: opportunities
+trigger: {op: ghl.opportunities.search, every: 1m}
+steps:
+  - op: ghl.contacts.tags.add
+    input: {contactId: "{{ .trigger.contactId }}", tags: [opportunity]}
+`,
+}
+
+// tenantFixture is a simulator with one location per tenant, a static ghl
+// connection per location and recipe files for every tenant.
+type tenantFixture struct {
+	srv    *sim.Server
+	url    string
+	conns  *auth.Static
+	dir    string
+	mu     sync.Mutex
+	chains []engine.ChainResult
+}
+
+func newTenantFixture(t *testing.T, ids ...string) *tenantFixture {
+	t.Helper()
+	cat := testCatalog(t)
+	srv, ts, _, _ := simConn(t, cat, "loc-"+ids[0], sim.Config{})
+	var entries []auth.StaticEntry
+	for _, id := range ids {
+		loc := "loc-" + id
+		srv.AddLocation(loc)
+		tok := srv.IssueToken(sim.TokenSpec{LocationID: loc, Private: true})
+		entries = append(entries, auth.StaticEntry{ID: "ghl-" + id, App: "ghl", LocationID: loc, Token: tok.AccessToken})
+	}
+	conns, err := auth.NewStatic(entries...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for name, text := range tenantRecipes {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &tenantFixture{srv: srv, url: ts.URL, conns: conns, dir: dir}
+}
+
+// put stores tenant id with its location's connection in the ghl role.
+func (f *tenantFixture) put(t *testing.T, st *tenant.Store, id, plan string) {
+	t.Helper()
+	err := st.Put(context.Background(), &tenant.Tenant{ID: id, Name: "Tenant " + id, Labels: map[string]string{"plan": plan},
+		Connections: map[string]string{"ghl": "ghl-" + id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// engine builds an engine polling every second.
+func (f *tenantFixture) engine(t *testing.T, rdb redis.UniversalClient, prefix string) *engine.Engine {
+	t.Helper()
+	cat := testCatalog(t)
+	eng, err := engine.New(engine.Config{Catalog: cat, Redis: rdb, Recipes: []string{f.dir}, Prefix: prefix,
+		Caller:      transport.New(transport.Config{Catalog: cat, Connections: f.conns, BaseURL: f.url}),
+		Connections: f.conns, Every: time.Second, TickEvery: 100 * time.Millisecond, TenantRefresh: time.Second,
+		OnChain: func(r engine.ChainResult) { f.mu.Lock(); f.chains = append(f.chains, r); f.mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng
+}
+
+// completed returns the recipes of the completed chains of subs.
+func (f *tenantFixture) completed(subs map[string]string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, r := range f.chains {
+		if name, ok := subs[r.Sub]; ok && r.Status == engine.ChainCompleted {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// until waits for cond, failing after d.
+func until(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > d {
+			t.Fatalf("%s: not within %s", what, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// TestTenantsShareRecipes: recipes written once run for every tenant with
+// the tenant's own connection; a new contact in B's location fires B's
+// chains only; a tenant stored by another process is polled within 5 s.
+func TestTenantsShareRecipes(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := newTenantFixture(t, "A", "B", "C")
+	cli := tenant.NewStore(rdb, prefix) // what `ghlflow tenant add` does
+	f.put(t, cli, "A", "pro")
+	f.put(t, cli, "B", "pro")
+	eng := f.engine(t, rdb, prefix)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = eng.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	// C arrives while the engine runs: polled within 5 s.
+	added := time.Now()
+	f.put(t, cli, "C", "pro")
+	until(t, 5*time.Second, "tenant C polled", func() bool {
+		return f.srv.RequestCount("ghl.opportunities.search", "loc-C") > 0
+	})
+	t.Logf("tenant added in one process, polled by another after %s", time.Since(added).Round(time.Millisecond))
+
+	subs := eng.Registry().All()
+	if len(subs) != 12 {
+		t.Fatalf("%d subscriptions, want 3 tenants x 4 recipes = 12", len(subs))
+	}
+	byTenant := map[string]map[string]string{}
+	for _, s := range subs {
+		if s.Connection != "ghl-"+s.Tenant.ID {
+			t.Errorf("%s of tenant %s polls through %s", s.Recipe.Name, s.Tenant.ID, s.Connection)
+		}
+		if byTenant[s.Tenant.ID] == nil {
+			byTenant[s.Tenant.ID] = map[string]string{}
+		}
+		byTenant[s.Tenant.ID][s.ID] = s.Recipe.Name
+	}
+	// Every subscription has seeded before the contact arrives.
+	until(t, 20*time.Second, "every subscription seeded", func() bool {
+		for _, s := range subs {
+			st, err := eng.Poller.Dedup.State(ctx, s.ID)
+			if err != nil || !st.Seeded {
+				return false
+			}
+		}
+		return true
+	})
+	contact := f.srv.CreateContact("loc-B", map[string]any{"firstName": "Bea", "email": "bea@example.com"})
+	want := []string{"note-location", "tag-plan", "welcome"}
+	until(t, 20*time.Second, "B's chains", func() bool { return slices.Equal(f.completed(byTenant["B"]), want) })
+	time.Sleep(2500 * time.Millisecond) // more polls of A and C
+	for _, id := range []string{"A", "C"} {
+		if got := f.completed(byTenant[id]); len(got) > 0 {
+			t.Errorf("tenant %s ran %v for a contact of B", id, got)
+		}
+	}
+	for _, w := range f.srv.Writes("") {
+		if w.Op != "ghl.contacts.search" && w.Location != "loc-B" {
+			t.Errorf("write %s %s at %s", w.Method, w.Path, w.Location)
+		}
+	}
+	notes := f.srv.Writes("ghl.contacts.notes.create")
+	if len(notes) != 1 || !strings.Contains(string(notes[0].Body), "location loc-B of tenant B") ||
+		!strings.Contains(notes[0].Path, contact["id"].(string)) {
+		t.Errorf("notes %+v", notes)
+	}
+	tasks := f.srv.Writes("ghl.contacts.tasks.create")
+	if len(tasks) != 1 || !strings.Contains(string(tasks[0].Body), "Call Bea for Tenant B") {
+		t.Errorf("tasks %+v", tasks)
+	}
+	// The op taking location_id got it from each tenant's connection.
+	for _, id := range []string{"A", "B", "C"} {
+		ok := 0
+		for _, r := range f.srv.Requests() {
+			if r.Op == "ghl.opportunities.search" && r.Location == "loc-"+id && r.Status == 200 {
+				ok++
+			}
+		}
+		if ok == 0 {
+			t.Errorf("no successful opportunities search for tenant %s", id)
+		}
+	}
+}
