@@ -102,7 +102,7 @@ func (c *Chainer) Run(ctx context.Context, pl ChainPayload, taskID string) (res 
 	hist := history.Chain{Time: start, Recipe: pl.Recipe, ItemKey: pl.ItemKey, TaskID: taskID}
 	defer func() {
 		res.Took = time.Since(start)
-		if c.History != nil {
+		if c.History != nil && res.Status != ChainRemoved {
 			hist.Took, hist.Status = res.Took, res.Status
 			if res.Err != nil {
 				hist.Error = res.Err.Error()

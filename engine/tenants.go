@@ -102,7 +102,11 @@ func (e *Engine) RefreshTenants(ctx context.Context) (int, error) {
 		e.log.Info("tenant in force", "tenant", t.ID, "status", t.Status, "subscriptions", len(subs))
 	}
 	for _, id := range removed {
-		if err := e.reschedule(ctx, e.reg.replaceTenant(id, nil), nil); err != nil {
+		old := e.reg.replaceTenant(id, nil)
+		if err := e.reschedule(ctx, old, nil); err != nil {
+			return 0, err
+		}
+		if err := forgetSubs(ctx, e.Poller.Dedup, e.History, old); err != nil {
 			return 0, err
 		}
 		e.log.Info("tenant removed", "tenant", id)

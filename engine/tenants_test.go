@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,7 +55,7 @@ steps:
 type tenantFixture struct {
 	srv    *sim.Server
 	url    string
-	conns  *auth.Static
+	conns  auth.Source
 	dir    string
 	mu     sync.Mutex
 	chains []engine.ChainResult
@@ -218,4 +219,126 @@ func TestTenantsShareRecipes(t *testing.T) {
 			t.Errorf("no successful opportunities search for tenant %s", id)
 		}
 	}
+}
+
+// TestRemoveTenantLeavesNoKey: removing a tenant stops its polls and
+// deletes every key of its state, its pause and its stored connection; a
+// scan of the whole database finds nothing of it, and the other tenant
+// goes on.
+func TestRemoveTenantLeavesNoKey(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := newTenantFixture(t, "A")
+	// Tenant D's connection is stored, sealed, in Redis.
+	f.srv.AddLocation("loc-D")
+	tok := f.srv.IssueToken(sim.TokenSpec{LocationID: "loc-D", Private: true})
+	ring, err := auth.NewKeyring([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := auth.NewStore(auth.StoreConfig{Redis: rdb, Prefix: prefix, Keys: ring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Put(ctx, auth.Connection{ID: "ghl-D", App: "ghl", Kind: auth.KindPrivate, LocationID: "loc-D"},
+		auth.Credential{AccessToken: tok.AccessToken}); err != nil {
+		t.Fatal(err)
+	}
+	f.conns = auth.Multi{f.conns, store}
+	cli := tenant.NewStore(rdb, prefix)
+	f.put(t, cli, "A", "pro")
+	f.put(t, cli, "D", "pro")
+	eng := f.engine(t, rdb, prefix)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = eng.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	dSubs := eng.Registry().Tenant("D")
+	if len(dSubs) != 4 {
+		t.Fatalf("tenant D has %d subscriptions, want 4", len(dSubs))
+	}
+	subOf := map[string]string{}
+	for _, s := range dSubs {
+		subOf[s.ID] = s.Recipe.Name
+	}
+	until(t, 20*time.Second, "D seeded", func() bool {
+		for _, s := range dSubs {
+			if st, err := eng.Poller.Dedup.State(ctx, s.ID); err != nil || !st.Seeded {
+				return false
+			}
+		}
+		return true
+	})
+	f.srv.CreateContact("loc-D", map[string]any{"firstName": "Dee", "email": "dee@example.com"})
+	until(t, 20*time.Second, "D's chains", func() bool { return len(f.completed(subOf)) == 3 })
+	if err := eng.Registry().PauseConnection(ctx, "ghl-D", "test pause"); err != nil {
+		t.Fatal(err)
+	}
+
+	rep, err := engine.RemoveTenant(ctx, rdb, prefix, "D") // `ghlflow tenant remove D`
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("removed: %+v", rep)
+	until(t, 5*time.Second, "D's subscriptions dropped", func() bool { return len(eng.Registry().Tenant("D")) == 0 })
+	before := f.srv.RequestCount("ghl.contacts.search", "loc-D")
+	time.Sleep(2500 * time.Millisecond)
+	if n := f.srv.RequestCount("ghl.contacts.search", "loc-D"); n != before {
+		t.Errorf("D polled %d times after its removal", n-before)
+	}
+	// No key, field, member or task of D anywhere in the database.
+	marks := []string{"ghl-D", "loc-D", prefix + "tenant:D:"}
+	for id := range subOf {
+		marks = append(marks, id)
+	}
+	for _, k := range scanAll(t, rdb) {
+		for _, m := range marks {
+			if strings.Contains(k, m) {
+				t.Errorf("key %s is left (%s)", k, m)
+			}
+		}
+		vals := keyContents(t, rdb, k)
+		for _, m := range marks {
+			if strings.Contains(vals, m) {
+				t.Errorf("key %s still holds %s", k, m)
+			}
+		}
+	}
+	if got := eng.Registry().Tenant("A"); len(got) != 4 {
+		t.Errorf("tenant A has %d subscriptions after D's removal", len(got))
+	}
+}
+
+// scanAll returns every key of the database.
+func scanAll(t *testing.T, rdb *redis.Client) []string {
+	t.Helper()
+	var out []string
+	iter := rdb.Scan(context.Background(), 0, "*", 1000).Iterator()
+	for iter.Next(context.Background()) {
+		out = append(out, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// keyContents renders a key's fields, members and value as text (other
+// tests' keys may vanish meanwhile: that reads as empty).
+func keyContents(t *testing.T, rdb *redis.Client, k string) string {
+	ctx := context.Background()
+	switch rdb.Type(ctx, k).Val() {
+	case "string":
+		return rdb.Get(ctx, k).Val()
+	case "hash":
+		return fmt.Sprint(rdb.HGetAll(ctx, k).Val())
+	case "set":
+		return fmt.Sprint(rdb.SMembers(ctx, k).Val())
+	case "zset":
+		return fmt.Sprint(rdb.ZRange(ctx, k, 0, -1).Val())
+	case "list":
+		return fmt.Sprint(rdb.LRange(ctx, k, 0, -1).Val())
+	}
+	return ""
 }

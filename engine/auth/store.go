@@ -406,3 +406,16 @@ var swapSecretScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'secret') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'secret', ARGV[2])
 return 1`)
+
+// DeleteConnection removes a stored connection and its sealed credential
+// under prefix, without the keys to open it (removing a tenant).
+func DeleteConnection(ctx context.Context, rdb redis.UniversalClient, prefix, id string) error {
+	s := &Store{rdb: rdb, cfg: StoreConfig{Prefix: prefix}}
+	return s.Delete(ctx, id)
+}
+
+// GetConnection reads a stored connection's metadata under prefix.
+func GetConnection(ctx context.Context, rdb redis.UniversalClient, prefix, id string) (Connection, error) {
+	s := &Store{rdb: rdb, cfg: StoreConfig{Prefix: prefix}}
+	return s.Get(ctx, id)
+}

@@ -146,3 +146,11 @@ func (s *Store) Polls(ctx context.Context, sub string, n int) ([]Poll, error) {
 func (s *Store) Chains(ctx context.Context, sub string, n int) ([]Chain, error) {
 	return list[Chain](ctx, s, s.key(sub, "chains"), n)
 }
+
+// Delete forgets the history of sub.
+func (s *Store) Delete(ctx context.Context, sub string) error {
+	if err := s.rdb.Del(ctx, s.key(sub, "polls"), s.key(sub, "chains")).Err(); err != nil {
+		return fmt.Errorf("history delete %s: %w", sub, err)
+	}
+	return nil
+}

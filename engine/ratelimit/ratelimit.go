@@ -335,3 +335,22 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+// Forget deletes the budget, pause and counters of one resource of app
+// under prefix (a removed tenant's location).
+func Forget(ctx context.Context, rdb redis.UniversalClient, prefix, app, resource string) error {
+	l := &Limiter{cfg: Config{Prefix: prefix}}
+	k := l.key(app, resource)
+	for _, pat := range []string{k, k + ":*", "rate:" + k, "rate:" + k + ":*"} {
+		iter := rdb.Scan(ctx, 0, pat, 1000).Iterator()
+		for iter.Next(ctx) {
+			if err := rdb.Del(ctx, iter.Val()).Err(); err != nil {
+				return fmt.Errorf("forget %s %s: %w", app, resource, err)
+			}
+		}
+		if err := iter.Err(); err != nil {
+			return fmt.Errorf("forget %s %s: %w", app, resource, err)
+		}
+	}
+	return nil
+}
