@@ -32,19 +32,6 @@ type subMap map[string]*engine.Subscription
 
 func (m subMap) Get(id string) (*engine.Subscription, bool) { s, ok := m[id]; return s, ok }
 
-// pauses records pause reports.
-type pauses struct {
-	mu  sync.Mutex
-	got []string
-}
-
-func (p *pauses) PauseConnection(_ context.Context, conn, reason string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.got = append(p.got, conn+": "+reason)
-	return nil
-}
-
 // records keeps poll records.
 type records struct {
 	mu  sync.Mutex
@@ -71,7 +58,7 @@ type pollEnv struct {
 	poller  *engine.Poller
 	subs    subMap
 	recipes map[string]*catalog.Recipe
-	pauses  *pauses
+	pauses  *engine.Pauses
 	records *records
 	slot    int64
 }
@@ -112,7 +99,7 @@ func newPollEnv(t testing.TB) *pollEnv {
 	}
 	e := &pollEnv{t: t, cat: cat, srv: srv, loc: loc, tok: tok, rdb: rdb, queue: queue,
 		client: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb),
-		subs: subMap{}, recipes: map[string]*catalog.Recipe{}, pauses: &pauses{}, records: &records{}}
+		subs: subMap{}, recipes: map[string]*catalog.Recipe{}, pauses: engine.NewPauses(rdb, prefix, nil), records: &records{}}
 	for _, r := range rs {
 		e.recipes[r.Name] = r
 		s, err := engine.NewSubscription(cat, r)
@@ -377,8 +364,8 @@ func TestAuthFailurePauses(t *testing.T) {
 	if err == nil || !errors.Is(err, asynq.SkipRetry) || !errors.Is(err, transport.ErrUnauthorized) {
 		t.Fatalf("err %v", err)
 	}
-	if len(e.pauses.got) != 1 || !strings.HasPrefix(e.pauses.got[0], "acme: ") {
-		t.Fatalf("pauses %v", e.pauses.got)
+	if reason, ok := e.pauses.PausedReason("acme"); !ok || !strings.Contains(reason, "unauthorized") {
+		t.Fatalf("pauses %v", e.pauses.Paused())
 	}
 	if r := e.records.got[0]; r.Err == "" {
 		t.Fatalf("record %+v", r)
