@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,10 +21,6 @@ import (
 	"github.com/ghlflow/ghlflow/engine/scheduler"
 	"github.com/ghlflow/ghlflow/engine/transport"
 )
-
-// pollTestDB is the engine package's Redis database (shared with the chain
-// tests; everything here sits under a per-test prefix and queue names).
-const pollTestDB = 6
 
 // subMap is a fixed set of subscriptions.
 type subMap map[string]*engine.Subscription
@@ -65,27 +60,8 @@ type pollEnv struct {
 
 func newPollEnv(t testing.TB) *pollEnv {
 	t.Helper()
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: pollTestDB})
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Skipf("redis: %v", err)
-	}
-	prefix := fmt.Sprintf("polltest:%s:%d:", t.Name(), time.Now().UnixNano())
+	rdb, prefix := testRedis(t)
 	queue := prefix + "chain"
-	t.Cleanup(func() {
-		ctx := context.Background()
-		for _, pattern := range []string{prefix + "*", "asynq:{" + prefix + "*"} {
-			keys, _ := rdb.Keys(ctx, pattern).Result()
-			if len(keys) > 0 {
-				rdb.Del(ctx, keys...)
-			}
-		}
-		rdb.SRem(ctx, "asynq:queues", queue)
-		rdb.Close()
-	})
 	cat := testCatalog(t)
 	var tick atomic.Int64
 	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)

@@ -78,6 +78,11 @@ func TestKeysMatchTheirPatterns(t *testing.T) {
 			t.Errorf("%s matches %d patterns", key, matched)
 		}
 	}
+	for _, stray := range []string{"p:stray", "p:{sub:s}:other", "q:{sched}:due", "p:{conn:c}:other"} {
+		if k.Match(stray) {
+			t.Errorf("%s matches the table", stray)
+		}
+	}
 	if NewKeys("").Prefix() != DefaultPrefix || PrefixOr("x:") != "x:" {
 		t.Fatal("default prefix")
 	}
