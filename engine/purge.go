@@ -5,14 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ghlflow/ghlflow/engine/auth"
+	"github.com/ghlflow/ghlflow/engine/connstate"
 	"github.com/ghlflow/ghlflow/engine/dedup"
 	"github.com/ghlflow/ghlflow/engine/history"
+	rdbkeys "github.com/ghlflow/ghlflow/engine/internal/rdb"
 	"github.com/ghlflow/ghlflow/engine/ratelimit"
 	"github.com/ghlflow/ghlflow/engine/scheduler"
 	"github.com/ghlflow/ghlflow/engine/tenant"
@@ -59,8 +60,8 @@ func RemoveTenant(ctx context.Context, rdb redis.UniversalClient, prefix, id str
 			return rep, err
 		}
 	}
-	if err := rdb.Del(ctx, store.SubsKey(id)).Err(); err != nil {
-		return rep, fmt.Errorf("remove tenant %s: %w", id, err)
+	if err := store.Forget(ctx, id); err != nil {
+		return rep, err
 	}
 	return rep, nil
 }
@@ -75,12 +76,12 @@ func deleteSubState(ctx context.Context, rdb redis.UniversalClient, prefix strin
 	for _, s := range subs {
 		drop[s] = true
 	}
-	tag := prefix + "{sub:"
+	keys := rdbkeys.NewKeys(prefix)
 	n := 0
-	iter := rdb.Scan(ctx, 0, tag+"*", 1000).Iterator()
+	iter := rdb.Scan(ctx, 0, keys.SubPattern(), 1000).Iterator()
 	for iter.Next(ctx) {
 		k := iter.Val()
-		sub, _, ok := strings.Cut(strings.TrimPrefix(k, tag), "}")
+		sub, ok := keys.SubOf(k)
 		if !ok || !drop[sub] {
 			continue
 		}
@@ -152,7 +153,7 @@ func deleteTenantConnections(ctx context.Context, rdb redis.UniversalClient, pre
 		if shared[conn] {
 			continue
 		}
-		if err := rdb.HDel(ctx, PausesKey(prefix), conn).Err(); err != nil {
+		if err := connstate.New(rdb, prefix).Lift(ctx, conn); err != nil {
 			return n, fmt.Errorf("pause of %s: %w", conn, err)
 		}
 		c, err := auth.GetConnection(ctx, rdb, prefix, conn)

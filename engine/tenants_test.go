@@ -272,7 +272,7 @@ func TestRemoveTenantLeavesNoKey(t *testing.T) {
 	})
 	f.srv.CreateContact("loc-D", map[string]any{"firstName": "Dee", "email": "dee@example.com"})
 	until(t, 20*time.Second, "D's chains", func() bool { return len(f.completed(subOf)) == 3 })
-	if err := eng.Registry().PauseConnection(ctx, "ghl-D", "test pause"); err != nil {
+	if err := eng.Pauses().PauseConnection(ctx, "ghl-D", "test pause"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -288,7 +288,7 @@ func TestRemoveTenantLeavesNoKey(t *testing.T) {
 		t.Errorf("D polled %d times after its removal", n-before)
 	}
 	// No key, field, member or task of D anywhere in the database.
-	marks := []string{"ghl-D", "loc-D", prefix + "tenant:D:"}
+	marks := []string{"ghl-D", "loc-D", prefix + "{tenants}:subs:D"}
 	for id := range subOf {
 		marks = append(marks, id)
 	}

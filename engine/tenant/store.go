@@ -9,48 +9,38 @@ import (
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ghlflow/ghlflow/engine/internal/rdb"
 )
 
 // ErrNotFound means no tenant has the id asked for.
 var ErrNotFound = errors.New("tenant not found")
 
-// Store keeps tenants in Redis under a prefix:
-//
-//	PREFIX tenants          hash   id → tenant JSON
-//	PREFIX tenants:version  string the version, bumped by every change
-//	PREFIX tenants:changes  zset   id scored by the version of its last change
-//	PREFIX tenant:ID:subs   set    ids of the tenant's subscriptions (for removal)
+// Store keeps tenants in Redis under a prefix (keys in
+// engine/internal/rdb: Tenants, TenantsVersion, TenantsChanges,
+// TenantSubs).
 type Store struct {
-	rdb    redis.UniversalClient
-	prefix string
+	rdb  redis.UniversalClient
+	keys rdb.Keys
 }
 
-// NewStore returns the tenant store under prefix.
-func NewStore(rdb redis.UniversalClient, prefix string) *Store {
-	return &Store{rdb: rdb, prefix: prefix}
+// NewStore returns the tenant store under prefix ("" = the default).
+func NewStore(c redis.UniversalClient, prefix string) *Store {
+	return &Store{rdb: c, keys: rdb.NewKeys(prefix)}
 }
 
-func (s *Store) hashKey() string    { return s.prefix + "tenants" }
-func (s *Store) versionKey() string { return s.prefix + "tenants:version" }
-func (s *Store) changesKey() string { return s.prefix + "tenants:changes" }
+func (s *Store) hashKey() string    { return s.keys.Tenants() }
+func (s *Store) versionKey() string { return s.keys.TenantsVersion() }
+func (s *Store) changesKey() string { return s.keys.TenantsChanges() }
 
-// SubsKey is the set of a tenant's subscription ids.
-func (s *Store) SubsKey(id string) string { return s.prefix + "tenant:" + id + ":subs" }
+// subsKey is the set of a tenant's subscription ids.
+func (s *Store) subsKey(id string) string { return s.keys.TenantSubs(id) }
 
-// Keys returns the store's own keys (not the per-tenant sets).
-func (s *Store) Keys() []string { return []string{s.hashKey(), s.versionKey(), s.changesKey()} }
+// changeKeys are the keys of the change script.
+func (s *Store) changeKeys() []string { return []string{s.hashKey(), s.versionKey(), s.changesKey()} }
 
-// bump is a change script: it sets or deletes a tenant and records the
-// change at the next version, atomically.
-var bump = redis.NewScript(`
-local v = redis.call('INCR', KEYS[2])
-if ARGV[2] == '' then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-else
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-end
-redis.call('ZADD', KEYS[3], v, ARGV[1])
-return v`)
+// bump is the change script.
+var bump = rdb.TenantChange
 
 // Put creates or replaces a tenant.
 func (s *Store) Put(ctx context.Context, t *Tenant) error {
@@ -64,7 +54,7 @@ func (s *Store) Put(ctx context.Context, t *Tenant) error {
 	if err != nil {
 		return fmt.Errorf("tenant %s: %w", t.ID, err)
 	}
-	if err := bump.Run(ctx, s.rdb, s.Keys(), t.ID, string(b)).Err(); err != nil {
+	if err := bump.Run(ctx, s.rdb, s.changeKeys(), t.ID, string(b)).Err(); err != nil {
 		return fmt.Errorf("put tenant %s: %w", t.ID, err)
 	}
 	return nil
@@ -173,7 +163,7 @@ func (s *Store) Changes(ctx context.Context, since int64) (present []*Tenant, re
 // Delete removes the tenant record (its state is the engine's to purge)
 // and records the removal for the other processes.
 func (s *Store) Delete(ctx context.Context, id string) error {
-	if err := bump.Run(ctx, s.rdb, s.Keys(), id, "").Err(); err != nil {
+	if err := bump.Run(ctx, s.rdb, s.changeKeys(), id, "").Err(); err != nil {
 		return fmt.Errorf("delete tenant %s: %w", id, err)
 	}
 	return nil
@@ -189,7 +179,7 @@ func (s *Store) TrackSubs(ctx context.Context, id string, subs ...string) error 
 	for i, v := range subs {
 		args[i] = v
 	}
-	if err := s.rdb.SAdd(ctx, s.SubsKey(id), args...).Err(); err != nil {
+	if err := s.rdb.SAdd(ctx, s.subsKey(id), args...).Err(); err != nil {
 		return fmt.Errorf("tenant %s subscriptions: %w", id, err)
 	}
 	return nil
@@ -197,7 +187,7 @@ func (s *Store) TrackSubs(ctx context.Context, id string, subs ...string) error 
 
 // Subs returns the subscription ids recorded for a tenant.
 func (s *Store) Subs(ctx context.Context, id string) ([]string, error) {
-	out, err := s.rdb.SMembers(ctx, s.SubsKey(id)).Result()
+	out, err := s.rdb.SMembers(ctx, s.subsKey(id)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s subscriptions: %w", id, err)
 	}
@@ -218,10 +208,19 @@ func (s *Store) TrackAll(ctx context.Context, subs map[string][]string) error {
 		for i, v := range ids {
 			args[i] = v
 		}
-		p.SAdd(ctx, s.SubsKey(id), args...)
+		p.SAdd(ctx, s.subsKey(id), args...)
 	}
 	if _, err := p.Exec(ctx); err != nil {
 		return fmt.Errorf("tenant subscriptions: %w", err)
+	}
+	return nil
+}
+
+// Forget deletes the record of a tenant's subscription ids (once its
+// state is gone).
+func (s *Store) Forget(ctx context.Context, id string) error {
+	if err := s.rdb.Del(ctx, s.subsKey(id)).Err(); err != nil {
+		return fmt.Errorf("forget tenant %s: %w", id, err)
 	}
 	return nil
 }
