@@ -3,6 +3,8 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -341,4 +343,75 @@ func keyContents(t *testing.T, rdb *redis.Client, k string) string {
 		return fmt.Sprint(rdb.LRange(ctx, k, 0, -1).Val())
 	}
 	return ""
+}
+
+// TestOAuthInstallMakesTenants: an install through /oauth/callback makes
+// the tenant of its location with the ghl role filled in, an agency
+// install one tenant per location, and the running engine polls them
+// within 5 s.
+func TestOAuthInstallMakesTenants(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := newTenantFixture(t, "A")
+	f.srv.AddLocation("loc-X")
+	f.srv.AddLocation("loc-Y")
+	cat := testCatalog(t)
+	mux := http.NewServeMux()
+	app := httptest.NewServer(mux)
+	defer app.Close()
+	oauth, err := auth.NewOAuthApp(cat.App("ghl"), f.url, "sim-client", "sim-secret", app.URL+"/oauth/callback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := auth.NewKeyring([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := auth.NewStore(auth.StoreConfig{Redis: rdb, Prefix: prefix, Keys: ring, OAuth: map[string]*auth.OAuthApp{"ghl": oauth}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.conns = auth.Multi{f.conns, store}
+	eng := f.engine(t, rdb, prefix)
+	mux.Handle("/oauth/", store.InstallHandler(engine.InstallTenants(eng.Tenants())))
+	done := make(chan struct{})
+	go func() { defer close(done); _ = eng.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	for _, start := range []string{"/oauth/start?app=ghl&scopes=contacts.readonly,contacts.write,opportunities.readonly",
+		"/oauth/start?app=ghl&name=agency&agency=1&locations=loc-X,loc-Y&scopes=oauth.write,contacts.readonly,contacts.write,opportunities.readonly"} {
+		resp, err := http.Get(app.URL + start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("install %s ended with %d", start, resp.StatusCode)
+		}
+	}
+	installed := time.Now()
+	ts, _, err := eng.Tenants().List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, tn := range ts {
+		got = append(got, tn.ID+":"+tenant.FormatPairs(tn.Connections))
+	}
+	want := []string{"loc-A:ghl=ghl-loc-A", "loc-X:ghl=agency-loc-X", "loc-Y:ghl=agency-loc-Y"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("tenants %v, want %v", got, want)
+	}
+	for _, loc := range []string{"loc-A", "loc-X", "loc-Y"} {
+		until(t, 5*time.Second, "tenant "+loc+" polled", func() bool {
+			for _, r := range f.srv.Requests() {
+				if r.Op == "ghl.opportunities.search" && r.Location == loc && r.Status == 200 {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	t.Logf("installed tenants polled %s after the install", time.Since(installed).Round(time.Millisecond))
 }
