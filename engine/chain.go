@@ -64,7 +64,14 @@ type Chainer struct {
 	PauseHold time.Duration
 	// OnDone is called after every run (the log line of `ghlflow run`).
 	OnDone func(ChainResult)
-	Logger *slog.Logger
+	// TenantCap caps the chains of one tenant in flight in this process
+	// (0 = no cap), so a tenant's burst leaves workers for the others; a
+	// chain over the cap goes back to the queue (ChainBusy) without
+	// spending a retry. Recipes naming connections are not capped.
+	TenantCap int
+	Logger    *slog.Logger
+
+	gate tenantGate
 }
 
 func (c *Chainer) ckptKey(sub, taskID string) string {
@@ -96,7 +103,7 @@ func (c *Chainer) Run(ctx context.Context, pl ChainPayload, taskID string) (res 
 	hist := history.Chain{Time: start, Recipe: pl.Recipe, ItemKey: pl.ItemKey, TaskID: taskID}
 	defer func() {
 		res.Took = time.Since(start)
-		if c.History != nil && res.Status != ChainRemoved {
+		if c.History != nil && res.Status != ChainRemoved && res.Status != ChainBusy {
 			hist.Took, hist.Status = res.Took, res.Status
 			if res.Err != nil {
 				hist.Error = res.Err.Error()
@@ -120,6 +127,12 @@ func (c *Chainer) Run(ctx context.Context, pl ChainPayload, taskID string) (res 
 		c.logger().Info("chain of a removed subscription", "sub", pl.Sub, "recipe", pl.Recipe, "item", pl.ItemKey)
 		return res
 	}
+	release, err := c.admit(sub)
+	if err != nil {
+		res.Status, res.Err = ChainBusy, err
+		return res
+	}
+	defer release()
 	r := sub.Recipe
 	var item any
 	if err := json.Unmarshal(pl.Item, &item); err != nil {
@@ -265,6 +278,9 @@ func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	if errors.As(err, &pe) {
 		return PauseRetry + time.Duration(rand.Int64N(int64(PauseRetry/4)))
 	}
+	if d, ok := busyDelay(err); ok {
+		return d
+	}
 	if d := transport.RetryAfter(err); d > 0 {
 		return d + time.Duration(rand.Int64N(int64(time.Second)))
 	}
@@ -283,5 +299,6 @@ func IsFailure(err error) bool {
 	}
 	var rl *transport.RateLimitedError
 	var pe *PausedError
-	return !errors.As(err, &rl) && !errors.As(err, &pe)
+	var be *BusyError
+	return !errors.As(err, &rl) && !errors.As(err, &pe) && !errors.As(err, &be)
 }

@@ -61,6 +61,10 @@ type Config struct {
 	// Connections, when set, tells templates what a connection stands for
 	// (.connection.location_id, .connection.company_id).
 	Connections ConnectionLookup
+	// TenantChains caps the chains of one tenant in flight in a process
+	// (default a quarter of ChainConcurrency, at least 1; negative: no
+	// cap), so one tenant's burst does not hold back the others' chains.
+	TenantChains int
 	// TenantRefresh is how often the engine looks for changed tenants
 	// (default 2 s).
 	TenantRefresh time.Duration
@@ -110,6 +114,9 @@ func New(cfg Config) (*Engine, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if cfg.TenantChains == 0 {
+		cfg.TenantChains = max(1, cfg.ChainConcurrency/4)
+	}
 	if cfg.TenantRefresh <= 0 {
 		cfg.TenantRefresh = 2 * time.Second
 	}
@@ -119,9 +126,10 @@ func New(cfg Config) (*Engine, error) {
 	e.History = history.New(cfg.Redis, history.Options{Prefix: cfg.Prefix})
 	e.Poller = &Poller{Subs: e.reg, Caller: cfg.Caller, Dedup: dedup.New(cfg.Redis, dedup.Options{Prefix: cfg.Prefix}),
 		Queue: e.client, ChainQueue: QueueName(cfg.Prefix, QueueChain), ChainRetention: cfg.Retention, ChainOptions: []asynq.Option{asynq.MaxRetry(12)},
-		Recorder: historyRecorder{e.History}, Pauser: e.pauses, Connections: cfg.Connections, Budget: cfg.Budget, Logger: log}
+		Recorder: historyRecorder{e.History}, Pauser: e.pauses, Connections: cfg.Connections, Pace: TenantPace(cfg.Catalog), Budget: cfg.Budget, Logger: log}
 	e.Chainer = &Chainer{Subs: e.reg, Runner: &actions.Runner{Catalog: cfg.Catalog, Caller: cfg.Caller}, Redis: cfg.Redis, Connections: cfg.Connections,
-		Prefix: cfg.Prefix, Retention: cfg.Retention, History: e.History, Pauser: e.pauses, OnDone: cfg.OnChain, Logger: log}
+		Prefix: cfg.Prefix, Retention: cfg.Retention, History: e.History, Pauser: e.pauses, OnDone: cfg.OnChain, Logger: log,
+		TenantCap: max(0, cfg.TenantChains)}
 	e.sched = scheduler.New(cfg.Redis, &PollEnqueuer{Queue: e.client, PollQueue: QueueName(cfg.Prefix, QueuePoll)}, scheduler.Options{Prefix: cfg.Prefix,
 		TickEvery: cfg.TickEvery, Logger: log})
 	if err := e.load(context.Background()); err != nil {

@@ -99,6 +99,10 @@ type Poller struct {
 	// items at the boundary time are read again and dropped by their keys
 	// (default 1 ms).
 	Overlap time.Duration
+	// Pace, when set, spreads a tenant's large fan-out over time: the
+	// first free chains of a poll run at once, each next one every more
+	// (see TenantPace). Recipes naming connections are not paced.
+	Pace func(sub *Subscription) (free int, every time.Duration)
 	// Recorder, Pauser and Budget are optional.
 	Recorder PollRecorder
 	Pauser   Pauser
@@ -333,8 +337,8 @@ func (p *Poller) poll(ctx context.Context, sub *Subscription, rec *PollRecord) e
 
 	// Fan out before marking: a crash in between re-enqueues on the next
 	// try and meets the TaskIDs instead of losing or doubling an item.
-	for _, it := range fire {
-		dup, err := p.enqueueChain(ctx, sub, it, rec.Start)
+	for i, it := range fire {
+		dup, err := p.enqueueChain(ctx, sub, it, rec.Start, p.pace(sub, i))
 		if err != nil {
 			return err
 		}
@@ -395,7 +399,7 @@ func (p *Poller) logger() *slog.Logger {
 
 // enqueueChain enqueues the chain of one item; dup reports that its task
 // already existed.
-func (p *Poller) enqueueChain(ctx context.Context, sub *Subscription, it triggers.Item, pollTime time.Time) (dup bool, err error) {
+func (p *Poller) enqueueChain(ctx context.Context, sub *Subscription, it triggers.Item, pollTime time.Time, delay time.Duration) (dup bool, err error) {
 	t := it.Time
 	if t.IsZero() {
 		t = pollTime
@@ -415,6 +419,9 @@ func (p *Poller) enqueueChain(ctx context.Context, sub *Subscription, it trigger
 	}
 	opts := append([]asynq.Option{asynq.TaskID(ChainTaskID(sub.ID, it.Key)), asynq.Queue(queue),
 		asynq.Retention(retention)}, p.ChainOptions...)
+	if delay > 0 {
+		opts = append(opts, asynq.ProcessIn(delay))
+	}
 	_, err = p.Queue.EnqueueContext(ctx, asynq.NewTask(TypeChain, payload), opts...)
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
 		return true, nil

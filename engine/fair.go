@@ -1,0 +1,122 @@
+package engine
+
+import (
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/ghlflow/ghlflow/catalog"
+)
+
+// ChainBusy is the status of a chain put back because its tenant has as
+// many chains running as it may (Chainer.TenantCap).
+const ChainBusy = "busy"
+
+// BusyRetry is how soon a chain put back for its tenant's cap runs again.
+const BusyRetry = time.Second
+
+// BusyError is the result of a chain whose tenant is at its cap of chains
+// in flight: asynq runs it again after BusyRetry without counting a
+// failure (see IsFailure and RetryDelay), and the worker takes another
+// tenant's chain meanwhile.
+type BusyError struct {
+	Tenant string
+	Cap    int
+}
+
+func (e *BusyError) Error() string {
+	return "tenant " + e.Tenant + " has its chains in flight at the cap; waiting for a slot"
+}
+
+// tenantGate counts the chains in flight per tenant in one process.
+type tenantGate struct {
+	mu       sync.Mutex
+	inflight map[string]int
+}
+
+// enter takes a slot of tenant under limit; false when none is free.
+func (g *tenantGate) enter(tenant string, limit int) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.inflight == nil {
+		g.inflight = map[string]int{}
+	}
+	if g.inflight[tenant] >= limit {
+		return false
+	}
+	g.inflight[tenant]++
+	return true
+}
+
+// leave gives a slot back.
+func (g *tenantGate) leave(tenant string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.inflight[tenant]--; g.inflight[tenant] <= 0 {
+		delete(g.inflight, tenant)
+	}
+}
+
+// admit takes a slot of the subscription's tenant when the Chainer caps
+// tenants; the built-in tenant of recipes naming connections is not
+// capped. release gives the slot back (a no-op when none was taken).
+func (c *Chainer) admit(sub *Subscription) (release func(), err error) {
+	if c.TenantCap <= 0 || sub.Tenant.IsDefault() {
+		return func() {}, nil
+	}
+	id := sub.Tenant.ID
+	if !c.gate.enter(id, c.TenantCap) {
+		return nil, &BusyError{Tenant: id, Cap: c.TenantCap}
+	}
+	return func() { c.gate.leave(id) }, nil
+}
+
+// busyDelay is the retry delay of a BusyError (ok false for other errors).
+func busyDelay(err error) (time.Duration, bool) {
+	var be *BusyError
+	if !errors.As(err, &be) {
+		return 0, false
+	}
+	return BusyRetry/2 + time.Duration(rand.Int64N(int64(BusyRetry))), true
+}
+
+// pace is the delay of the i-th chain a poll of sub fans out.
+func (p *Poller) pace(sub *Subscription, i int) time.Duration {
+	if p.Pace == nil || sub.Tenant.IsDefault() {
+		return 0
+	}
+	free, every := p.Pace(sub)
+	if i < free || every <= 0 {
+		return 0
+	}
+	return time.Duration(i-free+1) * every
+}
+
+// TenantPace paces a tenant's fan-out by the API budget of its recipe's
+// first step: a burst's worth of chains runs at once, the rest is
+// scheduled one every interval × steps ÷ burst, about as fast as the
+// tenant's budget lets them run. The rest stay off the queue until their
+// time, so other tenants' chains do not wait behind them.
+func TenantPace(cat *catalog.Catalog) func(sub *Subscription) (int, time.Duration) {
+	return func(sub *Subscription) (int, time.Duration) {
+		r := sub.Recipe
+		if len(r.Steps) == 0 {
+			return 0, 0
+		}
+		op := cat.Op(r.Steps[0].Op)
+		if op == nil {
+			return 0, 0
+		}
+		app := cat.App(op.App)
+		if app == nil || app.RateLimit.Burst <= 0 {
+			return 0, 0
+		}
+		iv := app.RateLimit.Interval.Std()
+		if iv <= 0 {
+			iv = 10 * time.Second
+		}
+		calls := len(r.Steps)
+		return max(1, app.RateLimit.Burst/calls), iv * time.Duration(calls) / time.Duration(app.RateLimit.Burst)
+	}
+}
