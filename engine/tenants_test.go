@@ -57,6 +57,7 @@ steps:
 type tenantFixture struct {
 	srv    *sim.Server
 	url    string
+	tokens map[string]string // tenant id → its location's access token
 	conns  auth.Source
 	dir    string
 	mu     sync.Mutex
@@ -68,10 +69,12 @@ func newTenantFixture(t *testing.T, ids ...string) *tenantFixture {
 	cat := testCatalog(t)
 	srv, ts, _, _ := simConn(t, cat, "loc-"+ids[0], sim.Config{})
 	var entries []auth.StaticEntry
+	tokens := map[string]string{}
 	for _, id := range ids {
 		loc := "loc-" + id
 		srv.AddLocation(loc)
 		tok := srv.IssueToken(sim.TokenSpec{LocationID: loc, Private: true})
+		tokens[id] = tok.AccessToken
 		entries = append(entries, auth.StaticEntry{ID: "ghl-" + id, App: "ghl", LocationID: loc, Token: tok.AccessToken})
 	}
 	conns, err := auth.NewStatic(entries...)
@@ -84,7 +87,7 @@ func newTenantFixture(t *testing.T, ids ...string) *tenantFixture {
 			t.Fatal(err)
 		}
 	}
-	return &tenantFixture{srv: srv, url: ts.URL, conns: conns, dir: dir}
+	return &tenantFixture{srv: srv, url: ts.URL, tokens: tokens, conns: conns, dir: dir}
 }
 
 // put stores tenant id with its location's connection in the ghl role.
@@ -414,4 +417,47 @@ func TestOAuthInstallMakesTenants(t *testing.T) {
 		})
 	}
 	t.Logf("installed tenants polled %s after the install", time.Since(installed).Round(time.Millisecond))
+}
+
+// TestRevokedTokenPausesOnlyItsTenant: B's token is revoked; B's
+// subscriptions pause with the reason, A's go on polling and firing.
+func TestRevokedTokenPausesOnlyItsTenant(t *testing.T) {
+	rdb, prefix := testRedis(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := newTenantFixture(t, "A", "B")
+	cli := tenant.NewStore(rdb, prefix)
+	f.put(t, cli, "A", "pro")
+	f.put(t, cli, "B", "pro")
+	eng := f.engine(t, rdb, prefix)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = eng.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	subs := eng.Registry().All()
+	until(t, 20*time.Second, "every subscription seeded", func() bool {
+		for _, s := range subs {
+			if st, err := eng.Poller.Dedup.State(ctx, s.ID); err != nil || !st.Seeded {
+				return false
+			}
+		}
+		return true
+	})
+	if !f.srv.RevokeToken(f.tokens["B"]) {
+		t.Fatal("revoke B's token")
+	}
+	until(t, 10*time.Second, "B paused", func() bool { _, ok := eng.Pauses().PausedReason("ghl-B"); return ok })
+	if reason, ok := eng.Pauses().PausedReason("ghl-A"); ok {
+		t.Fatalf("A paused too: %s", reason)
+	}
+	aSubs := map[string]string{}
+	for _, s := range eng.Registry().Tenant("A") {
+		aSubs[s.ID] = s.Recipe.Name
+	}
+	f.srv.CreateContact("loc-A", map[string]any{"firstName": "Ann", "email": "ann@example.com"})
+	until(t, 20*time.Second, "A's chains after B's pause", func() bool { return len(f.completed(aSubs)) == 3 })
+	before := f.srv.RequestCount("ghl.contacts.search", "loc-B")
+	time.Sleep(2500 * time.Millisecond)
+	if n := f.srv.RequestCount("ghl.contacts.search", "loc-B"); n != before {
+		t.Errorf("paused tenant B polled %d more times", n-before)
+	}
 }
