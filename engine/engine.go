@@ -182,7 +182,7 @@ func (e *Engine) load(ctx context.Context) error {
 	if err := e.pauses.liftUnstored(ctx); err != nil {
 		e.log.Warn("resume paused connections", "err", err)
 	}
-	e.log.Info("recipes loaded", "recipes", len(rs), "tenants", len(tenants), "subscriptions", len(subs),
+	e.log.Info("recipes loaded", "recipes", len(rs), "tenants", len(tenants)-1, "subscriptions", len(subs),
 		"added", added, "changed", changed, "removed", removed)
 	return nil
 }
