@@ -381,3 +381,24 @@ func (r *Registry) Tenant(id string) []*Subscription {
 	defer r.mu.RUnlock()
 	return append([]*Subscription(nil), r.byTenant[id]...)
 }
+
+// tenantsOutside returns the tenants in force, other than the default, whose
+// id is not in ids (nil ids: none).
+func (r *Registry) tenantsOutside(ids []string) []string {
+	if ids == nil {
+		return nil
+	}
+	keep := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		keep[id] = true
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []string
+	for id := range r.byTenant {
+		if id != tenant.DefaultID && !keep[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}

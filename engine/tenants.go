@@ -83,10 +83,11 @@ func (e *Engine) RefreshTenants(ctx context.Context) (int, error) {
 	if v == e.tenantVersion {
 		return 0, nil
 	}
-	present, removed, version, err := e.tenants.Changes(ctx, e.tenantVersion)
+	present, ids, version, err := e.tenants.Changes(ctx, e.tenantVersion)
 	if err != nil {
 		return 0, err
 	}
+	removed := e.reg.tenantsOutside(ids)
 	for _, t := range present {
 		subs, err := e.bind(e.recipes, t)
 		if err != nil {

@@ -235,9 +235,9 @@ func TestRemoveTenantLeavesNoKey(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	f := newTenantFixture(t, "A")
-	// Tenant D's connection is stored, sealed, in Redis.
-	f.srv.AddLocation("loc-D")
-	tok := f.srv.IssueToken(sim.TokenSpec{LocationID: "loc-D", Private: true})
+	// The dentist's connection is stored, sealed, in Redis.
+	f.srv.AddLocation("loc-dentist")
+	tok := f.srv.IssueToken(sim.TokenSpec{LocationID: "loc-dentist", Private: true})
 	ring, err := auth.NewKeyring([]byte("0123456789abcdef0123456789abcdef"))
 	if err != nil {
 		t.Fatal(err)
@@ -246,28 +246,30 @@ func TestRemoveTenantLeavesNoKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Put(ctx, auth.Connection{ID: "ghl-D", App: "ghl", Kind: auth.KindPrivate, LocationID: "loc-D"},
+	if err := store.Put(ctx, auth.Connection{ID: "ghl-dentist", App: "ghl", Kind: auth.KindPrivate, LocationID: "loc-dentist"},
 		auth.Credential{AccessToken: tok.AccessToken}); err != nil {
 		t.Fatal(err)
 	}
 	f.conns = auth.Multi{f.conns, store}
 	cli := tenant.NewStore(rdb, prefix)
 	f.put(t, cli, "A", "pro")
-	f.put(t, cli, "D", "pro")
+	if err := cli.Put(ctx, &tenant.Tenant{ID: "dentist", Name: "Dentist", Labels: map[string]string{"plan": "pro"}, Connections: map[string]string{"ghl": "ghl-dentist"}}); err != nil {
+		t.Fatal(err)
+	}
 	eng := f.engine(t, rdb, prefix)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = eng.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	dSubs := eng.Registry().Tenant("D")
+	dSubs := eng.Registry().Tenant("dentist")
 	if len(dSubs) != 4 {
-		t.Fatalf("tenant D has %d subscriptions, want 4", len(dSubs))
+		t.Fatalf("tenant dentist has %d subscriptions, want 4", len(dSubs))
 	}
 	subOf := map[string]string{}
 	for _, s := range dSubs {
 		subOf[s.ID] = s.Recipe.Name
 	}
-	until(t, 20*time.Second, "D seeded", func() bool {
+	until(t, 20*time.Second, "dentist seeded", func() bool {
 		for _, s := range dSubs {
 			if st, err := eng.Poller.Dedup.State(ctx, s.ID); err != nil || !st.Seeded {
 				return false
@@ -275,25 +277,25 @@ func TestRemoveTenantLeavesNoKey(t *testing.T) {
 		}
 		return true
 	})
-	f.srv.CreateContact("loc-D", map[string]any{"firstName": "Dee", "email": "dee@example.com"})
-	until(t, 20*time.Second, "D's chains", func() bool { return len(f.completed(subOf)) == 3 })
-	if err := eng.Pauses().PauseConnection(ctx, "ghl-D", "test pause"); err != nil {
+	f.srv.CreateContact("loc-dentist", map[string]any{"firstName": "Dee", "email": "dee@example.com"})
+	until(t, 20*time.Second, "dentist's chains", func() bool { return len(f.completed(subOf)) == 3 })
+	if err := eng.Pauses().PauseConnection(ctx, "ghl-dentist", "test pause"); err != nil {
 		t.Fatal(err)
 	}
 
-	rep, err := engine.RemoveTenant(ctx, rdb, prefix, "D") // `ghlflow tenant remove D`
+	rep, err := engine.RemoveTenant(ctx, rdb, prefix, "dentist") // `ghlflow tenant remove D`
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("removed: %+v", rep)
-	until(t, 5*time.Second, "D's subscriptions dropped", func() bool { return len(eng.Registry().Tenant("D")) == 0 })
-	before := f.srv.RequestCount("ghl.contacts.search", "loc-D")
+	until(t, 5*time.Second, "dentist's subscriptions dropped", func() bool { return len(eng.Registry().Tenant("dentist")) == 0 })
+	before := f.srv.RequestCount("ghl.contacts.search", "loc-dentist")
 	time.Sleep(2500 * time.Millisecond)
-	if n := f.srv.RequestCount("ghl.contacts.search", "loc-D"); n != before {
-		t.Errorf("D polled %d times after its removal", n-before)
+	if n := f.srv.RequestCount("ghl.contacts.search", "loc-dentist"); n != before {
+		t.Errorf("dentist polled %d times after its removal", n-before)
 	}
 	// No key, field, member or task of D anywhere in the database.
-	marks := []string{"ghl-D", "loc-D", prefix + "{tenants}:subs:D"}
+	marks := []string{"dentist"}
 	for id := range subOf {
 		marks = append(marks, id)
 	}

@@ -37,7 +37,9 @@ func (s *Store) changesKey() string { return s.keys.TenantsChanges() }
 func (s *Store) subsKey(id string) string { return s.keys.TenantSubs(id) }
 
 // changeKeys are the keys of the change script.
-func (s *Store) changeKeys() []string { return []string{s.hashKey(), s.versionKey(), s.changesKey()} }
+func (s *Store) changeKeys() []string {
+	return []string{s.hashKey(), s.versionKey(), s.changesKey(), s.keys.TenantsRemoved()}
+}
 
 // bump is the change script.
 var bump = rdb.TenantChange
@@ -125,39 +127,46 @@ func (s *Store) Version(ctx context.Context) (int64, error) {
 	return v, nil
 }
 
-// Changes returns the tenants changed after version since: those present
-// (created or updated) and the ids removed, with the version read.
-func (s *Store) Changes(ctx context.Context, since int64) (present []*Tenant, removed []string, version int64, err error) {
-	ids, err := s.rdb.ZRangeByScoreWithScores(ctx, s.changesKey(), &redis.ZRangeBy{Min: "(" + strconv.FormatInt(since, 10), Max: "+inf"}).Result()
-	if err != nil {
+// Changes returns the tenants created or updated after version since, and
+// the version read. When a tenant was removed since, ids lists every
+// tenant still stored (the caller drops those it knows that are not in
+// it); otherwise ids is nil. A removed tenant leaves no trace in Redis.
+func (s *Store) Changes(ctx context.Context, since int64) (present []*Tenant, ids []string, version int64, err error) {
+	p := s.rdb.TxPipeline()
+	ver := p.Get(ctx, s.versionKey())
+	rem := p.Get(ctx, s.keys.TenantsRemoved())
+	zs := p.ZRangeByScore(ctx, s.changesKey(), &redis.ZRangeBy{Min: "(" + strconv.FormatInt(since, 10), Max: "+inf"})
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, nil, since, fmt.Errorf("tenant changes: %w", err)
 	}
-	version = since
-	if len(ids) == 0 {
-		return nil, nil, version, nil
-	}
-	names := make([]string, len(ids))
-	for i, z := range ids {
-		names[i] = z.Member.(string)
-		version = max(version, int64(z.Score))
-	}
-	raws, err := s.rdb.HMGet(ctx, s.hashKey(), names...).Result()
-	if err != nil {
-		return nil, nil, since, fmt.Errorf("tenant changes: %w", err)
-	}
-	for i, raw := range raws {
-		str, ok := raw.(string)
-		if !ok {
-			removed = append(removed, names[i])
-			continue
-		}
-		t, err := decode(names[i], str)
+	version, _ = strconv.ParseInt(ver.Val(), 10, 64)
+	removedAt, _ := strconv.ParseInt(rem.Val(), 10, 64)
+	if names := zs.Val(); len(names) > 0 {
+		raws, err := s.rdb.HMGet(ctx, s.hashKey(), names...).Result()
 		if err != nil {
-			return nil, nil, since, err
+			return nil, nil, since, fmt.Errorf("tenant changes: %w", err)
 		}
-		present = append(present, t)
+		for i, raw := range raws {
+			str, ok := raw.(string)
+			if !ok {
+				continue // removed meanwhile: the removal's version says so
+			}
+			t, err := decode(names[i], str)
+			if err != nil {
+				return nil, nil, since, err
+			}
+			present = append(present, t)
+		}
 	}
-	return present, removed, version, nil
+	if removedAt > since {
+		if ids, err = s.rdb.HKeys(ctx, s.hashKey()).Result(); err != nil {
+			return nil, nil, since, fmt.Errorf("tenant ids: %w", err)
+		}
+		if ids == nil {
+			ids = []string{}
+		}
+	}
+	return present, ids, version, nil
 }
 
 // Delete removes the tenant record (its state is the engine's to purge)

@@ -27,7 +27,8 @@
 //	P{sched}:due               zset    engine/scheduler every subscription in force
 //	P{tenants}                 hash    engine/tenant    tenant id → tenant JSON, until the tenant is removed
 //	P{tenants}:version         string  engine/tenant    the tenants' version, bumped by every change
-//	P{tenants}:changes         zset    engine/tenant    tenant id scored by the version of its last change
+//	P{tenants}:changes         zset    engine/tenant    a tenant's id scored by the version of its last change, until it is removed
+//	P{tenants}:removed         string  engine/tenant    the version of the last removal of a tenant
 //	P{tenants}:subs:ID         set     engine/tenant    a tenant's subscription ids, until it is removed
 //	asynq:{PQUEUE}:...         various asynq            the queues PREFIXpoll, PREFIXchain, PREFIXcritical
 //
@@ -139,6 +140,9 @@ func (k Keys) TenantsVersion() string { return k.Tenants() + ":version" }
 // last change.
 func (k Keys) TenantsChanges() string { return k.Tenants() + ":changes" }
 
+// TenantsRemoved is the version of the last removal of a tenant.
+func (k Keys) TenantsRemoved() string { return k.Tenants() + ":removed" }
+
 // TenantSubs is the set of a tenant's subscription ids.
 func (k Keys) TenantSubs(id string) string { return k.Tenants() + ":subs:" + id }
 
@@ -170,7 +174,7 @@ func (k Keys) KeyPatterns() []string {
 		p + "oauth-state:*",
 		p + "rl:*:budget", p + "rl:*:pause",
 		p + "{sched}:due",
-		p + "{tenants}", p + "{tenants}:version", p + "{tenants}:changes", p + "{tenants}:subs:*",
+		p + "{tenants}", p + "{tenants}:version", p + "{tenants}:changes", p + "{tenants}:removed", p + "{tenants}:subs:*",
 	}
 }
 

@@ -119,15 +119,19 @@ for _, id in ipairs(ids) do
 end
 return n`)
 
-// TenantChange sets or deletes a tenant and records the change at the next
-// version, atomically. KEYS: Tenants, TenantsVersion, TenantsChanges. ARGV:
-// id, the tenant JSON ("" deletes). Returns the new version.
+// TenantChange sets or deletes a tenant at the next version, atomically.
+// A set tenant's id is recorded in the change set at that version; a
+// deleted one leaves no trace but the version of the last removal. KEYS:
+// Tenants, TenantsVersion, TenantsChanges, TenantsRemoved. ARGV: id, the
+// tenant JSON ("" deletes). Returns the new version.
 var TenantChange = redis.NewScript(`
 local v = redis.call('INCR', KEYS[2])
 if ARGV[2] == '' then
   redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('SET', KEYS[4], v)
 else
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('ZADD', KEYS[3], v, ARGV[1])
 end
-redis.call('ZADD', KEYS[3], v, ARGV[1])
 return v`)
