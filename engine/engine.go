@@ -19,6 +19,7 @@ import (
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/engine/dedup"
 	"github.com/ghlflow/ghlflow/engine/history"
+	rdbkeys "github.com/ghlflow/ghlflow/engine/internal/rdb"
 	"github.com/ghlflow/ghlflow/engine/scheduler"
 	"github.com/ghlflow/ghlflow/engine/tenant"
 )
@@ -126,7 +127,8 @@ func New(cfg Config) (*Engine, error) {
 	e.History = history.New(cfg.Redis, history.Options{Prefix: cfg.Prefix})
 	e.Poller = &Poller{Subs: e.reg, Caller: cfg.Caller, Dedup: dedup.New(cfg.Redis, dedup.Options{Prefix: cfg.Prefix}),
 		Queue: e.client, ChainQueue: QueueName(cfg.Prefix, QueueChain), ChainRetention: cfg.Retention, ChainOptions: []asynq.Option{asynq.MaxRetry(12)},
-		Recorder: historyRecorder{e.History}, Pauser: e.pauses, Connections: cfg.Connections, Pace: TenantPace(cfg.Catalog), Budget: cfg.Budget, Logger: log}
+		Recorder: historyRecorder{e.History}, Pauser: e.pauses, Connections: cfg.Connections, Pace: TenantPace(cfg.Catalog),
+		Pacer: RedisPacer{Redis: cfg.Redis, Keys: rdbkeys.NewKeys(cfg.Prefix)}, Budget: cfg.Budget, Logger: log}
 	e.Chainer = &Chainer{Subs: e.reg, Runner: &actions.Runner{Catalog: cfg.Catalog, Caller: cfg.Caller}, Redis: cfg.Redis, Connections: cfg.Connections,
 		Prefix: cfg.Prefix, Retention: cfg.Retention, History: e.History, Pauser: e.pauses, OnDone: cfg.OnChain, Logger: log,
 		TenantCap: max(0, cfg.TenantChains)}

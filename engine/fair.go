@@ -1,12 +1,17 @@
 package engine
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/ghlflow/ghlflow/catalog"
+	"github.com/ghlflow/ghlflow/engine/internal/rdb"
 )
 
 // ChainBusy is the status of a chain put back because its tenant has as
@@ -81,23 +86,59 @@ func busyDelay(err error) (time.Duration, bool) {
 	return BusyRetry/2 + time.Duration(rand.Int64N(int64(BusyRetry))), true
 }
 
-// pace is the delay of the i-th chain a poll of sub fans out.
-func (p *Poller) pace(sub *Subscription, i int) time.Duration {
-	if p.Pace == nil || sub.Tenant.IsDefault() {
-		return 0
-	}
-	free, every := p.Pace(sub)
-	if i < free || every <= 0 {
-		return 0
-	}
-	return time.Duration(i-free+1) * every
+// Pacer reserves the start times of a tenant's chains across polls and
+// processes; RedisPacer implements it.
+type Pacer interface {
+	// Reserve reserves n slots one every apart, with banked slots free
+	// for an idle tenant, and returns the time of the first.
+	Reserve(ctx context.Context, tenant string, n, banked int, every time.Duration) (time.Time, error)
 }
 
-// TenantPace paces a tenant's fan-out by the API budget of its recipe's
-// first step: a burst's worth of chains runs at once, the rest is
-// scheduled one every interval × steps ÷ burst, about as fast as the
-// tenant's budget lets them run. The rest stay off the queue until their
-// time, so other tenants' chains do not wait behind them.
+// RedisPacer keeps each tenant's next slot in Redis.
+type RedisPacer struct {
+	Redis redis.UniversalClient
+	Keys  rdb.Keys
+}
+
+// Reserve implements Pacer.
+func (r RedisPacer) Reserve(ctx context.Context, tenant string, n, banked int, every time.Duration) (time.Time, error) {
+	now := time.Now()
+	ms, err := rdb.TenantPace.Run(ctx, r.Redis, []string{r.Keys.TenantPace(tenant)}, now.UnixMilli(), n, every.Milliseconds(), banked).Int64()
+	if err != nil {
+		return now, fmt.Errorf("pace tenant %s: %w", tenant, err)
+	}
+	return time.UnixMilli(ms), nil
+}
+
+// paces returns the delays of a poll's n chains of sub: a tenant's chains
+// start one every Pace interval across all its polls, after a burst an
+// idle tenant has banked. nil: no delay.
+func (p *Poller) paces(ctx context.Context, sub *Subscription, n int) []time.Duration {
+	if p.Pace == nil || p.Pacer == nil || sub.Tenant.IsDefault() || n == 0 {
+		return nil
+	}
+	banked, every := p.Pace(sub)
+	if every <= 0 {
+		return nil
+	}
+	start, err := p.Pacer.Reserve(ctx, sub.Tenant.ID, n, banked, every)
+	if err != nil {
+		p.logger().Warn("chains not paced", "sub", sub.ID, "err", err)
+		return nil
+	}
+	out := make([]time.Duration, n)
+	now := time.Now()
+	for i := range out {
+		out[i] = max(0, start.Add(time.Duration(i)*every).Sub(now))
+	}
+	return out
+}
+
+// TenantPace paces a tenant's chains by the API budget of its recipe's
+// first step: an idle tenant's burst's worth of chains runs at once, the
+// rest start one every interval × steps ÷ burst, about as fast as the
+// tenant's budget lets them run. They stay off the queue until their time,
+// so other tenants' chains do not wait behind them.
 func TenantPace(cat *catalog.Catalog) func(sub *Subscription) (int, time.Duration) {
 	return func(sub *Subscription) (int, time.Duration) {
 		r := sub.Recipe

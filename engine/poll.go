@@ -99,10 +99,13 @@ type Poller struct {
 	// items at the boundary time are read again and dropped by their keys
 	// (default 1 ms).
 	Overlap time.Duration
-	// Pace, when set, spreads a tenant's large fan-out over time: the
-	// first free chains of a poll run at once, each next one every more
-	// (see TenantPace). Recipes naming connections are not paced.
+	// Pace, when set, spreads a tenant's chains over time: a tenant's
+	// chains start one every interval across its polls, after the free
+	// ones an idle tenant has banked (see TenantPace). Recipes naming
+	// connections are not paced.
 	Pace func(sub *Subscription) (free int, every time.Duration)
+	// Pacer keeps the tenants' paces (required with Pace).
+	Pacer Pacer
 	// Recorder, Pauser and Budget are optional.
 	Recorder PollRecorder
 	Pauser   Pauser
@@ -337,8 +340,13 @@ func (p *Poller) poll(ctx context.Context, sub *Subscription, rec *PollRecord) e
 
 	// Fan out before marking: a crash in between re-enqueues on the next
 	// try and meets the TaskIDs instead of losing or doubling an item.
+	delays := p.paces(ctx, sub, len(fire))
 	for i, it := range fire {
-		dup, err := p.enqueueChain(ctx, sub, it, rec.Start, p.pace(sub, i))
+		var delay time.Duration
+		if delays != nil {
+			delay = delays[i]
+		}
+		dup, err := p.enqueueChain(ctx, sub, it, rec.Start, delay)
 		if err != nil {
 			return err
 		}

@@ -60,6 +60,9 @@ func RemoveTenant(ctx context.Context, rdb redis.UniversalClient, prefix, id str
 			return rep, err
 		}
 	}
+	if err := rdb.Del(ctx, rdbkeys.NewKeys(prefix).TenantPace(id)).Err(); err != nil {
+		return rep, fmt.Errorf("remove tenant %s: %w", id, err)
+	}
 	if err := store.Forget(ctx, id); err != nil {
 		return rep, err
 	}

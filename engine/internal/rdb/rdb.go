@@ -30,6 +30,7 @@
 //	P{tenants}:changes         zset    engine/tenant    a tenant's id scored by the version of its last change, until it is removed
 //	P{tenants}:removed         string  engine/tenant    the version of the last removal of a tenant
 //	P{tenants}:subs:ID         set     engine/tenant    a tenant's subscription ids, until it is removed
+//	P{tenant:ID}:pace          string  engine (polls)   when a tenant's next chain may start (ms); a minute after it passes
 //	asynq:{PQUEUE}:...         various asynq            the queues PREFIXpoll, PREFIXchain, PREFIXcritical
 //
 // Earlier versions kept connections under Pconns, Pconn:ID and
@@ -143,6 +144,9 @@ func (k Keys) TenantsChanges() string { return k.Tenants() + ":changes" }
 // TenantsRemoved is the version of the last removal of a tenant.
 func (k Keys) TenantsRemoved() string { return k.Tenants() + ":removed" }
 
+// TenantPace is when a tenant's next chain may start (unix ms).
+func (k Keys) TenantPace(id string) string { return k.Prefix() + "{tenant:" + id + "}:pace" }
+
 // TenantSubs is the set of a tenant's subscription ids.
 func (k Keys) TenantSubs(id string) string { return k.Tenants() + ":subs:" + id }
 
@@ -174,7 +178,7 @@ func (k Keys) KeyPatterns() []string {
 		p + "oauth-state:*",
 		p + "rl:*:budget", p + "rl:*:pause",
 		p + "{sched}:due",
-		p + "{tenants}", p + "{tenants}:version", p + "{tenants}:changes", p + "{tenants}:removed", p + "{tenants}:subs:*",
+		p + "{tenants}", p + "{tenants}:version", p + "{tenants}:changes", p + "{tenants}:removed", p + "{tenants}:subs:*", p + "{tenant:*}:pace",
 	}
 }
 

@@ -135,3 +135,15 @@ else
   redis.call('ZADD', KEYS[3], v, ARGV[1])
 end
 return v`)
+
+// TenantPace reserves ARGV[2] chain slots of a tenant, one every ARGV[3]
+// ms, after those reserved before; a tenant idle for a while has ARGV[4]
+// slots banked, so a small fan-out runs at once. KEYS: TenantPace. ARGV:
+// now (ms), n, every (ms), banked. Returns the time of the first slot (ms).
+var TenantPace = redis.NewScript(`
+local now, n, every, banked = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
+local start = math.max(nxt, now - banked * every)
+local last = start + n * every
+redis.call('SET', KEYS[1], string.format('%d', last), 'PX', math.max(last - now, 0) + 60000)
+return string.format('%d', start)`)
