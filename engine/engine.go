@@ -66,6 +66,9 @@ type Config struct {
 	// (default a quarter of ChainConcurrency, at least 1; negative: no
 	// cap), so one tenant's burst does not hold back the others' chains.
 	TenantChains int
+	// TenantPolls caps the polls of one tenant in flight in a process
+	// (default a quarter of PollConcurrency, at least 1; negative: no cap).
+	TenantPolls int
 	// TenantRefresh is how often the engine looks for changed tenants
 	// (default 2 s).
 	TenantRefresh time.Duration
@@ -115,6 +118,9 @@ func New(cfg Config) (*Engine, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if cfg.TenantPolls == 0 {
+		cfg.TenantPolls = max(1, cfg.PollConcurrency/4)
+	}
 	if cfg.TenantChains == 0 {
 		cfg.TenantChains = max(1, cfg.ChainConcurrency/4)
 	}
@@ -128,7 +134,7 @@ func New(cfg Config) (*Engine, error) {
 	e.Poller = &Poller{Subs: e.reg, Caller: cfg.Caller, Dedup: dedup.New(cfg.Redis, dedup.Options{Prefix: cfg.Prefix}),
 		Queue: e.client, ChainQueue: QueueName(cfg.Prefix, QueueChain), ChainRetention: cfg.Retention, ChainOptions: []asynq.Option{asynq.MaxRetry(12)},
 		Recorder: historyRecorder{e.History}, Pauser: e.pauses, Connections: cfg.Connections, Pace: TenantPace(cfg.Catalog),
-		Pacer: RedisPacer{Redis: cfg.Redis, Keys: rdbkeys.NewKeys(cfg.Prefix)}, Budget: cfg.Budget, Logger: log}
+		Pacer: RedisPacer{Redis: cfg.Redis, Keys: rdbkeys.NewKeys(cfg.Prefix)}, TenantCap: max(0, cfg.TenantPolls), Budget: cfg.Budget, Logger: log}
 	e.Chainer = &Chainer{Subs: e.reg, Runner: &actions.Runner{Catalog: cfg.Catalog, Caller: cfg.Caller}, Redis: cfg.Redis, Connections: cfg.Connections,
 		Prefix: cfg.Prefix, Retention: cfg.Retention, History: e.History, Pauser: e.pauses, OnDone: cfg.OnChain, Logger: log,
 		TenantCap: max(0, cfg.TenantChains)}

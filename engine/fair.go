@@ -161,3 +161,16 @@ func TenantPace(cat *catalog.Catalog) func(sub *Subscription) (int, time.Duratio
 		return max(1, app.RateLimit.Burst/calls), iv * time.Duration(calls) / time.Duration(app.RateLimit.Burst)
 	}
 }
+
+// admit takes a poll slot of the subscription's tenant; busy says why the
+// poll is skipped when none is free.
+func (p *Poller) admit(sub *Subscription) (release func(), busy string) {
+	if p.TenantCap <= 0 || sub.Tenant.IsDefault() {
+		return func() {}, ""
+	}
+	id := sub.Tenant.ID
+	if !p.gate.enter(id, p.TenantCap) {
+		return nil, fmt.Sprintf("tenant %s has %d polls in flight", id, p.TenantCap)
+	}
+	return func() { p.gate.leave(id) }, ""
+}

@@ -106,6 +106,13 @@ type Poller struct {
 	Pace func(sub *Subscription) (free int, every time.Duration)
 	// Pacer keeps the tenants' paces (required with Pace).
 	Pacer Pacer
+	// TenantCap caps the polls of one tenant in flight in this process (0
+	// = no cap): a slot over the cap is skipped and recorded (the next
+	// slot polls again), so a tenant whose polls wait on its rate limit
+	// leaves workers for the others. Recipes naming connections are not
+	// capped.
+	TenantCap int
+	gate      tenantGate
 	// Recorder, Pauser and Budget are optional.
 	Recorder PollRecorder
 	Pauser   Pauser
@@ -147,6 +154,13 @@ func (p *Poller) Poll(ctx context.Context, subID string, slot int64) (*PollRecor
 			return rec, nil
 		}
 	}
+	release, busy := p.admit(sub)
+	if busy != "" {
+		rec.Skipped = busy
+		p.record(ctx, rec)
+		return rec, nil
+	}
+	defer release()
 	if skip := p.stretched(ctx, sub, slot); skip != "" {
 		rec.Skipped = skip
 		log.Info("poll stretched", "sub", subID, "recipe", sub.Recipe.Name, "reason", skip)
