@@ -93,7 +93,7 @@ func newE2E(t *testing.T) *e2eEnv {
 				rdb.Del(ctx, keys...)
 			}
 		}
-		for _, q := range []string{engine.QueuePoll, engine.QueueChain, engine.QueueCritical} {
+		for _, q := range []string{engine.QueuePoll, engine.QueueChain} {
 			rdb.SRem(ctx, "asynq:queues", engine.QueueName(prefix, q))
 		}
 		rdb.Close()

@@ -1,0 +1,129 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/ghlflow/ghlflow/engine/policy"
+	"github.com/ghlflow/ghlflow/engine/transport"
+)
+
+// Stats counts what the engine did since the last summary line. A nil
+// *Stats counts nothing.
+type Stats struct {
+	polls, items, chains, errors atomic.Int64
+}
+
+// Summary is what the engine did in one period.
+type Summary struct {
+	// Polls and Chains are the poll and chain runs, Items the new items
+	// the polls found, Errors the runs that failed (retried or not).
+	Polls, Items, Chains, Errors int64
+}
+
+func (s *Stats) polled(items int) {
+	if s != nil {
+		s.polls.Add(1)
+		s.items.Add(int64(items))
+	}
+}
+
+func (s *Stats) chained() {
+	if s != nil {
+		s.chains.Add(1)
+	}
+}
+
+func (s *Stats) failed() {
+	if s != nil {
+		s.errors.Add(1)
+	}
+}
+
+// Take returns the counts since the last Take and starts again from zero.
+func (s *Stats) Take() Summary {
+	return Summary{Polls: s.polls.Swap(0), Items: s.items.Swap(0), Chains: s.chains.Swap(0), Errors: s.errors.Swap(0)}
+}
+
+// summarize logs one line of counts every period until ctx ends.
+func (e *Engine) summarize(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s := e.stats.Take()
+			e.log.Info("summary", "period", every, "polls", s.Polls, "new_items", s.Items, "chains", s.Chains,
+				"errors", s.Errors)
+		}
+	}
+}
+
+// failures is the asynq ErrorHandler of the engine: it logs why a poll or
+// a chain failed, once per task, when the failure is final (the error
+// policy fails it or pauses its connection, or its retries are spent).
+// The tries before are logged at debug level.
+type failures struct {
+	log   *slog.Logger
+	reg   *Registry
+	stats *Stats
+}
+
+// HandleError implements asynq.ErrorHandler.
+func (f failures) HandleError(ctx context.Context, t *asynq.Task, err error) {
+	d := policy.Decide(err)
+	if d.Counts() {
+		f.stats.failed()
+	}
+	attrs := f.about(t, err)
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	final := d.Action == policy.Fail || d.Action == policy.Pause || (d.Counts() && retried >= maxRetry)
+	attrs = append(attrs, "tries", retried+1, "err", err.Error())
+	kind := "poll"
+	if t.Type() == TypeChain {
+		kind = "chain"
+	}
+	if !final {
+		f.log.Debug(kind+" failed, will try again", append(attrs, "next", d.Action.String())...)
+		return
+	}
+	f.log.Warn(kind+" failed", append(attrs, "action", d.Action.String())...)
+}
+
+// about names the recipe, subscription, connection (and item) a task is
+// for.
+func (f failures) about(t *asynq.Task, err error) []any {
+	var attrs []any
+	var sub string
+	switch t.Type() {
+	case TypePoll:
+		var pl PollPayload
+		if json.Unmarshal(t.Payload(), &pl) == nil {
+			sub = pl.Sub
+		}
+	case TypeChain:
+		var pl ChainPayload
+		if json.Unmarshal(t.Payload(), &pl) == nil {
+			sub = pl.Sub
+			attrs = append(attrs, "item", pl.ItemKey)
+		}
+	}
+	recipe, conn := "", ""
+	if s, ok := f.reg.Sub(sub); ok {
+		recipe, conn = s.Recipe.Name, s.Connection
+	}
+	var te *transport.Error
+	if errors.As(err, &te) && te.Connection != "" {
+		conn = te.Connection
+	}
+	return append([]any{"recipe", recipe, "sub", sub, "connection", conn}, attrs...)
+}
