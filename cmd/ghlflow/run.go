@@ -138,14 +138,9 @@ func runRun(ctx context.Context, args []string) int {
 				attrs = append(attrs, "resumed", r.Resumed)
 			}
 			if r.Err != nil {
-				attrs = append(attrs, "err", r.Err)
-				if !engine.IsFailure(r.Err) {
-					// Waiting out a pause or a rate limit: the pause was
-					// logged once when it began; this repeats every minute.
-					log.Debug("chain", attrs...)
-					return
-				}
-				log.Warn("chain", attrs...)
+				// The engine logs a chain's final failure with its reason,
+				// once; the tries before it are debug lines.
+				log.Debug("chain", append(attrs, "err", r.Err)...)
 				return
 			}
 			log.Info("chain", attrs...)

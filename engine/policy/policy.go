@@ -95,7 +95,11 @@ func Decide(err error) Decision {
 	}
 	var rl *transport.RateLimitedError
 	if errors.As(err, &rl) {
-		return Decision{Action: Wait, After: max(rl.RetryAfter, time.Second), Jitter: time.Second}
+		if rl.RetryAfter <= 0 {
+			// A spent budget without a Retry-After: look again in a minute.
+			return Decision{Action: Wait, After: time.Minute, Jitter: time.Minute / 4}
+		}
+		return Decision{Action: Wait, After: rl.RetryAfter, Jitter: time.Second}
 	}
 	var w Waiter
 	if errors.As(err, &w) {
