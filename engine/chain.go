@@ -14,6 +14,7 @@ import (
 
 	"github.com/ghlflow/ghlflow/actions"
 	"github.com/ghlflow/ghlflow/engine/history"
+	"github.com/ghlflow/ghlflow/engine/internal/rdb"
 	"github.com/ghlflow/ghlflow/engine/policy"
 )
 
@@ -69,14 +70,7 @@ type Chainer struct {
 }
 
 func (c *Chainer) ckptKey(sub, taskID string) string {
-	return fmt.Sprintf("%s{sub:%s}:ckpt:%s", c.Prefix, sub, taskID)
-}
-
-// pauseState is implemented by subscription sets that pause connections
-// (the Registry).
-type pauseState interface {
-	Sub(id string) (*Subscription, bool)
-	PausedReason(connection string) (string, bool)
+	return rdb.NewKeys(c.Prefix).Checkpoint(sub, taskID)
 }
 
 // ProcessTask handles a TypeChain task (asynq.Handler). The run's record
@@ -140,16 +134,16 @@ func (c *Chainer) Run(ctx context.Context, pl ChainPayload, taskID string) (res 
 // connection waits for the fix, one of a removed subscription ends.
 func (c *Chainer) lookup(pl ChainPayload, res *ChainResult) (*Subscription, bool) {
 	sub, ok := c.Subs.Get(pl.Sub)
-	if ok {
-		return sub, true
-	}
-	if ps, isPS := c.Subs.(pauseState); isPS {
-		if s, found := ps.Sub(pl.Sub); found {
-			reason, _ := ps.PausedReason(s.Connection)
+	if ok && c.Pauser != nil {
+		// A chain of a paused connection waits for the fix.
+		if reason, paused := c.Pauser.PausedReason(sub.Connection); paused {
 			res.Status = ChainPaused
-			res.Err = c.paused(pl, &PausedError{Connection: s.Connection, Reason: reason})
+			res.Err = c.paused(pl, &PausedError{Connection: sub.Connection, Reason: reason})
 			return nil, false
 		}
+	}
+	if ok {
+		return sub, true
 	}
 	res.Status = ChainRemoved
 	c.logger().Info("chain of a removed subscription", "sub", pl.Sub, "recipe", pl.Recipe, "item", pl.ItemKey)

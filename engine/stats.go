@@ -118,7 +118,7 @@ func (f failures) about(t *asynq.Task, err error) []any {
 		}
 	}
 	recipe, conn := "", ""
-	if s, ok := f.reg.Sub(sub); ok {
+	if s, ok := f.reg.Get(sub); ok {
 		recipe, conn = s.Recipe.Name, s.Connection
 	}
 	var te *transport.Error
