@@ -22,7 +22,9 @@ import (
 )
 
 // Caller makes one API call of an operation through a connection and
-// returns the response body.
+// returns the response body; engine/transport implements it. actions
+// declares the same method as actions.Caller (triggers and actions do not
+// import each other), and the engine holds one value for both.
 type Caller interface {
 	Call(ctx context.Context, connection string, op *catalog.Operation, input map[string]any) ([]byte, error)
 }

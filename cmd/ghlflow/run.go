@@ -119,6 +119,7 @@ func runRun(ctx context.Context, args []string) int {
 	}
 	metrics := engine.NewMetrics()
 	tr := transport.New(tcfg)
+	store.UseExchanger(tr)
 	eng, err := engine.New(engine.Config{Catalog: cat, Caller: tr, Redis: rdb, Recipes: recipes, Prefix: *prefix,
 		PollConcurrency: *pollN, ChainConcurrency: *chainN, Retention: *retention, TickEvery: *tick, Every: *every, Logger: log,
 		Budget: budget,

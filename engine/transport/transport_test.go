@@ -290,3 +290,46 @@ func TestStaticConnectionsFile(t *testing.T) {
 		t.Fatalf("missing token_env: %v", err)
 	}
 }
+
+// TestExchangeLocationToken: GHL's agency-to-location token exchange is a
+// call like any other: the agency connection's credential, the error
+// classes, and a refusal marked for the connection store.
+func TestExchangeLocationToken(t *testing.T) {
+	e := newEnv(t, sim.Config{})
+	tr := e.transport(transport.Config{Attempts: 1})
+	ctx := context.Background()
+	req := func(agency, loc string) auth.LocationTokenRequest {
+		return auth.LocationTokenRequest{App: "ghl", Agency: agency, URL: e.http.URL + "/oauth/locationToken",
+			Version: auth.DefaultLocationTokenVersion, CompanyID: "simCompany000000000", LocationID: loc}
+	}
+	body, err := tr.ExchangeLocationToken(ctx, req("agency", "loc-acme"))
+	if err != nil || gjson.GetBytes(body, "access_token").String() == "" {
+		t.Fatalf("exchange: %s, %v", body, err)
+	}
+	for _, tc := range []struct {
+		name    string
+		req     auth.LocationTokenRequest
+		class   func(error) bool
+		refused bool
+	}{
+		{name: "a location token", req: req("acme", "loc-acme"),
+			class: func(err error) bool { return errors.Is(err, transport.ErrForbidden) }, refused: true},
+		{name: "a location of another company", req: req("agency", "loc-nowhere"),
+			class: func(err error) bool { var ve *transport.ValidationError; return errors.As(err, &ve) }, refused: true},
+		{name: "an unknown agency connection", req: req("nobody", "loc-acme"),
+			class: func(err error) bool { return errors.Is(err, transport.ErrConnection) }, refused: true},
+		{name: "no answer", req: func() auth.LocationTokenRequest {
+			r := req("agency", "loc-acme")
+			r.URL = "http://127.0.0.1:1/oauth/locationToken"
+			return r
+		}(), class: func(err error) bool { return errors.Is(err, transport.ErrTransient) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tr.ExchangeLocationToken(ctx, tc.req)
+			if err == nil || !tc.class(err) || errors.Is(err, auth.ErrGrantRefused) != tc.refused {
+				t.Fatalf("exchange: %v", err)
+			}
+			e.assertNoSecrets(t, err.Error())
+		})
+	}
+}
