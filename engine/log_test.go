@@ -51,7 +51,7 @@ steps:
   - op: ghl.contacts.tags.add
     input: {contactId: "{{ .trigger.id }}", tags: [x]}
 `},
-		{name: "param that does not render", reason: `param query`, recipe: `name: bad-param
+		{name: "param that does not render", reason: `trigger input query`, recipe: `name: bad-param
 trigger:
   op: ghl.contacts.search
   connection: acme

@@ -77,17 +77,19 @@ func NewSubscription(cat *catalog.Catalog, r *catalog.Recipe) (*Subscription, er
 
 // Params renders the trigger's params for one poll, converted to the
 // inputs' declared types as step inputs are (actions.Coerce). A param that
-// does not render or convert is an *actions.RenderError naming it.
+// does not render or convert is an *actions.RenderError naming the input.
 func (s *Subscription) Params() (map[string]any, error) {
 	out := make(map[string]any, len(s.Recipe.Trigger.Params))
 	data := map[string]any{"recipe": s.Recipe.Name}
 	for name, v := range s.Recipe.Trigger.Params {
 		r, err := v.Render(data)
-		if err == nil {
+		if err != nil {
+			err = fmt.Errorf("input %s: %w", name, err)
+		} else {
 			r, err = actions.Coerce(s.Op.Input(name), r)
 		}
 		if err != nil {
-			return nil, &actions.RenderError{Err: fmt.Errorf("recipe %s: param %s: %w", s.Recipe.Name, name, err)}
+			return nil, &actions.RenderError{Err: fmt.Errorf("recipe %s: trigger %w", s.Recipe.Name, err)}
 		}
 		out[name] = r
 	}
