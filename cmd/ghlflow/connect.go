@@ -91,6 +91,10 @@ func (c *connectFlags) open(ctx context.Context, cat *catalog.Catalog, redirect 
 		rdb.Close()
 		return nil, nil, nil, fmt.Errorf("redis %s: %w", c.redisAddr, err)
 	}
+	if _, err := auth.MoveLegacyKeys(ctx, rdb, c.prefix); err != nil {
+		rdb.Close()
+		return nil, nil, nil, err
+	}
 	oauth := map[string]*auth.OAuthApp{}
 	if c.clientID != "" && c.clientSecret != "" {
 		app, err := auth.NewOAuthApp(cat.App("ghl"), c.baseURL, c.clientID, c.clientSecret, redirect)

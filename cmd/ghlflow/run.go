@@ -76,6 +76,12 @@ func runRun(ctx context.Context, args []string) int {
 		fmt.Fprintln(os.Stderr, "ghlflow run: redis:", err)
 		return 1
 	}
+	if n, err := auth.MoveLegacyKeys(ctx, rdb, *prefix); err != nil {
+		fmt.Fprintln(os.Stderr, "ghlflow run:", err)
+		return 1
+	} else if n > 0 {
+		log.Info("connections moved to their current keys", "connections", n)
+	}
 	// Connections: the static file first, then the sealed store in Redis
 	// (OAuth installs, `ghlflow connect`).
 	keys, err := auth.LoadKeyring(auth.KeyConfig{Dev: *dev, DevFile: *devKeyFile, Logger: log})

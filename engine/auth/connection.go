@@ -65,6 +65,8 @@ type Connection struct {
 	// from; its token is renewed through the parent.
 	Parent string `json:"parent,omitempty" yaml:"parent,omitempty"`
 	// Status is ok, needs_reauth or paused; Reason says why when not ok.
+	// Both are read from the connection's connstate record (the one the
+	// engine and `ghlflow connect` share), not stored with the connection.
 	Status string `json:"status" yaml:"status,omitempty"`
 	Reason string `json:"reason,omitempty" yaml:"reason,omitempty"`
 	// ExpiresAt is when the access token expires (zero = never or unknown).

@@ -194,6 +194,9 @@ func demand(prefix, simURL string, start, until time.Time) (ok, limited int64, e
 // minute (60 windows; RATELIMIT_TEST_SECONDS changes it), and
 // RATELIMIT_TEST_UNSCALED=1 uses GHL's 100 per 10 s as it is.
 func TestSharedLimiterThreeProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the shared limiter soak runs three processes for 60 s; run it without -short (make test)")
+	}
 	seconds := 60
 	if s, err := strconv.Atoi(os.Getenv("RATELIMIT_TEST_SECONDS")); err == nil && s > 0 {
 		seconds = s

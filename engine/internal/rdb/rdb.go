@@ -27,6 +27,10 @@
 //	P{sched}:due               zset    engine/scheduler every subscription in force
 //	asynq:{PQUEUE}:...         various asynq            the queues PREFIXpoll and PREFIXchain
 //
+// Earlier versions kept connections under Pconns, Pconn:ID and
+// Pconn-fence:ID and the engine's pauses in Ppaused; auth.MoveLegacyKeys
+// moves them to the keys above once, and nothing writes them any more.
+//
 // KeyPatterns lists the same table as glob patterns, for tests that check
 // that nothing else is written.
 package rdb
@@ -153,3 +157,17 @@ func (k Keys) Match(key string) bool {
 // (the braces of hash tags are not glob characters for path.Match, but
 // brackets would be).
 func escape(p string) string { return strings.ReplaceAll(p, "[", `\[`) }
+
+// LegacyConns is the connection set of earlier versions (no hash tag);
+// auth.MoveLegacyKeys reads it once to move its connections.
+func (k Keys) LegacyConns() string { return k.Prefix() + "conns" }
+
+// LegacyConn is a connection's hash in earlier versions.
+func (k Keys) LegacyConn(id string) string { return k.Prefix() + "conn:" + id }
+
+// LegacyConnFence is a connection's fencing counter in earlier versions.
+func (k Keys) LegacyConnFence(id string) string { return k.Prefix() + "conn-fence:" + id }
+
+// LegacyPauses is the engine's hash of paused connections (id → reason) in
+// earlier versions, now connstate records.
+func (k Keys) LegacyPauses() string { return k.Prefix() + "paused" }
