@@ -103,7 +103,7 @@ func (f failures) HandleError(ctx context.Context, t *asynq.Task, err error) {
 // for.
 func (f failures) about(t *asynq.Task, err error) []any {
 	var attrs []any
-	var sub string
+	var sub, recipe, conn string
 	switch t.Type() {
 	case TypePoll:
 		var pl PollPayload
@@ -113,11 +113,10 @@ func (f failures) about(t *asynq.Task, err error) []any {
 	case TypeChain:
 		var pl ChainPayload
 		if json.Unmarshal(t.Payload(), &pl) == nil {
-			sub = pl.Sub
+			sub, recipe = pl.Sub, pl.Recipe
 			attrs = append(attrs, "item", pl.ItemKey)
 		}
 	}
-	recipe, conn := "", ""
 	if s, ok := f.reg.Get(sub); ok {
 		recipe, conn = s.Recipe.Name, s.Connection
 	}
