@@ -306,7 +306,7 @@ func (c *Chainer) paused(pl ChainPayload, pe *PausedError) error {
 		hold = DefaultPauseHold
 	}
 	if !pl.Enqueued.IsZero() && time.Since(pl.Enqueued) > hold {
-		return fmt.Errorf("chain %s item %s: %w; gave up after waiting %s: %w", pl.Recipe, pl.ItemKey, pe, hold, asynq.SkipRetry)
+		return policy.Permanent(fmt.Errorf("chain %s item %s: %w; gave up after waiting %s", pl.Recipe, pl.ItemKey, pe, hold))
 	}
 	return fmt.Errorf("chain %s item %s: %w (waiting for it to be fixed)", pl.Recipe, pl.ItemKey, pe)
 }
