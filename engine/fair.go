@@ -2,9 +2,7 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -29,6 +27,9 @@ type BusyError struct {
 	Tenant string
 	Cap    int
 }
+
+// WaitFor is how soon the chain runs again (policy.Waiter).
+func (e *BusyError) WaitFor() time.Duration { return BusyRetry }
 
 func (e *BusyError) Error() string {
 	return "tenant " + e.Tenant + " has its chains in flight at the cap; waiting for a slot"
@@ -63,10 +64,10 @@ func (g *tenantGate) leave(tenant string) {
 	}
 }
 
-// admit takes a slot of the subscription's tenant when the Chainer caps
+// admitTenant takes a slot of the subscription's tenant when the Chainer caps
 // tenants; the built-in tenant of recipes naming connections is not
 // capped. release gives the slot back (a no-op when none was taken).
-func (c *Chainer) admit(sub *Subscription) (release func(), err error) {
+func (c *Chainer) admitTenant(sub *Subscription) (release func(), err error) {
 	if c.TenantCap <= 0 || sub.Tenant.IsDefault() {
 		return func() {}, nil
 	}
@@ -75,15 +76,6 @@ func (c *Chainer) admit(sub *Subscription) (release func(), err error) {
 		return nil, &BusyError{Tenant: id, Cap: c.TenantCap}
 	}
 	return func() { c.gate.leave(id) }, nil
-}
-
-// busyDelay is the retry delay of a BusyError (ok false for other errors).
-func busyDelay(err error) (time.Duration, bool) {
-	var be *BusyError
-	if !errors.As(err, &be) {
-		return 0, false
-	}
-	return BusyRetry/2 + time.Duration(rand.Int64N(int64(BusyRetry))), true
 }
 
 // Pacer reserves the start times of a tenant's chains across polls and

@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/ghlflow/ghlflow/actions"
@@ -119,9 +117,17 @@ func (s *Subscription) StepConnection(i int) string {
 	return role
 }
 
-// Params renders the trigger's params for one poll; look (optional) tells
-// the connection's location and company to .connection.
-func (s *Subscription) Params(ctx context.Context, look ConnectionLookup) (map[string]any, error) {
+// Params renders the trigger's params for one poll, converted to the
+// inputs' declared types as step inputs are (actions.Coerce). A param that
+// does not render or convert is an *actions.RenderError naming the input.
+// .connection has only the connection's id and app (see ParamsFor).
+func (s *Subscription) Params() (map[string]any, error) {
+	return s.ParamsFor(context.Background(), nil)
+}
+
+// ParamsFor is Params with look (optional) telling .connection the
+// connection's location and company.
+func (s *Subscription) ParamsFor(ctx context.Context, look ConnectionLookup) (map[string]any, error) {
 	out := make(map[string]any, len(s.Recipe.Trigger.Params))
 	data := map[string]any{"recipe": s.Recipe.Name, "tenant": s.Tenant.Data()}
 	if s.Recipe.UsesConnection {
@@ -134,46 +140,16 @@ func (s *Subscription) Params(ctx context.Context, look ConnectionLookup) (map[s
 	for name, v := range s.Recipe.Trigger.Params {
 		r, err := v.Render(data)
 		if err != nil {
-			return nil, fmt.Errorf("recipe %s: param %s: %w", s.Recipe.Name, name, err)
+			err = fmt.Errorf("input %s: %w", name, err)
+		} else {
+			r, err = actions.Coerce(s.Op.Input(name), r)
 		}
-		out[name] = coerce(s.Op.Input(name), r)
+		if err != nil {
+			return nil, &actions.RenderError{Err: fmt.Errorf("recipe %s: trigger %w", s.Recipe.Name, err)}
+		}
+		out[name] = r
 	}
 	return out, nil
-}
-
-// coerce turns a rendered string into the input's declared type (number,
-// integer, boolean, array, object) when it parses as JSON of that type.
-func coerce(in *catalog.Input, v any) any {
-	str, ok := v.(string)
-	if !ok || in == nil {
-		return v
-	}
-	switch in.Type {
-	case "number", "integer", "boolean", "array", "object":
-		var out any
-		if err := json.Unmarshal([]byte(strings.TrimSpace(str)), &out); err != nil {
-			return v
-		}
-		switch out.(type) {
-		case float64:
-			if in.Type == "number" || in.Type == "integer" {
-				return out
-			}
-		case bool:
-			if in.Type == "boolean" {
-				return out
-			}
-		case []any:
-			if in.Type == "array" {
-				return out
-			}
-		case map[string]any:
-			if in.Type == "object" {
-				return out
-			}
-		}
-	}
-	return v
 }
 
 // SchedulerEntries lists subscriptions as the scheduler takes them.

@@ -378,6 +378,7 @@ func TestOAuthInstallMakesTenants(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.conns = auth.Multi{f.conns, store}
+	store.UseExchanger(transport.New(transport.Config{Catalog: cat, Connections: f.conns}))
 	eng := f.engine(t, rdb, prefix)
 	mux.Handle("/oauth/", store.InstallHandler(engine.InstallTenants(eng.Tenants())))
 	done := make(chan struct{})

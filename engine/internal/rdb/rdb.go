@@ -31,7 +31,7 @@
 //	P{tenants}:removed         string  engine/tenant    the version of the last removal of a tenant
 //	P{tenants}:subs:ID         set     engine/tenant    a tenant's subscription ids, until it is removed
 //	P{tenant:ID}:pace          string  engine (polls)   when a tenant's next chain may start (ms); a minute after it passes
-//	asynq:{PQUEUE}:...         various asynq            the queues PREFIXpoll, PREFIXchain, PREFIXcritical
+//	asynq:{PQUEUE}:...         various asynq            the queues PREFIXpoll and PREFIXchain
 //
 // Earlier versions kept connections under Pconns, Pconn:ID and
 // Pconn-fence:ID and the engine's pauses in Ppaused; auth.MoveLegacyKeys
@@ -163,7 +163,7 @@ func (k Keys) SubOf(key string) (string, bool) {
 	return sub, ok
 }
 
-// Queue is the name of an asynq queue (poll, chain, critical) under the
+// Queue is the name of an asynq queue (poll, chain) under the
 // prefix: engines with different prefixes never take each other's tasks.
 func (k Keys) Queue(base string) string { return k.Prefix() + base }
 
