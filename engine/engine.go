@@ -21,6 +21,7 @@ import (
 	"github.com/ghlflow/ghlflow/engine/dedup"
 	"github.com/ghlflow/ghlflow/engine/history"
 	rdbkeys "github.com/ghlflow/ghlflow/engine/internal/rdb"
+	"github.com/ghlflow/ghlflow/engine/recipestore"
 	"github.com/ghlflow/ghlflow/engine/scheduler"
 	"github.com/ghlflow/ghlflow/engine/tenant"
 )
@@ -96,6 +97,8 @@ type Engine struct {
 	tmu           sync.Mutex // guards recipes and tenantVersion
 	recipes       []*catalog.Recipe
 	tenantVersion int64
+	stored        *recipestore.Store
+	recipeVersion int64
 }
 
 // New builds an Engine and loads the recipes; a bad recipe is an error.
@@ -135,7 +138,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg.TenantRefresh = 2 * time.Second
 	}
 	e := &Engine{cfg: cfg, log: log, reg: NewRegistry(), pauses: NewPauses(cfg.Redis, cfg.Prefix, log), stats: &Stats{},
-		tenants: tenant.NewStore(cfg.Redis, cfg.Prefix)}
+		tenants: tenant.NewStore(cfg.Redis, cfg.Prefix), stored: recipestore.New(cfg.Redis, cfg.Prefix)}
 	e.client = asynq.NewClientFromRedisClient(cfg.Redis)
 	e.History = history.New(cfg.Redis, history.Options{Prefix: cfg.Prefix})
 	e.Poller = &Poller{Subs: e.reg, Caller: cfg.Caller, Dedup: dedup.New(cfg.Redis, dedup.Options{Prefix: cfg.Prefix}),
@@ -163,9 +166,9 @@ func (e *Engine) Pauses() *Pauses { return e.pauses }
 // load reads the recipes and the tenants and, when they are all valid, puts
 // them in force.
 func (e *Engine) load(ctx context.Context) error {
-	rs, err := catalog.LoadRecipes(e.cfg.Catalog, e.cfg.Recipes...)
+	rs, recipeVersion, err := e.loadRecipes(ctx)
 	if err != nil {
-		return fmt.Errorf("recipes: %w", err)
+		return err
 	}
 	e.tmu.Lock()
 	defer e.tmu.Unlock()
@@ -193,7 +196,7 @@ func (e *Engine) load(ctx context.Context) error {
 		return err
 	}
 	added, changed, removed := e.reg.set(subs)
-	e.recipes, e.tenantVersion = rs, version
+	e.recipes, e.tenantVersion, e.recipeVersion = rs, version, recipeVersion
 	// A reload is how a fixed static connection is put back in force.
 	if err := e.pauses.liftUnstored(ctx); err != nil {
 		e.log.Warn("resume paused connections", "err", err)

@@ -52,7 +52,8 @@ func subIDs(subs []*Subscription) []string {
 	return out
 }
 
-// watchTenants applies tenant changes every TenantRefresh until ctx ends.
+// watchTenants applies tenant changes, and reloads the recipes when the
+// stored ones change, every TenantRefresh until ctx ends.
 func (e *Engine) watchTenants(ctx context.Context) {
 	t := time.NewTicker(e.cfg.TenantRefresh)
 	defer t.Stop()
@@ -61,6 +62,9 @@ func (e *Engine) watchTenants(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if e.reloadStored(ctx) {
+				continue // a stored recipe was put or removed
+			}
 			if _, err := e.RefreshTenants(ctx); err != nil {
 				e.log.Warn("tenant refresh", "err", err)
 			}

@@ -65,3 +65,49 @@ func TestTenantCommands(t *testing.T) {
 		t.Errorf("keys left: %v", keys)
 	}
 }
+
+// TestRecipeStoreCommands: recipe put checks a recipe before storing it;
+// list and remove show and delete stored recipes.
+func TestRecipeStoreCommands(t *testing.T) {
+	addr := os.Getenv("REDIS_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:6379"
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
+		t.Skipf("redis: %v", err)
+	}
+	prefix := fmt.Sprintf("recipecli:%d:", time.Now().UnixNano())
+	t.Cleanup(func() {
+		keys, _ := rdb.Keys(context.Background(), prefix+"*").Result()
+		if len(keys) > 0 {
+			rdb.Del(context.Background(), keys...)
+		}
+		rdb.Close()
+	})
+	dir := t.TempDir()
+	bad := dir + "/bad.yaml"
+	if err := os.WriteFile(bad, []byte("name: bad\ntrigger: {op: ghl.nope, every: 1m}\nsteps: [{op: ghl.contacts.tags.add}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	flags := []string{"--redis", "redis://" + addr + "/0", "--prefix", prefix}
+	good := "../../catalog/recipes/tenants/new-contact-note.yaml"
+	steps := []struct {
+		args     []string
+		code     int
+		out, err string
+	}{
+		{[]string{"put", good}, 0, "recipe tenant-new-contact-note stored", ""},
+		{[]string{"put", bad}, 1, "", `unknown operation "ghl.nope"`},
+		{[]string{"list"}, 0, "tenant-new-contact-note\tghl.contacts.search every 1m, 1 step(s)", ""},
+		{[]string{"remove", "tenant-new-contact-note"}, 0, "recipe tenant-new-contact-note removed", ""},
+		{[]string{"remove", "tenant-new-contact-note"}, 1, "", "not found"},
+	}
+	for _, s := range steps {
+		var out, errOut bytes.Buffer
+		code := runRecipeStore(context.Background(), append(s.args, flags...), &out, &errOut)
+		if code != s.code || !strings.Contains(out.String(), s.out) || !strings.Contains(errOut.String(), s.err) {
+			t.Errorf("recipe %v: code %d, out %q, err %q", s.args, code, out.String(), errOut.String())
+		}
+	}
+}

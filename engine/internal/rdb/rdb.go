@@ -30,6 +30,8 @@
 //	P{tenants}:changes         zset    engine/tenant    a tenant's id scored by the version of its last change, until it is removed
 //	P{tenants}:removed         string  engine/tenant    the version of the last removal of a tenant
 //	P{tenants}:subs:ID         set     engine/tenant    a tenant's subscription ids, until it is removed
+//	P{recipes}                 hash    engine/recipestore recipe name → recipe YAML stored through the CLI, until removed
+//	P{recipes}:version         string  engine/recipestore bumped by every change of the stored recipes
 //	P{tenant:ID}:pace          string  engine (polls)   when a tenant's next chain may start (ms); a minute after it passes
 //	asynq:{PQUEUE}:...         various asynq            the queues PREFIXpoll and PREFIXchain
 //
@@ -144,6 +146,13 @@ func (k Keys) TenantsChanges() string { return k.Tenants() + ":changes" }
 // TenantsRemoved is the version of the last removal of a tenant.
 func (k Keys) TenantsRemoved() string { return k.Tenants() + ":removed" }
 
+// Recipes is the hash of stored recipe name → recipe YAML.
+func (k Keys) Recipes() string { return k.Prefix() + "{recipes}" }
+
+// RecipesVersion is the counter bumped by every change of the stored
+// recipes.
+func (k Keys) RecipesVersion() string { return k.Recipes() + ":version" }
+
 // TenantPace is when a tenant's next chain may start (unix ms).
 func (k Keys) TenantPace(id string) string { return k.Prefix() + "{tenant:" + id + "}:pace" }
 
@@ -178,7 +187,7 @@ func (k Keys) KeyPatterns() []string {
 		p + "oauth-state:*",
 		p + "rl:*:budget", p + "rl:*:pause",
 		p + "{sched}:due",
-		p + "{tenants}", p + "{tenants}:version", p + "{tenants}:changes", p + "{tenants}:removed", p + "{tenants}:subs:*", p + "{tenant:*}:pace",
+		p + "{tenants}", p + "{tenants}:version", p + "{tenants}:changes", p + "{tenants}:removed", p + "{tenants}:subs:*", p + "{tenant:*}:pace", p + "{recipes}", p + "{recipes}:version",
 	}
 }
 
