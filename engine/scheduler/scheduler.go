@@ -3,8 +3,13 @@
 // polls at a stable offset inside its interval (a hash of its id), so
 // subscriptions with the same interval spread out instead of firing
 // together. Any number of schedulers may tick at once: a Lua script claims
-// due subscriptions atomically, and the poll task of a slot carries a task
-// id made of subscription and slot, so a slot is never enqueued twice.
+// due subscriptions atomically, so a slot is claimed once. A slot whose
+// subscription still has a poll in flight is skipped and counted (the
+// Enqueuer says so with ErrInFlight), so the queue holds at most one poll
+// per subscription whatever the load. A stretch factor per subscription
+// spaces its polls out when its API budget cannot serve its interval, and
+// subscriptions overdue after an outage poll once each, spread over their
+// interval.
 package scheduler
 
 import (
@@ -16,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -47,16 +53,27 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives enqueue failures (default slog.Default()).
 	Logger *slog.Logger
+	// Grace is how late a subscription may be claimed and still poll at
+	// once (default 5 s); one later than that (the schedulers were down)
+	// polls at its next place in its interval, so the polls owed after an
+	// outage spread out instead of starting together.
+	Grace time.Duration
+	// OnSkip, when set, is told of each slot skipped because the
+	// subscription's previous poll is still in flight.
+	OnSkip func(ctx context.Context, sub string, slot int64)
 }
 
 // Scheduler claims due subscriptions and enqueues their polls. Its one
 // Redis key is a sorted set whose members are "<interval ms>:<subscription>"
 // scored by the next due time (unix ms).
 type Scheduler struct {
-	rdb  redis.UniversalClient
-	enq  Enqueuer
-	opts Options
-	due  string
+	rdb     redis.UniversalClient
+	enq     Enqueuer
+	opts    Options
+	due     string
+	stretch string // hash: subscription -> stretch factor
+
+	enqueued, skipped, deferred atomic.Int64
 }
 
 // New returns a Scheduler over rdb that enqueues through enq.
@@ -76,7 +93,10 @@ func New(rdb redis.UniversalClient, enq Enqueuer, opts Options) *Scheduler {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Scheduler{rdb: rdb, enq: enq, opts: opts, due: opts.Prefix + "{sched}:due"}
+	if opts.Grace <= 0 {
+		opts.Grace = 5 * time.Second
+	}
+	return &Scheduler{rdb: rdb, enq: enq, opts: opts, due: opts.Prefix + "{sched}:due", stretch: opts.Prefix + "{sched}:stretch"}
 }
 
 // member is the sorted-set member of an entry.
@@ -98,7 +118,7 @@ func parseMember(m string) (sub string, every int64, ok bool) {
 }
 
 // Keys returns the scheduler's Redis keys.
-func (s *Scheduler) Keys() []string { return []string{s.due} }
+func (s *Scheduler) Keys() []string { return []string{s.due, s.stretch} }
 
 // Offset is sub's stable place inside an interval of every.
 func Offset(sub string, every time.Duration) time.Duration {
@@ -205,26 +225,50 @@ func (s *Scheduler) Remove(ctx context.Context, e Entry) error {
 	return nil
 }
 
-// claim takes up to ARGV[2] subscriptions due at ARGV[1] (unix ms), moves
-// each to its next due time after now (missed slots collapse into the
-// latest) and returns {member, slot, previous due} triples.
+// ErrInFlight is what an Enqueuer returns (wrapped) when the previous poll
+// of the subscription is still pending or running: the slot is skipped and
+// counted, not queued behind it.
+var ErrInFlight = errors.New("previous poll still pending or running")
+
+// claim takes up to ARGV[2] subscriptions due at ARGV[1] (unix ms) and
+// moves each to its next due time. Missed slots collapse into the latest.
+// A subscription more than ARGV[3] ms late (the schedulers were down) is
+// not polled at once: it moves to its next place in its interval, marked
+// half a millisecond early so that it is never put off twice, and the polls
+// owed after an outage spread over the interval instead of starting
+// together. A stretch factor in KEYS[2] lengthens the step to the next due
+// time. It returns {member, slot, previous due, next due} for each
+// subscription to poll, then the number put off.
 var claim = redis.NewScript(`
-local now, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now, limit, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
-local out = {}
+local out, deferred = {}, 0
 for i = 1, #due, 2 do
   local m, score = due[i], tonumber(due[i + 1])
-  local every = tonumber(string.match(m, '^(%d+):'))
+  local ms, sub = string.match(m, '^(%d+):(.*)$')
+  local every = tonumber(ms)
   if every and every > 0 then
-    local latest = score + math.floor((now - score) / every) * every
-    redis.call('ZADD', KEYS[1], latest + every, m)
-    out[#out + 1] = m
-    out[#out + 1] = string.format('%d', math.floor(latest / every))
-    out[#out + 1] = string.format('%d', score)
+    local base = math.ceil(score)
+    local latest = base + math.floor((now - base) / every) * every
+    if now - score > grace and score == base then
+      redis.call('ZADD', KEYS[1], latest + every - 0.5, m)
+      deferred = deferred + 1
+    else
+      local f = tonumber(redis.call('HGET', KEYS[2], sub) or '1') or 1
+      local step = every
+      if f > 1 then step = math.floor(every * f) end
+      local nextDue = latest + step
+      redis.call('ZADD', KEYS[1], nextDue, m)
+      out[#out + 1] = m
+      out[#out + 1] = string.format('%d', math.floor(latest / every))
+      out[#out + 1] = string.format('%.1f', score)
+      out[#out + 1] = string.format('%d', nextDue)
+    end
   else
     redis.call('ZREM', KEYS[1], m)
   end
 end
+out[#out + 1] = tostring(deferred)
 return out
 `)
 
@@ -244,50 +288,60 @@ type claimed struct {
 	Sub    string
 	Slot   int64
 	member string
-	every  int64 // ms
-	due    int64 // the due time it was claimed at (unix ms)
+	due    string // the due time it was claimed at (unix ms)
+	next   string // the due time the claim set
 }
 
 // Tick claims the subscriptions due at now and enqueues their polls; it
 // returns how many polls it enqueued. A subscription whose enqueue fails
-// goes back to its due time, so the next tick tries again.
+// goes back to its due time, so the next tick tries again; one whose
+// previous poll is still in flight skips the slot.
 func (s *Scheduler) Tick(ctx context.Context, now time.Time) (int, error) {
 	total := 0
 	for {
-		batch, err := s.claim(ctx, now)
+		batch, deferred, err := s.claim(ctx, now)
 		if err != nil {
 			return total, err
 		}
+		s.deferred.Add(int64(deferred))
 		n, err := s.enqueue(ctx, batch)
 		total += n
 		if err != nil {
 			return total, err
 		}
-		if len(batch) < s.opts.Batch {
+		if len(batch)+deferred < s.opts.Batch {
 			return total, nil
 		}
 	}
 }
 
-func (s *Scheduler) claim(ctx context.Context, now time.Time) ([]claimed, error) {
-	res, err := claim.Run(ctx, s.rdb, []string{s.due}, now.UnixMilli(), s.opts.Batch).StringSlice()
+func (s *Scheduler) claim(ctx context.Context, now time.Time) ([]claimed, int, error) {
+	res, err := claim.Run(ctx, s.rdb, []string{s.due, s.stretch}, now.UnixMilli(), s.opts.Batch,
+		s.opts.Grace.Milliseconds()).StringSlice()
 	if err != nil {
-		return nil, fmt.Errorf("scheduler claim: %w", err)
+		return nil, 0, fmt.Errorf("scheduler claim: %w", err)
 	}
-	out := make([]claimed, 0, len(res)/3)
-	for i := 0; i+2 < len(res); i += 3 {
-		slot, err1 := strconv.ParseInt(res[i+1], 10, 64)
-		due, err2 := strconv.ParseInt(res[i+2], 10, 64)
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("scheduler claim: bad reply %q %q", res[i+1], res[i+2])
+	if len(res) == 0 {
+		return nil, 0, errors.New("scheduler claim: empty reply")
+	}
+	deferred, err := strconv.Atoi(res[len(res)-1])
+	if err != nil {
+		return nil, 0, fmt.Errorf("scheduler claim: bad reply %q", res[len(res)-1])
+	}
+	res = res[:len(res)-1]
+	out := make([]claimed, 0, len(res)/4)
+	for i := 0; i+3 < len(res); i += 4 {
+		slot, err := strconv.ParseInt(res[i+1], 10, 64)
+		if err != nil {
+			return nil, 0, fmt.Errorf("scheduler claim: bad reply %q", res[i+1])
 		}
-		sub, every, ok := parseMember(res[i])
+		sub, _, ok := parseMember(res[i])
 		if !ok {
 			continue
 		}
-		out = append(out, claimed{Sub: sub, Slot: slot, member: res[i], every: every, due: due})
+		out = append(out, claimed{Sub: sub, Slot: slot, member: res[i], due: res[i+2], next: res[i+3]})
 	}
-	return out, nil
+	return out, deferred, nil
 }
 
 func (s *Scheduler) enqueue(ctx context.Context, batch []claimed) (int, error) {
@@ -307,10 +361,19 @@ func (s *Scheduler) enqueue(ctx context.Context, batch []claimed) (int, error) {
 			defer wg.Done()
 			for c := range work {
 				err := s.enq.EnqueuePoll(ctx, c.Sub, c.Slot)
+				switch {
+				case errors.Is(err, ErrInFlight):
+					s.skipped.Add(1)
+					if s.opts.OnSkip != nil {
+						s.opts.OnSkip(ctx, c.Sub, c.Slot)
+					}
+					continue
+				case err != nil:
+					s.opts.Logger.Warn("enqueue poll", "sub", c.Sub, "slot", c.Slot, "err", err)
+				}
 				mu.Lock()
 				if err != nil {
 					failed = append(failed, c)
-					s.opts.Logger.Warn("enqueue poll", "sub", c.Sub, "slot", c.Slot, "err", err)
 				} else {
 					done++
 				}
@@ -323,9 +386,9 @@ func (s *Scheduler) enqueue(ctx context.Context, batch []claimed) (int, error) {
 	}
 	close(work)
 	wg.Wait()
+	s.enqueued.Add(int64(done))
 	for _, c := range failed {
-		next := c.Slot*c.every + (c.due % c.every) + c.every
-		if err := unclaim.Run(ctx, s.rdb, []string{s.due}, c.member, next, c.due).Err(); err != nil {
+		if err := unclaim.Run(ctx, s.rdb, []string{s.due}, c.member, c.next, c.due).Err(); err != nil {
 			return done, fmt.Errorf("scheduler unclaim %s: %w", c.Sub, err)
 		}
 	}
@@ -333,6 +396,46 @@ func (s *Scheduler) enqueue(ctx context.Context, batch []claimed) (int, error) {
 		return done, fmt.Errorf("scheduler: %d of %d polls not enqueued", len(failed), len(batch))
 	}
 	return done, nil
+}
+
+// SetStretch sets how many times its interval each subscription waits
+// between polls; a subscription not in factors, or at 1 or less, polls at
+// its interval. The factors are shared by every scheduler on the Redis and
+// take effect from each subscription's next claim.
+func (s *Scheduler) SetStretch(ctx context.Context, factors map[string]float64) error {
+	have, err := s.rdb.HGetAll(ctx, s.stretch).Result()
+	if err != nil {
+		return fmt.Errorf("scheduler stretch: %w", err)
+	}
+	pipe := s.rdb.Pipeline()
+	for sub := range have {
+		if factors[sub] <= 1 {
+			pipe.HDel(ctx, s.stretch, sub)
+		}
+	}
+	for sub, f := range factors {
+		v := strconv.FormatFloat(f, 'f', 3, 64)
+		if f > 1 && have[sub] != v {
+			pipe.HSet(ctx, s.stretch, sub, v)
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("scheduler stretch: %w", err)
+	}
+	return nil
+}
+
+// Counts are what this Scheduler did since it started.
+type Counts struct {
+	// Enqueued polls, Skipped slots (the previous poll still in flight)
+	// and Deferred subscriptions (overdue after an outage, moved to their
+	// next place in their interval).
+	Enqueued, Skipped, Deferred int64
+}
+
+// Counts returns what this Scheduler did since it started.
+func (s *Scheduler) Counts() Counts {
+	return Counts{Enqueued: s.enqueued.Load(), Skipped: s.skipped.Load(), Deferred: s.deferred.Load()}
 }
 
 // Run ticks until ctx ends.
