@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -58,19 +59,30 @@ type Config struct {
 	// connection (the connection store marks it as needing re-auth).
 	OnPause func(ctx context.Context, connection, reason string)
 	// Budget, when set, stretches the polls of connections whose daily
-	// API budget runs low.
-	Budget Budget
-	Logger *slog.Logger
+	// API budget runs low; when it is also a Planner, the schedule is
+	// stretched for the burst budget too, every PlanEvery (default 5 s).
+	Budget    Budget
+	PlanEvery time.Duration
+	// SaturationEvery is how often, at most, the engine warns that its
+	// workers do not keep up (default 1 min).
+	SaturationEvery time.Duration
+	// Metrics, when set, receives the poll counts.
+	Metrics *Metrics
+	Logger  *slog.Logger
 }
 
 // Engine runs recipes: the scheduler, the poll and chain workers and the
 // subscription registry.
 type Engine struct {
-	cfg     Config
-	log     *slog.Logger
-	reg     *Registry
-	sched   *scheduler.Scheduler
-	client  *asynq.Client
+	cfg    Config
+	log    *slog.Logger
+	reg    *Registry
+	sched  *scheduler.Scheduler
+	client *asynq.Client
+	// inspector reads the poll queue (poll states, saturation figures).
+	inspector *asynq.Inspector
+	// served counts the poll tasks the workers ran.
+	served  atomic.Int64
 	History *history.Store
 	Chainer *Chainer
 	Poller  *Poller
@@ -96,6 +108,12 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 20 * time.Second
 	}
+	if cfg.PlanEvery <= 0 {
+		cfg.PlanEvery = DefaultPlanEvery
+	}
+	if cfg.SaturationEvery <= 0 {
+		cfg.SaturationEvery = DefaultSaturationEvery
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -104,14 +122,19 @@ func New(cfg Config) (*Engine, error) {
 	e.reg.shared = &sharedPauses{rdb: cfg.Redis, key: PausesKey(cfg.Prefix)}
 	e.reg.onPause = cfg.OnPause
 	e.client = asynq.NewClientFromRedisClient(cfg.Redis)
+	e.inspector = asynq.NewInspectorFromRedisClient(cfg.Redis)
+	pollBudget := cfg.Budget
+	if _, ok := cfg.Budget.(Planner); ok {
+		pollBudget = nil // the schedule is stretched instead
+	}
 	e.History = history.New(cfg.Redis, history.Options{Prefix: cfg.Prefix})
 	e.Poller = &Poller{Subs: e.reg, Caller: cfg.Caller, Dedup: dedup.New(cfg.Redis, dedup.Options{Prefix: cfg.Prefix}),
 		Queue: e.client, ChainQueue: QueueName(cfg.Prefix, QueueChain), ChainRetention: cfg.Retention, ChainOptions: []asynq.Option{asynq.MaxRetry(12)},
-		Recorder: historyRecorder{e.History}, Pauser: e.reg, Budget: cfg.Budget, Logger: log}
+		Recorder: historyRecorder{e.History}, Pauser: e.reg, Budget: pollBudget, Logger: log}
 	e.Chainer = &Chainer{Subs: e.reg, Runner: &actions.Runner{Catalog: cfg.Catalog, Caller: cfg.Caller}, Redis: cfg.Redis,
 		Prefix: cfg.Prefix, Retention: cfg.Retention, History: e.History, Pauser: e.reg, OnDone: cfg.OnChain, Logger: log}
-	e.sched = scheduler.New(cfg.Redis, &PollEnqueuer{Queue: e.client, PollQueue: QueueName(cfg.Prefix, QueuePoll)}, scheduler.Options{Prefix: cfg.Prefix,
-		TickEvery: cfg.TickEvery, Logger: log})
+	e.sched = scheduler.New(cfg.Redis, &PollEnqueuer{Queue: e.client, Inspector: e.inspector, PollQueue: QueueName(cfg.Prefix, QueuePoll)},
+		scheduler.Options{Prefix: cfg.Prefix, TickEvery: cfg.TickEvery, Logger: log, OnSkip: e.onSkip})
 	if err := e.load(context.Background()); err != nil {
 		return nil, err
 	}
@@ -175,7 +198,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		Logger:          slogAdapter{e.log},
 	})
 	mux := asynq.NewServeMux()
-	mux.Handle(TypePoll, e.Poller)
+	mux.Handle(TypePoll, e.countPolls(e.Poller))
 	mux.Handle(TypeChain, e.Chainer)
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start workers: %w", err)
@@ -189,6 +212,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	})
 	wg.Go(func() { e.watch(ctx) })
+	wg.Go(func() { e.watchLoad(ctx) })
 	wg.Wait()
 	e.log.Info("shutting down")
 	return nil

@@ -385,19 +385,35 @@ func TestAuthFailurePauses(t *testing.T) {
 	}
 }
 
-// TestPollEnqueuer: one poll task per subscription and slot.
+// TestPollEnqueuer: one poll task per subscription: while it waits, the
+// next slots are refused as in flight; a poll that failed for good (left
+// archived) gives its place to the next slot.
 func TestPollEnqueuer(t *testing.T) {
 	e := newPollEnv(t)
-	pe := &engine.PollEnqueuer{Queue: e.client, PollQueue: e.queue}
-	for i := 0; i < 3; i++ {
-		if err := pe.EnqueuePoll(context.Background(), "s1", 42); err != nil {
-			t.Fatal(err)
+	ctx := context.Background()
+	pe := &engine.PollEnqueuer{Queue: e.client, Inspector: e.insp, PollQueue: e.queue}
+	if err := pe.EnqueuePoll(ctx, "s1", 42); err != nil {
+		t.Fatal(err)
+	}
+	for slot := int64(42); slot < 45; slot++ {
+		if err := pe.EnqueuePoll(ctx, "s1", slot); !errors.Is(err, scheduler.ErrInFlight) {
+			t.Fatalf("slot %d while the poll waits: %v", slot, err)
 		}
 	}
 	tasks, err := e.insp.ListPendingTasks(e.queue)
-	if err != nil || len(tasks) != 1 || tasks[0].ID != engine.PollTaskID("s1", 42) || tasks[0].Type != engine.TypePoll ||
+	if err != nil || len(tasks) != 1 || tasks[0].ID != engine.PollTaskID("s1") || tasks[0].Type != engine.TypePoll ||
 		tasks[0].MaxRetry != 3 {
 		t.Fatalf("%v %v", tasks, err)
+	}
+	if err := e.insp.ArchiveTask(e.queue, engine.PollTaskID("s1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := pe.EnqueuePoll(ctx, "s1", 45); err != nil {
+		t.Fatalf("after the poll was archived: %v", err)
+	}
+	tasks, err = e.insp.ListPendingTasks(e.queue)
+	if err != nil || len(tasks) != 1 || !strings.Contains(string(tasks[0].Payload), `"slot":45`) {
+		t.Fatalf("pending after the archived poll: %v %v", tasks, err)
 	}
 }
 

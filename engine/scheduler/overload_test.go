@@ -100,8 +100,11 @@ func TestStretch(t *testing.T) {
 	if err := s.Sync(ctx, []scheduler.Entry{{ID: "a", Every: time.Second}, {ID: "b", Every: time.Second}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetStretch(ctx, map[string]float64{"a": 2.5, "b": 1}); err != nil {
-		t.Fatal(err)
+	if changed, err := s.SetStretch(ctx, map[string]float64{"a": 2.5, "b": 1}); err != nil || len(changed) != 1 || changed["a"] != 2.5 {
+		t.Fatalf("stretch a: changed %v, %v", changed, err)
+	}
+	if changed, err := s.SetStretch(ctx, map[string]float64{"a": 2.5}); err != nil || len(changed) != 0 {
+		t.Fatalf("same stretch again: changed %v, %v", changed, err)
 	}
 	run := func(from, to time.Time) {
 		for at := from; at.Before(to); at = at.Add(50 * time.Millisecond) {
@@ -114,8 +117,8 @@ func TestStretch(t *testing.T) {
 	if a, b := enq.get("a"), enq.get("b"); a < 23 || a > 25 || b != 60 {
 		t.Fatalf("stretched 2.5x: a polled %d times, b %d in 60 s", a, b)
 	}
-	if err := s.SetStretch(ctx, nil); err != nil {
-		t.Fatal(err)
+	if changed, err := s.SetStretch(ctx, nil); err != nil || len(changed) != 1 || changed["a"] != 1 {
+		t.Fatalf("lift the stretch: changed %v, %v", changed, err)
 	}
 	run(start.Add(60*time.Second), start.Add(120*time.Second))
 	if a := enq.get("a"); a < 82 || a > 85 {

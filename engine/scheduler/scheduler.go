@@ -401,28 +401,36 @@ func (s *Scheduler) enqueue(ctx context.Context, batch []claimed) (int, error) {
 // SetStretch sets how many times its interval each subscription waits
 // between polls; a subscription not in factors, or at 1 or less, polls at
 // its interval. The factors are shared by every scheduler on the Redis and
-// take effect from each subscription's next claim.
-func (s *Scheduler) SetStretch(ctx context.Context, factors map[string]float64) error {
+// take effect from each subscription's next claim. It returns the
+// subscriptions whose factor it changed, with their new factor (1 for a
+// stretch lifted).
+func (s *Scheduler) SetStretch(ctx context.Context, factors map[string]float64) (map[string]float64, error) {
 	have, err := s.rdb.HGetAll(ctx, s.stretch).Result()
 	if err != nil {
-		return fmt.Errorf("scheduler stretch: %w", err)
+		return nil, fmt.Errorf("scheduler stretch: %w", err)
 	}
+	changed := map[string]float64{}
 	pipe := s.rdb.Pipeline()
 	for sub := range have {
 		if factors[sub] <= 1 {
 			pipe.HDel(ctx, s.stretch, sub)
+			changed[sub] = 1
 		}
 	}
 	for sub, f := range factors {
 		v := strconv.FormatFloat(f, 'f', 3, 64)
 		if f > 1 && have[sub] != v {
 			pipe.HSet(ctx, s.stretch, sub, v)
+			changed[sub] = f
 		}
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("scheduler stretch: %w", err)
+	if len(changed) == 0 {
+		return changed, nil
 	}
-	return nil
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("scheduler stretch: %w", err)
+	}
+	return changed, nil
 }
 
 // Counts are what this Scheduler did since it started.
