@@ -205,6 +205,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	defer e.client.Close()
 	defer srv.Shutdown()
+	e.plan(ctx) // the first ticks already keep to the budgets
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := e.sched.Run(ctx); err != nil {

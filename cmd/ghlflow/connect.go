@@ -20,6 +20,7 @@ import (
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/auth"
+	"github.com/ghlflow/ghlflow/engine/ratelimit"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -271,6 +272,15 @@ func runConnect(ctx context.Context, args []string) int {
 		}
 		for _, id := range slices.Sorted(maps.Keys(paused)) {
 			fmt.Printf("engine paused %s: %s ('ghlflow connect resume %s' when fixed)\n", id, paused[id], id)
+		}
+		// The engine's stretches: resources whose subscriptions ask for
+		// more than their API budget.
+		stretched, err := ratelimit.Stretches(ctx, rdb, cf.prefix)
+		if err != nil {
+			return fail(err)
+		}
+		for _, st := range stretched {
+			fmt.Printf("engine stretches polls of %s %s %.2f×: %s\n", st.App, st.Resource, st.Factor, st.Reason)
 		}
 	case "refresh":
 		r, err := store.Refresh(ctx, arg())

@@ -122,7 +122,7 @@ func runRun(ctx context.Context, args []string) int {
 	tr := transport.New(tcfg)
 	eng, err := engine.New(engine.Config{Catalog: cat, Caller: tr, Redis: rdb, Recipes: recipes, Prefix: *prefix,
 		PollConcurrency: *pollN, ChainConcurrency: *chainN, Retention: *retention, TickEvery: *tick, Every: *every, Logger: log,
-		Budget: budget,
+		Budget: budget, Metrics: metrics,
 		OnPause: func(ctx context.Context, connection, reason string) {
 			// A stored connection is marked too, so `connect list` shows
 			// it and a new install (or `connect resume`) clears it.

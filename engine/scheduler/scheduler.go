@@ -237,7 +237,10 @@ var ErrInFlight = errors.New("previous poll still pending or running")
 // half a millisecond early so that it is never put off twice, and the polls
 // owed after an outage spread over the interval instead of starting
 // together. A stretch factor in KEYS[2] lengthens the step to the next due
-// time. It returns {member, slot, previous due, next due} for each
+// time: the subscription moves to a grid of the stretched interval, at an
+// offset of its own (a hash of its id), so that stretched subscriptions
+// spread over the stretched interval as they did over their own. It
+// returns {member, slot, previous due, next due} for each
 // subscription to poll, then the number put off.
 var claim = redis.NewScript(`
 local now, limit, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -255,9 +258,14 @@ for i = 1, #due, 2 do
       deferred = deferred + 1
     else
       local f = tonumber(redis.call('HGET', KEYS[2], sub) or '1') or 1
-      local step = every
-      if f > 1 then step = math.floor(every * f) end
-      local nextDue = latest + step
+      local nextDue = latest + every
+      if f > 1 then
+        -- the stretched interval, at the subscription's own offset in it
+        local step, h = math.floor(every * f), 5381
+        for j = 1, #sub do h = (h * 33 + string.byte(sub, j)) % 4294967296 end
+        local off = h % step
+        nextDue = (math.floor((now - off) / step) + 1) * step + off
+      end
       redis.call('ZADD', KEYS[1], nextDue, m)
       out[#out + 1] = m
       out[#out + 1] = string.format('%d', math.floor(latest / every))
