@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -70,6 +72,11 @@ func (b *LimiterBudget) resolve(ctx context.Context, connection string) (resolve
 type Stretch struct {
 	Factor float64
 	Reason string
+	// Phase places the subscription in its stretched interval (0 to 1):
+	// the subscriptions of a resource spread evenly over it, so their
+	// requests arrive at the pace the limiter lets through instead of in
+	// bunches that wait.
+	Phase float64
 }
 
 // Planner plans the schedule against the API budgets: it returns the
@@ -115,13 +122,14 @@ func (b *LimiterBudget) Plan(ctx context.Context, subs []*Subscription) (map[str
 			errs = append(errs, fmt.Errorf("plan %s/%s: %w", g.app, g.resource, err))
 		}
 		f := d.Factor(b.Limiter.MaxStretch())
-		for _, s := range g.subs {
+		slices.SortFunc(g.subs, func(a, b *Subscription) int { return strings.Compare(a.ID, b.ID) })
+		for i, s := range g.subs {
 			sf := f
 			if d.Spent {
 				sf = max(sf, float64(d.UntilReset)/float64(s.Every))
 			}
 			if sf > 1 {
-				out[s.ID] = Stretch{Factor: sf, Reason: d.Reason}
+				out[s.ID] = Stretch{Factor: sf, Reason: d.Reason, Phase: (float64(i) + 0.5) / float64(len(g.subs))}
 			}
 		}
 	}

@@ -195,7 +195,10 @@ func (e *Engine) Run(ctx context.Context) error {
 		RetryDelayFunc:  RetryDelay,
 		IsFailure:       IsFailure,
 		ShutdownTimeout: e.cfg.ShutdownTimeout,
-		Logger:          slogAdapter{e.log},
+		// A poll enqueued while the queues were empty waits at most this
+		// long for a worker (asynq's default is a second).
+		TaskCheckInterval: 200 * time.Millisecond,
+		Logger:            slogAdapter{e.log},
 	})
 	mux := asynq.NewServeMux()
 	mux.Handle(TypePoll, e.countPolls(e.Poller))

@@ -113,18 +113,26 @@ func (e *Engine) plan(ctx context.Context) {
 	if err != nil {
 		e.log.Warn("plan polls against the API budgets", "err", err)
 	}
-	factors := make(map[string]float64, len(plan))
-	for id, st := range plan {
-		// Steps of 5 %, rounded up: small drifts do not rewrite the plan.
-		factors[id] = math.Ceil(st.Factor*20) / 20
+	subs := e.reg.All()
+	entries := make([]scheduler.Entry, 0, len(subs))
+	stretched := 0
+	for _, sub := range subs {
+		en := scheduler.Entry{ID: sub.ID, Every: sub.Every}
+		if st, ok := plan[sub.ID]; ok {
+			// Steps of 5 %, rounded up: small drifts do not move the plan.
+			en.Stretch = math.Ceil(st.Factor*20) / 20
+			en.Phase = st.Phase
+			stretched++
+		}
+		entries = append(entries, en)
 	}
-	changed, err := e.sched.SetStretch(ctx, factors)
+	changed, err := e.sched.SetStretch(ctx, entries)
 	if err != nil {
 		e.log.Warn("stretch polls", "err", err)
 		return
 	}
 	if m := e.cfg.Metrics; m != nil {
-		m.Stretched.Set(float64(len(factors)))
+		m.Stretched.Set(float64(stretched))
 	}
 	for sub, f := range changed {
 		reason := plan[sub].Reason
@@ -136,6 +144,6 @@ func (e *Engine) plan(ctx context.Context) {
 		}
 	}
 	if len(changed) > 0 {
-		e.log.Info("poll stretch changed for the API budgets", "changed", len(changed), "stretched", len(factors))
+		e.log.Info("poll stretch changed for the API budgets", "changed", len(changed), "stretched", stretched)
 	}
 }

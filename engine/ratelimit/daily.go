@@ -136,10 +136,10 @@ func (l *Limiter) Demand(ctx context.Context, app, resource string, perSecond fl
 	d := Demand{Burst: 1}
 	var reasons []string
 	if b.Max > 0 && b.Interval > 0 {
-		rate := float64(b.Max) * l.cfg.Safety / b.Interval.Seconds()
+		rate := float64(b.Max) * l.cfg.Safety / b.Interval.Seconds() * demandHeadroom
 		if perSecond > rate {
 			d.Burst = perSecond / rate
-			reasons = append(reasons, fmt.Sprintf("its subscriptions ask %.1f requests/s of a budget of %d per %s (%.1f/s paced); polls stretched %.1f×",
+			reasons = append(reasons, fmt.Sprintf("its subscriptions ask %.1f requests/s of a budget of %d per %s (%.1f/s planned); polls stretched %.1f×",
 				perSecond, b.Max, b.Interval, rate, d.Burst))
 		}
 	}
@@ -157,6 +157,11 @@ func (l *Limiter) Demand(ctx context.Context, app, resource string, perSecond fl
 	}
 	return d, nil
 }
+
+// demandHeadroom is the share of the paced rate a stretch plans for: polls
+// that fill the limiter's rate exactly would queue up behind each other in
+// it, each a little later than the last.
+const demandHeadroom = 0.99
 
 // stretchKey is the hash of the stretches in force, by "app/resource".
 func stretchKey(prefix string) string { return prefix + "rl:stretch" }

@@ -96,18 +96,20 @@ func TestStretch(t *testing.T) {
 	ctx := context.Background()
 	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	enq := &subCounter{n: map[string]int{}}
-	s := scheduler.New(rdb, enq, scheduler.Options{Prefix: prefix, Now: func() time.Time { return start }})
+	now := start
+	s := scheduler.New(rdb, enq, scheduler.Options{Prefix: prefix, Now: func() time.Time { return now }})
 	if err := s.Sync(ctx, []scheduler.Entry{{ID: "a", Every: time.Second}, {ID: "b", Every: time.Second}}); err != nil {
 		t.Fatal(err)
 	}
-	if changed, err := s.SetStretch(ctx, map[string]float64{"a": 2.5, "b": 1}); err != nil || len(changed) != 1 || changed["a"] != 2.5 {
+	if changed, err := s.SetStretch(ctx, []scheduler.Entry{{ID: "a", Every: time.Second, Stretch: 2.5}, {ID: "b", Every: time.Second, Stretch: 1}}); err != nil || len(changed) != 1 || changed["a"] != 2.5 {
 		t.Fatalf("stretch a: changed %v, %v", changed, err)
 	}
-	if changed, err := s.SetStretch(ctx, map[string]float64{"a": 2.5}); err != nil || len(changed) != 0 {
+	if changed, err := s.SetStretch(ctx, []scheduler.Entry{{ID: "a", Every: time.Second, Stretch: 2.5}, {ID: "b", Every: time.Second}}); err != nil || len(changed) != 0 {
 		t.Fatalf("same stretch again: changed %v, %v", changed, err)
 	}
 	run := func(from, to time.Time) {
 		for at := from; at.Before(to); at = at.Add(50 * time.Millisecond) {
+			now = at
 			if _, err := s.Tick(ctx, at); err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +119,7 @@ func TestStretch(t *testing.T) {
 	if a, b := enq.get("a"), enq.get("b"); a < 23 || a > 25 || b != 60 {
 		t.Fatalf("stretched 2.5x: a polled %d times, b %d in 60 s", a, b)
 	}
-	if changed, err := s.SetStretch(ctx, nil); err != nil || len(changed) != 1 || changed["a"] != 1 {
+	if changed, err := s.SetStretch(ctx, []scheduler.Entry{{ID: "a", Every: time.Second}, {ID: "b", Every: time.Second}}); err != nil || len(changed) != 1 || changed["a"] != 1 {
 		t.Fatalf("lift the stretch: changed %v, %v", changed, err)
 	}
 	run(start.Add(60*time.Second), start.Add(120*time.Second))

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +38,13 @@ type Enqueuer interface {
 type Entry struct {
 	ID    string
 	Every time.Duration
+	// Stretch is how many times Every the subscription waits between
+	// polls (SetStretch; 0 or 1: Every).
+	Stretch float64
+	// Phase places a stretched subscription in its stretched interval
+	// (0 to 1; 0: a hash of its id). Subscriptions sharing a budget
+	// spread evenly when their phases do.
+	Phase float64
 }
 
 // Options configure a Scheduler.
@@ -237,10 +245,9 @@ var ErrInFlight = errors.New("previous poll still pending or running")
 // half a millisecond early so that it is never put off twice, and the polls
 // owed after an outage spread over the interval instead of starting
 // together. A stretch factor in KEYS[2] lengthens the step to the next due
-// time: the subscription moves to a grid of the stretched interval, at an
-// offset of its own (a hash of its id), so that stretched subscriptions
-// spread over the stretched interval as they did over their own. It
-// returns {member, slot, previous due, next due} for each
+// time: the subscription moves to a grid of the stretched interval, at the
+// phase SetStretch gave it, so that stretched subscriptions spread over
+// the stretched interval. It returns {member, slot, previous due, next due} for each
 // subscription to poll, then the number put off.
 var claim = redis.NewScript(`
 local now, limit, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -257,14 +264,18 @@ for i = 1, #due, 2 do
       redis.call('ZADD', KEYS[1], latest + every - 0.5, m)
       deferred = deferred + 1
     else
-      local f = tonumber(redis.call('HGET', KEYS[2], sub) or '1') or 1
       local nextDue = latest + every
-      if f > 1 then
-        -- the stretched interval, at the subscription's own offset in it
-        local step, h = math.floor(every * f), 5381
-        for j = 1, #sub do h = (h * 33 + string.byte(sub, j)) % 4294967296 end
-        local off = h % step
-        nextDue = (math.floor((now - off) / step) + 1) * step + off
+      local st = redis.call('HGET', KEYS[2], sub)
+      if st then
+        -- "factor:phase": the stretched interval, at the phase set for
+        -- the subscription in it
+        local fs, ps = string.match(st, '^([%d.]+):([%d.]+)$')
+        local f, phase = tonumber(fs), tonumber(ps)
+        if f and phase and f > 1 then
+          local step = math.floor(every * f)
+          local off = math.floor(step * phase)
+          nextDue = (math.floor((now - off) / step) + 1) * step + off
+        end
       end
       redis.call('ZADD', KEYS[1], nextDue, m)
       out[#out + 1] = m
@@ -406,39 +417,82 @@ func (s *Scheduler) enqueue(ctx context.Context, batch []claimed) (int, error) {
 	return done, nil
 }
 
-// SetStretch sets how many times its interval each subscription waits
-// between polls; a subscription not in factors, or at 1 or less, polls at
-// its interval. The factors are shared by every scheduler on the Redis and
-// take effect from each subscription's next claim. It returns the
-// subscriptions whose factor it changed, with their new factor (1 for a
-// stretch lifted).
-func (s *Scheduler) SetStretch(ctx context.Context, factors map[string]float64) (map[string]float64, error) {
+// SetStretch sets how many times its interval each entry waits between
+// polls (Entry.Stretch; 1 or less, or a subscription not among entries:
+// its interval). The factors are shared by every scheduler on the Redis. A
+// subscription whose factor changes moves at once to its next due time on
+// the new schedule, so a higher stretch takes effect now and a lifted one
+// brings the subscription back to its own offset within one interval. It
+// returns the subscriptions whose factor it changed, with their new factor
+// (1 for a stretch lifted).
+func (s *Scheduler) SetStretch(ctx context.Context, entries []Entry) (map[string]float64, error) {
 	have, err := s.rdb.HGetAll(ctx, s.stretch).Result()
 	if err != nil {
 		return nil, fmt.Errorf("scheduler stretch: %w", err)
 	}
+	now := s.opts.Now()
 	changed := map[string]float64{}
 	pipe := s.rdb.Pipeline()
+	listed := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		listed[e.ID] = true
+		if e.Phase <= 0 || e.Phase >= 1 {
+			e.Phase = hashPhase(e.ID)
+		}
+		// Stored and read back, so this grid and the claim script's agree.
+		v := strconv.FormatFloat(e.Stretch, 'f', 3, 64) + ":" + strconv.FormatFloat(e.Phase, 'f', 6, 64)
+		e.Stretch, e.Phase = parseStretch(v)
+		switch {
+		case e.Stretch > 1 && have[e.ID] != v:
+			pipe.HSet(ctx, s.stretch, e.ID, v)
+			next := StretchedDue(e.Every, e.Stretch, e.Phase, now)
+			pipe.ZAddXX(ctx, s.due, redis.Z{Score: float64(next.UnixMilli()), Member: member(e)})
+			changed[e.ID] = e.Stretch
+		case e.Stretch <= 1 && have[e.ID] != "":
+			pipe.HDel(ctx, s.stretch, e.ID)
+			pipe.ZAddXX(ctx, s.due, redis.Z{Score: float64(NextDue(e.ID, e.Every, now).UnixMilli()), Member: member(e)})
+			changed[e.ID] = 1
+		}
+	}
 	for sub := range have {
-		if factors[sub] <= 1 {
-			pipe.HDel(ctx, s.stretch, sub)
-			changed[sub] = 1
+		if !listed[sub] {
+			pipe.HDel(ctx, s.stretch, sub) // no longer scheduled
 		}
 	}
-	for sub, f := range factors {
-		v := strconv.FormatFloat(f, 'f', 3, 64)
-		if f > 1 && have[sub] != v {
-			pipe.HSet(ctx, s.stretch, sub, v)
-			changed[sub] = f
-		}
-	}
-	if len(changed) == 0 {
+	if pipe.Len() == 0 {
 		return changed, nil
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("scheduler stretch: %w", err)
 	}
 	return changed, nil
+}
+
+// StretchedDue is the first due time after now of a subscription polled
+// every interval times stretch, at phase (0 to 1) of the stretched
+// interval (the claim script computes the same).
+func StretchedDue(every time.Duration, stretch, phase float64, now time.Time) time.Time {
+	step := int64(math.Floor(float64(every.Milliseconds()) * stretch))
+	if step <= 0 {
+		return now
+	}
+	off := int64(math.Floor(float64(step) * phase))
+	return time.UnixMilli(((now.UnixMilli()-off)/step+1)*step + off)
+}
+
+// parseStretch reads a stored "factor:phase".
+func parseStretch(v string) (stretch, phase float64) {
+	fs, ps, _ := strings.Cut(v, ":")
+	stretch, _ = strconv.ParseFloat(fs, 64)
+	phase, _ = strconv.ParseFloat(ps, 64)
+	return stretch, phase
+}
+
+// hashPhase is a stable phase of sub in (0, 1).
+func hashPhase(sub string) float64 {
+	h := fnv.New64a()
+	h.Write([]byte(sub))
+	return (float64(h.Sum64()%1_000_000) + 0.5) / 1_000_000
 }
 
 // Counts are what this Scheduler did since it started.
