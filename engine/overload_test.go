@@ -179,6 +179,22 @@ func (s *syncBuffer) lines(substr string) []string {
 	return out
 }
 
+// requests counts the requests the location received between start and
+// end: sent (answered) and refused (429).
+func (e *loadEnv) requests(start, end time.Time) (sent, refused int) {
+	for _, r := range e.srv.Requests() {
+		if r.Location != e.loc || r.Time.Before(start) || r.Time.After(end) {
+			continue
+		}
+		if r.Status == 429 {
+			refused++
+		} else {
+			sent++
+		}
+	}
+	return sent, refused
+}
+
 // TestTenTimesBudget: 200 recipes on one location polled every 2 s ask for
 // ten times the location's budget (100 requests / 10 s). Three engines on
 // one Redis for 120 s: the poll queue never holds more than one poll per
@@ -213,17 +229,7 @@ func TestTenTimesBudget(t *testing.T) {
 	for _, stop := range stops {
 		stop() // the polls in flight finish and are recorded
 	}
-	var sent, refused int
-	for _, r := range e.srv.Requests() {
-		if r.Location != e.loc || r.Time.Before(start) || r.Time.After(end) {
-			continue
-		}
-		if r.Status == 429 {
-			refused++
-		} else {
-			sent++
-		}
-	}
+	sent, refused := e.requests(start, end)
 	budget := float64(run/(10*time.Second)) * 100
 	t.Logf("%d requests in %s (%.0f %% of the budget), %d answered 429, at most %d polls queued", sent, run, 100*float64(sent)/budget, refused, maxQueued)
 	if refused > 0 {
@@ -265,5 +271,188 @@ func TestTenTimesBudget(t *testing.T) {
 		t.Errorf("stretches shown: %+v %v", shown, err)
 	} else {
 		t.Logf("shown: %s %s %.2f×: %s", shown[0].App, shown[0].Resource, shown[0].Factor, shown[0].Reason)
+	}
+}
+
+// TestSaturation: 40 subscriptions every 500 ms against two workers and an
+// API answering in 50 ms ask for more polls than the engine can run. The
+// poll queue stays bounded (one poll per subscription at most), the slots
+// that find their subscription's poll still waiting are skipped, counted
+// and recorded, a WARN says the engine is saturated (once per window), and
+// new items still fire exactly once.
+func TestSaturation(t *testing.T) {
+	const recipes, every, run = 40, 500 * time.Millisecond, 15 * time.Second
+	e := newLoadEnv(t, recipes, sim.Config{Burst: -1, Daily: -1, Faults: sim.Faults{Latency: 50 * time.Millisecond}})
+	metrics := engine.NewMetrics()
+	eng, stop := e.start(engine.Config{Every: every, PollConcurrency: 1, ChainConcurrency: 1, TickEvery: 100 * time.Millisecond,
+		PlanEvery: 250 * time.Millisecond, SaturationEvery: 3 * time.Second, Metrics: metrics}, false)
+	stopped := false
+	defer func() {
+		if !stopped {
+			stop()
+		}
+	}()
+	start := time.Now()
+	var contacts []string
+	maxQueued := 0
+	for time.Since(start) < run {
+		time.Sleep(200 * time.Millisecond)
+		if len(contacts) < 3 && time.Since(start) > time.Duration(2+2*len(contacts))*time.Second {
+			contacts = append(contacts, e.srv.CreateContact(e.loc, map[string]any{"firstName": "New"})["id"].(string))
+		}
+		by, total := e.queued()
+		maxQueued = max(maxQueued, total)
+		if total > recipes {
+			t.Fatalf("%d polls queued for %d subscriptions", total, recipes)
+		}
+		for sub, n := range by {
+			if n > 1 {
+				t.Fatalf("%s: %d polls queued", sub, n)
+			}
+		}
+	}
+	// Every new contact is tagged by every recipe, once.
+	deadline := time.Now().Add(60 * time.Second)
+	for len(e.tagged(contacts)) < len(contacts)*recipes && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // a second firing would come now
+	stop()
+	stopped = true
+	got := e.tagged(contacts)
+	if len(got) != len(contacts)*recipes {
+		t.Errorf("%d of %d (contact, recipe) pairs fired", len(got), len(contacts)*recipes)
+	}
+	for k, n := range got {
+		if n != 1 {
+			t.Errorf("%s fired %d times", k, n)
+		}
+	}
+	skipped := counterValue(t, metrics, "ghlflow_poll_slots_total", "skipped")
+	served := counterValue(t, metrics, "ghlflow_polls_total", "")
+	if skipped == 0 {
+		t.Error("no skipped slot counted")
+	}
+	recorded, worst := skipsAndLag(t, eng.History, e.subs, start)
+	if recorded == 0 {
+		t.Error(`no "previous poll still running" in the poll history`)
+	}
+	warns := e.logs.lines("engine saturated")
+	if len(warns) == 0 || len(warns) > int(run/(3*time.Second))+2 {
+		t.Errorf("%d saturation warnings in %s with a 3 s window", len(warns), time.Since(start).Round(time.Second))
+	} else if w := warns[0]; !strings.Contains(w, "demanded_per_s=") || !strings.Contains(w, "served_per_s=") || !strings.Contains(w, "skipped=") {
+		t.Errorf("warning without the figures: %s", w)
+	}
+	// The lag is bounded: a subscription waits at most for the polls of
+	// the others queued ahead of it, not for a backlog of its own.
+	if worst > every+time.Duration(recipes)*150*time.Millisecond {
+		t.Errorf("a subscription went %s without a poll", worst)
+	}
+	t.Logf("%.0f polls served, %.0f slots skipped (%d recorded), at most %d polls queued, longest wait between polls of a subscription %s",
+		served, skipped, recorded, maxQueued, worst.Round(time.Millisecond))
+	if len(warns) > 0 {
+		t.Logf("warning: %s", warns[0])
+	}
+}
+
+// tagged counts the tags.add writes on contacts by contact and body (the
+// recipe's tag).
+func (e *loadEnv) tagged(contacts []string) map[string]int {
+	out := map[string]int{}
+	for _, w := range e.srv.Writes("ghl.contacts.tags.add") {
+		for _, c := range contacts {
+			if strings.Contains(w.Path, c) {
+				out[c+" "+string(w.Body)]++
+			}
+		}
+	}
+	return out
+}
+
+// skipsAndLag counts the skipped slots the poll history of subs recorded,
+// and finds the longest time from start on a subscription waited between
+// polls.
+func skipsAndLag(t *testing.T, h *history.Store, subs []string, start time.Time) (recorded int, worst time.Duration) {
+	t.Helper()
+	for _, sub := range subs {
+		all, err := h.Polls(context.Background(), sub, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range all {
+			if p.Skipped == engine.SkippedInFlight {
+				recorded++
+			}
+		}
+		ps, _ := polls(t, h, sub, start)
+		at := start
+		for _, p := range ps {
+			worst = max(worst, p.Time.Sub(at))
+			at = p.Time
+		}
+	}
+	return recorded, worst
+}
+
+// counterValue reads a counter of the engine's metrics (with label value
+// label, if not "").
+func counterValue(t *testing.T, m *engine.Metrics, name, label string) float64 {
+	t.Helper()
+	fams, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, mt := range f.GetMetric() {
+			if label == "" || (len(mt.GetLabel()) > 0 && mt.GetLabel()[0].GetValue() == label) {
+				return mt.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// TestRestartAfterDowntime: the engine stopped for ten intervals polls each
+// subscription once on its return, not once per missed slot, and those
+// polls spread over the interval instead of all starting together.
+func TestRestartAfterDowntime(t *testing.T) {
+	const recipes, every = 20, time.Second
+	e := newLoadEnv(t, recipes, sim.Config{Burst: -1, Daily: -1})
+	cfg := engine.Config{Every: every, PollConcurrency: 4, ChainConcurrency: 1, TickEvery: 100 * time.Millisecond}
+	_, stop := e.start(cfg, false)
+	time.Sleep(2 * every)
+	stop()
+	time.Sleep(10 * every)
+	back := time.Now()
+	eng, stop := e.start(cfg, false)
+	time.Sleep(every + every/2)
+	stop()
+	var first []time.Time
+	for _, sub := range e.subs {
+		// One poll on return, then the next an interval later: no
+		// catch-up of the missed slots.
+		ps, _ := polls(t, eng.History, sub, back)
+		if len(ps) == 0 || len(ps) > 2 {
+			t.Errorf("%s polled %d times in the %s after its return", sub, len(ps), every+every/2)
+			continue
+		}
+		if late := ps[0].Time.Sub(back); late > every+500*time.Millisecond {
+			t.Errorf("%s first polled %s after its return", sub, late)
+		}
+		if len(ps) == 2 && ps[1].Time.Sub(ps[0].Time) < every-300*time.Millisecond {
+			t.Errorf("%s polled twice within %s after its return", sub, ps[1].Time.Sub(ps[0].Time))
+		}
+		first = append(first, ps[0].Time)
+	}
+	slices.SortFunc(first, func(a, b time.Time) int { return a.Compare(b) })
+	if len(first) == recipes {
+		spread := first[len(first)-1].Sub(first[0])
+		if spread < every/2 {
+			t.Errorf("the polls after the outage started within %s of each other: no spread over the %s interval", spread, every)
+		}
+		t.Logf("after ten intervals down: one poll each, spread over %s", spread.Round(time.Millisecond))
 	}
 }
