@@ -65,29 +65,7 @@ func newLoadEnv(t *testing.T, recipes int, cfg sim.Config) *loadEnv {
 		}
 		e.subs = append(e.subs, engine.SubscriptionID(name, "acme"))
 	}
-	t.Cleanup(func() { cleanAsynq(rdb, prefix) })
 	return e
-}
-
-// cleanAsynq deletes the asynq queues of prefix.
-func cleanAsynq(rdb *redis.Client, prefix string) {
-	ctx := context.Background()
-	var cursor uint64
-	for {
-		keys, next, err := rdb.Scan(ctx, cursor, "asynq:{"+prefix+"*", 1000).Result()
-		if err != nil {
-			return
-		}
-		if len(keys) > 0 {
-			rdb.Del(ctx, keys...)
-		}
-		if cursor = next; cursor == 0 {
-			break
-		}
-	}
-	for _, q := range []string{engine.QueuePoll, engine.QueueChain, engine.QueueCritical} {
-		rdb.SRem(ctx, "asynq:queues", engine.QueueName(prefix, q))
-	}
 }
 
 // start runs an engine until the returned stop is called; limited puts the

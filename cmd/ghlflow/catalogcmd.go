@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ghlflow/ghlflow/catalog"
+	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/auth"
 )
 
@@ -240,7 +241,7 @@ func runRecipe(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("recipe lint", flag.ContinueOnError)
 	connFile := fs.String("connections", "", "static connections file: check each recipe's connections exist, are of the right app and hold the scopes its steps need")
 	redisURL := fs.String("redis", "", "Redis URL of the connection store: check the stored connections' scopes too")
-	prefix := fs.String("prefix", "ghlflow:", "prefix of the engine's Redis keys")
+	prefix := fs.String("prefix", engine.DefaultPrefix, "prefix of the engine's Redis keys")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}

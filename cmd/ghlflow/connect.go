@@ -20,6 +20,7 @@ import (
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/auth"
+	"github.com/ghlflow/ghlflow/engine/connstate"
 	"github.com/ghlflow/ghlflow/engine/ratelimit"
 	"github.com/redis/go-redis/v9"
 )
@@ -56,7 +57,7 @@ type connectFlags struct {
 func (c *connectFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.redisAddr, "redis", connectEnvOr("REDIS_ADDR", "127.0.0.1:6379"), "Redis address, or a redis:// URL as run takes")
 	fs.IntVar(&c.redisDB, "redis-db", 0, "Redis database number")
-	fs.StringVar(&c.prefix, "prefix", "ghlflow:", "Redis key prefix")
+	fs.StringVar(&c.prefix, "prefix", engine.DefaultPrefix, "Redis key prefix")
 	fs.StringVar(&c.baseURL, "base-url", os.Getenv("GHLFLOW_GHL_BASE_URL"), "GHL base URL override (a simulator); also used for the OAuth pages")
 	fs.StringVar(&c.clientID, "client-id", os.Getenv("GHLFLOW_GHL_CLIENT_ID"), "OAuth client id of the marketplace app")
 	fs.StringVar(&c.clientSecret, "client-secret", os.Getenv("GHLFLOW_GHL_CLIENT_SECRET"), "OAuth client secret (prefer the environment)")
@@ -90,6 +91,10 @@ func (c *connectFlags) open(ctx context.Context, cat *catalog.Catalog, redirect 
 		rdb.Close()
 		return nil, nil, nil, fmt.Errorf("redis %s: %w", c.redisAddr, err)
 	}
+	if _, err := auth.MoveLegacyKeys(ctx, rdb, c.prefix); err != nil {
+		rdb.Close()
+		return nil, nil, nil, err
+	}
 	oauth := map[string]*auth.OAuthApp{}
 	if c.clientID != "" && c.clientSecret != "" {
 		app, err := auth.NewOAuthApp(cat.App("ghl"), c.baseURL, c.clientID, c.clientSecret, redirect)
@@ -99,8 +104,7 @@ func (c *connectFlags) open(ctx context.Context, cat *catalog.Catalog, redirect 
 		}
 		oauth["ghl"] = app
 	}
-	store, err := auth.NewStore(auth.StoreConfig{Redis: rdb, Prefix: c.prefix, Keys: keys, OAuth: oauth, Logger: log,
-		OnPut: resumeOnPut(rdb, c.prefix, log)})
+	store, err := auth.NewStore(auth.StoreConfig{Redis: rdb, Prefix: c.prefix, Keys: keys, OAuth: oauth, Logger: log})
 	if err != nil {
 		rdb.Close()
 		return nil, nil, nil, err
@@ -264,14 +268,16 @@ func runConnect(ctx context.Context, args []string) int {
 				status, exp, len(c.Scopes))
 		}
 		tw.Flush()
-		// The engine's pauses, which static connections (not listed
-		// above) may have too.
-		paused, err := rdb.HGetAll(ctx, engine.PausesKey(cf.prefix)).Result()
+		// The pauses of connections outside the store (static ones).
+		states, err := connstate.New(rdb, cf.prefix).All(ctx)
 		if err != nil {
 			return fail(err)
 		}
-		for _, id := range slices.Sorted(maps.Keys(paused)) {
-			fmt.Printf("engine paused %s: %s ('ghlflow connect resume %s' when fixed)\n", id, paused[id], id)
+		for _, c := range list {
+			delete(states, c.ID)
+		}
+		for _, id := range slices.Sorted(maps.Keys(states)) {
+			fmt.Printf("engine paused %s: %s ('ghlflow connect resume %s' when fixed)\n", id, states[id].Reason, id)
 		}
 		// The engine's stretches: resources whose subscriptions ask for
 		// more than their API budget.
@@ -296,15 +302,9 @@ func runConnect(ctx context.Context, args []string) int {
 			why = "paused from the command line"
 		}
 		err := store.SetStatus(ctx, arg(), status, why)
-		if sub == "resume" {
-			// Also lift the engine's pause, which a static connection
-			// (not in the store) has alone.
-			if rerr := engine.ResumeConnection(ctx, rdb, cf.prefix, arg()); rerr != nil {
-				return fail(rerr)
-			}
-			if errors.Is(err, auth.ErrNotFound) {
-				err = nil
-			}
+		if sub == "resume" && errors.Is(err, auth.ErrNotFound) {
+			// A static connection (not in the store) has a state too.
+			err = connstate.New(rdb, cf.prefix).Lift(ctx, arg())
 		}
 		if err != nil {
 			return fail(err)

@@ -32,7 +32,7 @@ func runRun(ctx context.Context, args []string) int {
 	connFile := fs.String("connections", "", "static connections file (YAML)")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "address of /monitoring, /healthz and /metrics (\"\" = off)")
 	baseURL := fs.String("base-url", "", "send every app's requests to this base URL (a simulator)")
-	prefix := fs.String("prefix", "ghlflow:", "prefix of the engine's Redis keys")
+	prefix := fs.String("prefix", engine.DefaultPrefix, "prefix of the engine's Redis keys")
 	pollN := fs.Int("poll-concurrency", 8, "poll workers")
 	chainN := fs.Int("chain-concurrency", 16, "chain workers")
 	retention := fs.Duration("retention", engine.DefaultChainRetention, "how long a completed chain keeps its task id")
@@ -76,6 +76,12 @@ func runRun(ctx context.Context, args []string) int {
 		fmt.Fprintln(os.Stderr, "ghlflow run: redis:", err)
 		return 1
 	}
+	if n, err := auth.MoveLegacyKeys(ctx, rdb, *prefix); err != nil {
+		fmt.Fprintln(os.Stderr, "ghlflow run:", err)
+		return 1
+	} else if n > 0 {
+		log.Info("connections moved to their current keys", "connections", n)
+	}
 	// Connections: the static file first, then the sealed store in Redis
 	// (OAuth installs, `ghlflow connect`).
 	keys, err := auth.LoadKeyring(auth.KeyConfig{Dev: *dev, DevFile: *devKeyFile, Logger: log})
@@ -96,8 +102,7 @@ func runRun(ctx context.Context, args []string) int {
 		fmt.Fprintln(os.Stderr, "ghlflow run: OAuth client:", err)
 		return 1
 	}
-	store, err := auth.NewStore(auth.StoreConfig{Redis: rdb, Prefix: *prefix, Keys: keys, OAuth: oauthApps, Logger: log,
-		OnPut: resumeOnPut(rdb, *prefix, log)})
+	store, err := auth.NewStore(auth.StoreConfig{Redis: rdb, Prefix: *prefix, Keys: keys, OAuth: oauthApps, Logger: log})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ghlflow run:", err)
 		return 1
@@ -123,14 +128,6 @@ func runRun(ctx context.Context, args []string) int {
 	eng, err := engine.New(engine.Config{Catalog: cat, Caller: tr, Redis: rdb, Recipes: recipes, Prefix: *prefix,
 		PollConcurrency: *pollN, ChainConcurrency: *chainN, Retention: *retention, TickEvery: *tick, Every: *every, Logger: log,
 		Budget: budget, Metrics: metrics,
-		OnPause: func(ctx context.Context, connection, reason string) {
-			// A stored connection is marked too, so `connect list` shows
-			// it and a new install (or `connect resume`) clears it.
-			err := store.SetStatus(ctx, connection, auth.StatusNeedsReauth, reason)
-			if err != nil && !errors.Is(err, auth.ErrNotFound) {
-				log.Warn("mark connection", "connection", connection, "err", err)
-			}
-		},
 		OnChain: func(r engine.ChainResult) {
 			metrics.ObserveChain(r)
 			attrs := []any{"recipe", r.Recipe, "item", r.ItemKey, "steps", r.Steps, "result", r.Status, "took", r.Took.Round(time.Millisecond)}
@@ -203,16 +200,6 @@ func warnScopes(ctx context.Context, log *slog.Logger, cat *catalog.Catalog, eng
 	}
 	for _, w := range auth.CheckScopes(cat, recipes, conns) {
 		log.Warn("missing scope", "recipe", w.Recipe, "op", w.Op, "connection", w.Connection, "scope", w.Scope, "at", fmt.Sprintf("%s:%d", w.File, w.Line))
-	}
-}
-
-// resumeOnPut lifts the engine's pause of a connection stored anew (an
-// install or a new token fixes what paused it).
-func resumeOnPut(rdb redis.UniversalClient, prefix string, log *slog.Logger) func(context.Context, auth.Connection) {
-	return func(ctx context.Context, c auth.Connection) {
-		if err := engine.ResumeConnection(ctx, rdb, prefix, c.ID); err != nil {
-			log.Warn("resume connection", "connection", c.ID, "err", err)
-		}
 	}
 }
 

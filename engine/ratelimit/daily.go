@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ghlflow/ghlflow/engine/internal/rdb"
 )
 
 // Status is what the limiter knows of a resource's budget.
@@ -163,9 +165,6 @@ func (l *Limiter) Demand(ctx context.Context, app, resource string, perSecond fl
 // it, each a little later than the last.
 const demandHeadroom = 0.99
 
-// stretchKey is the hash of the stretches in force, by "app/resource".
-func stretchKey(prefix string) string { return prefix + "rl:stretch" }
-
 // demandTTL is how long a stretch kept for `connect list` stays shown
 // without an engine renewing it.
 const demandTTL = time.Minute
@@ -180,13 +179,13 @@ func (l *Limiter) keepDemand(ctx context.Context, app, resource string, d Demand
 	field := app + "/" + resource
 	f := d.Factor(l.cfg.MaxStretch)
 	if f <= 1 {
-		return l.rdb.HDel(ctx, stretchKey(l.cfg.Prefix), field).Err()
+		return l.rdb.HDel(ctx, l.keys.RateStretches(), field).Err()
 	}
 	v, err := json.Marshal(keptDemand{Factor: f, Reason: d.Reason, At: l.now()})
 	if err != nil {
 		return err
 	}
-	if err := l.rdb.HSet(ctx, stretchKey(l.cfg.Prefix), field, v).Err(); err != nil {
+	if err := l.rdb.HSet(ctx, l.keys.RateStretches(), field, v).Err(); err != nil {
 		return fmt.Errorf("keep stretch of %s: %w", field, err)
 	}
 	return nil
@@ -199,10 +198,10 @@ type Stretched struct {
 	Reason        string
 }
 
-// Stretches lists the resources whose polls the engines sharing rdb (with
-// key prefix) stretch now.
-func Stretches(ctx context.Context, rdb redis.UniversalClient, prefix string) ([]Stretched, error) {
-	all, err := rdb.HGetAll(ctx, stretchKey(prefix)).Result()
+// Stretches lists the resources whose polls the engines sharing client
+// (with key prefix, "" for the default) stretch now.
+func Stretches(ctx context.Context, client redis.UniversalClient, prefix string) ([]Stretched, error) {
+	all, err := client.HGetAll(ctx, rdb.NewKeys(prefix).RateStretches()).Result()
 	if err != nil {
 		return nil, fmt.Errorf("stretches: %w", err)
 	}

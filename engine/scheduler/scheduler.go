@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ghlflow/ghlflow/engine/internal/rdb"
 )
 
 // Enqueuer enqueues the poll of one subscription for one slot. It treats
@@ -75,7 +77,7 @@ type Options struct {
 // Redis key is a sorted set whose members are "<interval ms>:<subscription>"
 // scored by the next due time (unix ms).
 type Scheduler struct {
-	rdb     redis.UniversalClient
+	client  redis.UniversalClient
 	enq     Enqueuer
 	opts    Options
 	due     string
@@ -84,8 +86,8 @@ type Scheduler struct {
 	enqueued, skipped, deferred atomic.Int64
 }
 
-// New returns a Scheduler over rdb that enqueues through enq.
-func New(rdb redis.UniversalClient, enq Enqueuer, opts Options) *Scheduler {
+// New returns a Scheduler over client that enqueues through enq.
+func New(client redis.UniversalClient, enq Enqueuer, opts Options) *Scheduler {
 	if opts.Batch <= 0 {
 		opts.Batch = 1000
 	}
@@ -104,7 +106,8 @@ func New(rdb redis.UniversalClient, enq Enqueuer, opts Options) *Scheduler {
 	if opts.Grace <= 0 {
 		opts.Grace = 5 * time.Second
 	}
-	return &Scheduler{rdb: rdb, enq: enq, opts: opts, due: opts.Prefix + "{sched}:due", stretch: opts.Prefix + "{sched}:stretch"}
+	keys := rdb.NewKeys(opts.Prefix)
+	return &Scheduler{client: client, enq: enq, opts: opts, due: keys.SchedulerDue(), stretch: keys.SchedulerStretch()}
 }
 
 // member is the sorted-set member of an entry.
@@ -156,7 +159,7 @@ func NextDue(sub string, every time.Duration, now time.Time) time.Time {
 // theirs (so a restart or reload keeps the schedule), and subscriptions
 // not in entries are dropped.
 func (s *Scheduler) Sync(ctx context.Context, entries []Entry) error {
-	members, err := s.rdb.ZRange(ctx, s.due, 0, -1).Result()
+	members, err := s.client.ZRange(ctx, s.due, 0, -1).Result()
 	if err != nil {
 		return fmt.Errorf("scheduler sync: %w", err)
 	}
@@ -168,7 +171,7 @@ func (s *Scheduler) Sync(ctx context.Context, entries []Entry) error {
 	}
 	now := s.opts.Now()
 	want := make(map[string]bool, len(entries))
-	pipe := s.rdb.Pipeline()
+	pipe := s.client.Pipeline()
 	n := 0
 	flush := func(force bool) error {
 		if n == 0 || (!force && n < 5000) {
@@ -219,7 +222,7 @@ func (s *Scheduler) Add(ctx context.Context, e Entry) error {
 		return fmt.Errorf("scheduler add %s: interval %s too short", e.ID, e.Every)
 	}
 	z := redis.Z{Score: float64(NextDue(e.ID, e.Every, s.opts.Now()).UnixMilli()), Member: member(e)}
-	if err := s.rdb.ZAddNX(ctx, s.due, z).Err(); err != nil {
+	if err := s.client.ZAddNX(ctx, s.due, z).Err(); err != nil {
 		return fmt.Errorf("scheduler add %s: %w", e.ID, err)
 	}
 	return nil
@@ -227,7 +230,7 @@ func (s *Scheduler) Add(ctx context.Context, e Entry) error {
 
 // Remove unschedules a subscription.
 func (s *Scheduler) Remove(ctx context.Context, e Entry) error {
-	if err := s.rdb.ZRem(ctx, s.due, member(e)).Err(); err != nil {
+	if err := s.client.ZRem(ctx, s.due, member(e)).Err(); err != nil {
 		return fmt.Errorf("scheduler remove %s: %w", e.ID, err)
 	}
 	return nil
@@ -237,70 +240,6 @@ func (s *Scheduler) Remove(ctx context.Context, e Entry) error {
 // of the subscription is still pending or running: the slot is skipped and
 // counted, not queued behind it.
 var ErrInFlight = errors.New("previous poll still pending or running")
-
-// claim takes up to ARGV[2] subscriptions due at ARGV[1] (unix ms) and
-// moves each to its next due time. Missed slots collapse into the latest.
-// A subscription more than ARGV[3] ms late (the schedulers were down) is
-// not polled at once: it moves to its next place in its interval, marked
-// half a millisecond early so that it is never put off twice, and the polls
-// owed after an outage spread over the interval instead of starting
-// together. A stretch factor in KEYS[2] lengthens the step to the next due
-// time: the subscription moves to a grid of the stretched interval, at the
-// phase SetStretch gave it, so that stretched subscriptions spread over
-// the stretched interval. It returns {member, slot, previous due, next due} for each
-// subscription to poll, then the number put off.
-var claim = redis.NewScript(`
-local now, limit, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
-local out, deferred = {}, 0
-for i = 1, #due, 2 do
-  local m, score = due[i], tonumber(due[i + 1])
-  local ms, sub = string.match(m, '^(%d+):(.*)$')
-  local every = tonumber(ms)
-  if every and every > 0 then
-    local base = math.ceil(score)
-    local latest = base + math.floor((now - base) / every) * every
-    if now - score > grace and score == base then
-      redis.call('ZADD', KEYS[1], latest + every - 0.5, m)
-      deferred = deferred + 1
-    else
-      local nextDue = latest + every
-      local st = redis.call('HGET', KEYS[2], sub)
-      if st then
-        -- "factor:phase": the stretched interval, at the phase set for
-        -- the subscription in it
-        local fs, ps = string.match(st, '^([%d.]+):([%d.]+)$')
-        local f, phase = tonumber(fs), tonumber(ps)
-        if f and phase and f > 1 then
-          local step = math.floor(every * f)
-          local off = math.floor(step * phase)
-          nextDue = (math.floor((now - off) / step) + 1) * step + off
-        end
-      end
-      redis.call('ZADD', KEYS[1], nextDue, m)
-      out[#out + 1] = m
-      out[#out + 1] = string.format('%d', math.floor(latest / every))
-      out[#out + 1] = string.format('%.1f', score)
-      out[#out + 1] = string.format('%d', nextDue)
-    end
-  else
-    redis.call('ZREM', KEYS[1], m)
-  end
-end
-out[#out + 1] = tostring(deferred)
-return out
-`)
-
-// unclaim puts a subscription back to its previous due time, when no other
-// claim moved it since.
-var unclaim = redis.NewScript(`
-local cur = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if cur and tonumber(cur) == tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-  return 1
-end
-return 0
-`)
 
 // claimed is one subscription a tick claimed.
 type claimed struct {
@@ -335,7 +274,7 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) (int, error) {
 }
 
 func (s *Scheduler) claim(ctx context.Context, now time.Time) ([]claimed, int, error) {
-	res, err := claim.Run(ctx, s.rdb, []string{s.due, s.stretch}, now.UnixMilli(), s.opts.Batch,
+	res, err := rdb.SchedulerClaim.Run(ctx, s.client, []string{s.due, s.stretch}, now.UnixMilli(), s.opts.Batch,
 		s.opts.Grace.Milliseconds()).StringSlice()
 	if err != nil {
 		return nil, 0, fmt.Errorf("scheduler claim: %w", err)
@@ -407,7 +346,7 @@ func (s *Scheduler) enqueue(ctx context.Context, batch []claimed) (int, error) {
 	wg.Wait()
 	s.enqueued.Add(int64(done))
 	for _, c := range failed {
-		if err := unclaim.Run(ctx, s.rdb, []string{s.due}, c.member, c.next, c.due).Err(); err != nil {
+		if err := rdb.SchedulerUnclaim.Run(ctx, s.client, []string{s.due}, c.member, c.next, c.due).Err(); err != nil {
 			return done, fmt.Errorf("scheduler unclaim %s: %w", c.Sub, err)
 		}
 	}
@@ -426,13 +365,13 @@ func (s *Scheduler) enqueue(ctx context.Context, batch []claimed) (int, error) {
 // returns the subscriptions whose factor it changed, with their new factor
 // (1 for a stretch lifted).
 func (s *Scheduler) SetStretch(ctx context.Context, entries []Entry) (map[string]float64, error) {
-	have, err := s.rdb.HGetAll(ctx, s.stretch).Result()
+	have, err := s.client.HGetAll(ctx, s.stretch).Result()
 	if err != nil {
 		return nil, fmt.Errorf("scheduler stretch: %w", err)
 	}
 	now := s.opts.Now()
 	changed := map[string]float64{}
-	pipe := s.rdb.Pipeline()
+	pipe := s.client.Pipeline()
 	listed := make(map[string]bool, len(entries))
 	for _, e := range entries {
 		listed[e.ID] = true
@@ -535,12 +474,12 @@ type Status struct {
 // Status reports the number of subscriptions and the current lag.
 func (s *Scheduler) Status(ctx context.Context) (Status, error) {
 	var st Status
-	n, err := s.rdb.ZCard(ctx, s.due).Result()
+	n, err := s.client.ZCard(ctx, s.due).Result()
 	if err != nil {
 		return st, fmt.Errorf("scheduler status: %w", err)
 	}
 	st.Subscriptions = n
-	first, err := s.rdb.ZRangeWithScores(ctx, s.due, 0, 0).Result()
+	first, err := s.client.ZRangeWithScores(ctx, s.due, 0, 0).Result()
 	if err != nil {
 		return st, fmt.Errorf("scheduler status: %w", err)
 	}
@@ -557,7 +496,7 @@ func (s *Scheduler) Status(ctx context.Context) (Status, error) {
 func (s *Scheduler) MemoryUsage(ctx context.Context) (int64, error) {
 	var total int64
 	for _, k := range s.Keys() {
-		n, err := s.rdb.MemoryUsage(ctx, k, 0).Result()
+		n, err := s.client.MemoryUsage(ctx, k, 0).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return 0, fmt.Errorf("scheduler memory: %w", err)
 		}
