@@ -136,6 +136,7 @@ var SchedulerClaim = redis.NewScript(`
 local now, limit, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
 local out, deferred = {}, 0
+local stretched = redis.call('EXISTS', KEYS[2]) == 1
 for i = 1, #due, 2 do
   local m, score = due[i], tonumber(due[i + 1])
   local ms, sub = string.match(m, '^(%d+):(.*)$')
@@ -148,7 +149,7 @@ for i = 1, #due, 2 do
       deferred = deferred + 1
     else
       local nextDue = latest + every
-      local st = redis.call('HGET', KEYS[2], sub)
+      local st = stretched and redis.call('HGET', KEYS[2], sub)
       if st then
         -- "factor:phase": the stretched interval, at the phase set for
         -- the subscription in it
