@@ -22,6 +22,7 @@ import (
 	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/ghlflow/ghlflow/engine/connstate"
 	"github.com/ghlflow/ghlflow/engine/ratelimit"
+	"github.com/ghlflow/ghlflow/engine/transport"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -109,6 +110,9 @@ func (c *connectFlags) open(ctx context.Context, cat *catalog.Catalog, redirect 
 		rdb.Close()
 		return nil, nil, nil, err
 	}
+	// Location token exchanges (agency installs, `connect exchange`) go
+	// through the transport like any other call.
+	store.UseExchanger(transport.New(transport.Config{Catalog: cat, Connections: store, Logger: log}))
 	return store, rdb, func() { rdb.Close() }, nil
 }
 

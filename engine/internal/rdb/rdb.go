@@ -27,7 +27,7 @@
 //	rate:Prl:APP:RES           string  engine/ratelimit GCRA state (go-redis/redis_rate adds "rate:")
 //	P{sched}:due               zset    engine/scheduler every subscription in force
 //	P{sched}:stretch           hash    engine/scheduler a stretched subscription's factor and phase
-//	asynq:{PQUEUE}:...         various asynq            the queues PREFIXpoll, PREFIXchain, PREFIXcritical
+//	asynq:{PQUEUE}:...         various asynq            the queues PREFIXpoll and PREFIXchain
 //
 // Earlier versions kept connections under Pconns, Pconn:ID and
 // Pconn-fence:ID and the engine's pauses in Ppaused; auth.MoveLegacyKeys
@@ -131,7 +131,7 @@ func (k Keys) SchedulerDue() string { return k.Prefix() + "{sched}:due" }
 // stretched subscriptions; it shares SchedulerDue's slot.
 func (k Keys) SchedulerStretch() string { return k.Prefix() + "{sched}:stretch" }
 
-// Queue is the name of an asynq queue (poll, chain, critical) under the
+// Queue is the name of an asynq queue (poll, chain) under the
 // prefix: engines with different prefixes never take each other's tasks.
 func (k Keys) Queue(base string) string { return k.Prefix() + base }
 
