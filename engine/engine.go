@@ -137,7 +137,7 @@ func New(cfg Config) (*Engine, error) {
 	e.Chainer = &Chainer{Subs: e.reg, Runner: &actions.Runner{Catalog: cfg.Catalog, Caller: cfg.Caller}, Redis: cfg.Redis,
 		Prefix: cfg.Prefix, Retention: cfg.Retention, History: e.History, Pauser: e.pauses, OnDone: cfg.OnChain, Stats: e.stats,
 		Logger: log}
-	e.sched = scheduler.New(cfg.Redis, &PollEnqueuer{Queue: e.client, Inspector: e.inspector, PollQueue: QueueName(cfg.Prefix, QueuePoll)},
+	e.sched = scheduler.New(cfg.Redis, &PollEnqueuer{Queue: e.client, Inspector: e.inspector, Redis: cfg.Redis, PollQueue: QueueName(cfg.Prefix, QueuePoll)},
 		scheduler.Options{Prefix: cfg.Prefix, TickEvery: cfg.TickEvery, Logger: log, OnSkip: e.onSkip})
 	if err := e.load(context.Background()); err != nil {
 		return nil, err

@@ -14,7 +14,6 @@ import (
 	"github.com/ghlflow/ghlflow/engine/dedup"
 	"github.com/ghlflow/ghlflow/engine/history"
 	"github.com/ghlflow/ghlflow/engine/policy"
-	"github.com/ghlflow/ghlflow/engine/scheduler"
 	"github.com/ghlflow/ghlflow/triggers"
 )
 
@@ -481,60 +480,4 @@ func dedupItems(items []triggers.Item) []dedup.Item {
 		out[i] = dedup.Item{Key: it.Key, Time: it.Time}
 	}
 	return out
-}
-
-// PollEnqueuer enqueues poll tasks for the scheduler with one TaskID per
-// subscription, so the queue holds at most one poll of a subscription: while
-// it is pending, running or waiting for a retry, the next slot meets the
-// TaskID and is skipped (scheduler.ErrInFlight). A failed poll left
-// archived gives its TaskID back to the next slot.
-type PollEnqueuer struct {
-	Queue ChainEnqueuer
-	// Inspector tells an archived poll from one in flight (without it any
-	// existing task counts as in flight).
-	Inspector *asynq.Inspector
-	// PollQueue is the asynq queue (default QueuePoll).
-	PollQueue string
-	// Options are added to every poll task after the defaults
-	// (MaxRetry 3, Timeout 5 min: the next slot polls again anyway).
-	Options []asynq.Option
-}
-
-// EnqueuePoll implements scheduler.Enqueuer.
-func (e *PollEnqueuer) EnqueuePoll(ctx context.Context, sub string, slot int64) error {
-	payload, err := json.Marshal(PollPayload{Sub: sub, Slot: slot})
-	if err != nil {
-		return err
-	}
-	q := e.PollQueue
-	if q == "" {
-		q = QueuePoll
-	}
-	id := PollTaskID(sub)
-	opts := append([]asynq.Option{asynq.TaskID(id), asynq.Queue(q), asynq.MaxRetry(3), asynq.Timeout(5 * time.Minute)}, e.Options...)
-	for range 2 {
-		_, err = e.Queue.EnqueueContext(ctx, asynq.NewTask(TypePoll, payload), opts...)
-		if !errors.Is(err, asynq.ErrTaskIDConflict) {
-			break
-		}
-		if e.Inspector == nil {
-			return fmt.Errorf("poll %s slot %d: %w", sub, slot, scheduler.ErrInFlight)
-		}
-		info, ierr := e.Inspector.GetTaskInfo(q, id)
-		if ierr != nil && !errors.Is(ierr, asynq.ErrTaskNotFound) {
-			return fmt.Errorf("enqueue poll %s slot %d: %w", sub, slot, ierr)
-		}
-		if ierr == nil && info.State != asynq.TaskStateArchived && info.State != asynq.TaskStateCompleted {
-			return fmt.Errorf("poll %s slot %d: %w", sub, slot, scheduler.ErrInFlight)
-		}
-		if ierr == nil {
-			if derr := e.Inspector.DeleteTask(q, id); derr != nil && !errors.Is(derr, asynq.ErrTaskNotFound) {
-				return fmt.Errorf("enqueue poll %s slot %d: drop the archived poll: %w", sub, slot, derr)
-			}
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("enqueue poll %s slot %d: %w", sub, slot, err)
-	}
-	return nil
 }

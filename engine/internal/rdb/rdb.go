@@ -135,6 +135,20 @@ func (k Keys) SchedulerStretch() string { return k.Prefix() + "{sched}:stretch" 
 // prefix: engines with different prefixes never take each other's tasks.
 func (k Keys) Queue(base string) string { return k.Prefix() + base }
 
+// AsynqTask, AsynqActive and AsynqLease are asynq's own keys of a task,
+// of a queue's running tasks and of their leases (asynq's internal/base
+// layout); the poll enqueuer reads them to tell a poll left running by a
+// killed worker from a live one.
+func AsynqTask(queue, id string) string { return "asynq:{" + queue + "}:t:" + id }
+
+// AsynqActive is the list of a queue's running task ids.
+func AsynqActive(queue string) string { return "asynq:{" + queue + "}:active" }
+
+// AsynqLease is the sorted set of a queue's running task ids by the unix
+// second their lease expires (a live worker extends it every 5 s to 30 s
+// ahead).
+func AsynqLease(queue string) string { return "asynq:{" + queue + "}:lease" }
+
 // KeyPatterns are the table above as glob patterns under the prefix (asynq's
 // own keys and redis_rate's "rate:" keys live outside it).
 func (k Keys) KeyPatterns() []string {

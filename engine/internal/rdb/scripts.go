@@ -186,3 +186,19 @@ if cur and tonumber(cur) == tonumber(ARGV[2]) then
 end
 return 0
 `)
+
+// AsynqDropOrphan removes a running task whose worker stopped extending its
+// lease (killed), as asynq's recoverer would a minute or more later, so
+// that its id can be enqueued again. KEYS: AsynqTask, AsynqActive,
+// AsynqLease (one queue's hash tag). ARGV: the task id, the unix second
+// before which a lease counts as abandoned. Returns 1 when it removed the
+// task.
+var AsynqDropOrphan = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'state') ~= 'active' then return 0 end
+local lease = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if not lease or tonumber(lease) >= tonumber(ARGV[2]) then return 0 end
+redis.call('LREM', KEYS[2], 0, ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('DEL', KEYS[1])
+return 1
+`)
