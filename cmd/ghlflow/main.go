@@ -28,6 +28,7 @@ func commands() map[string]command {
 		"run":     {"run the engine: scheduler and workers in one process", runRun},
 		"connect": {"add a connection (OAuth install or token) from a terminal", runConnect},
 		"tenant":  {"add, list, label, pause and remove the tenants recipes run for", runTenant},
+		"bench":   {"measure the engine under load: throughput, poll lag, CPU, memory, lost and duplicate actions", runBench},
 	}
 }
 

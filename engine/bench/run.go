@@ -1,0 +1,183 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ghlflow/ghlflow/engine/auth"
+	"github.com/ghlflow/ghlflow/engine/internal/rdb"
+	"github.com/ghlflow/ghlflow/engine/tenant"
+)
+
+// prefix is the engine's key prefix in the bench's own Redis.
+const prefix = rdb.DefaultPrefix
+
+// env is one run's processes.
+type env struct {
+	cfg     Config
+	redis   *redisProc
+	rdb     *redis.Client
+	sim     *simProc
+	workers []*proc
+	subs    int
+	// memBase is Redis's used_memory before the tenants were added.
+	memBase int64
+}
+
+// setup starts Redis and the simulator, writes the recipes and the
+// connections, adds the tenants and starts the workers.
+func setup(ctx context.Context, cfg Config) (*env, error) {
+	e := &env{cfg: cfg}
+	var err error
+	if e.redis, err = startRedis(ctx, cfg.Dir, cfg.restartRedis); err != nil {
+		return nil, err
+	}
+	e.rdb = redis.NewClient(&redis.Options{Addr: e.redis.addr, MaxRetries: 5})
+	if e.sim, err = startSim(ctx, cfg.Bin, cfg.Dir, cfg.Tenants, cfg.simArgs...); err != nil {
+		e.close()
+		return nil, err
+	}
+	if err := e.writeFiles(); err != nil {
+		e.close()
+		return nil, err
+	}
+	e.memBase = e.redisInt(ctx, "memory", "used_memory")
+	ts := tenant.NewStore(e.rdb, prefix)
+	for i, l := range e.sim.locs {
+		t := &tenant.Tenant{ID: fmt.Sprintf("t%04d", i+1), Name: fmt.Sprintf("Tenant %d", i+1),
+			Connections: map[string]string{"ghl": "ghl-" + l.ID}}
+		if err := ts.Put(ctx, t); err != nil {
+			e.close()
+			return nil, fmt.Errorf("bench: tenant %s: %w", t.ID, err)
+		}
+	}
+	e.subs = cfg.Tenants * cfg.Recipes
+	key := auth.GenerateKey()
+	for i := range cfg.Workers {
+		w := &proc{name: fmt.Sprintf("worker-%d", i+1), log: filepath.Join(cfg.Dir, fmt.Sprintf("worker-%d.log", i+1)),
+			env: []string{auth.EnvSecretKey + "=" + key},
+			args: []string{cfg.Bin, "run", "--recipes", filepath.Join(cfg.Dir, "recipes"),
+				"--connections", filepath.Join(cfg.Dir, "connections.yaml"), "--redis", "redis://" + e.redis.addr + "/0",
+				"--http", "", "--every", cfg.Every.String(), "--poll-concurrency", strconv.Itoa(cfg.PollConcurrency)}}
+		if err := w.start(); err != nil {
+			e.close()
+			return nil, err
+		}
+		e.workers = append(e.workers, w)
+	}
+	return e, nil
+}
+
+// writeFiles writes the recipes and the static connections file.
+func (e *env) writeFiles() error {
+	dir := filepath.Join(e.cfg.Dir, "recipes")
+	_ = os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("bench: recipes: %w", err)
+	}
+	for i := range e.cfg.Recipes {
+		name := recipeName(i)
+		if err := os.WriteFile(filepath.Join(dir, name+".yaml"), []byte(recipeYAML(name)), 0o644); err != nil {
+			return fmt.Errorf("bench: recipes: %w", err)
+		}
+	}
+	var b strings.Builder
+	b.WriteString("connections:\n")
+	for _, l := range e.sim.locs {
+		fmt.Fprintf(&b, "  - {id: ghl-%s, app: ghl, location_id: %q, base_url: %q, token: %q}\n", l.ID, l.ID, e.sim.url, l.Token)
+	}
+	if err := os.WriteFile(filepath.Join(e.cfg.Dir, "connections.yaml"), []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("bench: connections: %w", err)
+	}
+	return nil
+}
+
+func recipeName(i int) string { return fmt.Sprintf("bench-r%03d", i+1) }
+
+// close stops every process.
+func (e *env) close() {
+	for _, w := range e.workers {
+		w.kill(syscall.SIGTERM, 10*time.Second)
+	}
+	if e.sim != nil {
+		e.sim.kill(syscall.SIGTERM, 5*time.Second)
+	}
+	if e.rdb != nil {
+		e.rdb.Close()
+	}
+	if e.redis != nil {
+		e.redis.kill(syscall.SIGTERM, 5*time.Second)
+	}
+}
+
+// redisInfo returns the fields of one INFO section.
+func (e *env) redisInfo(ctx context.Context, section string) map[string]string {
+	out := map[string]string{}
+	s, err := e.rdb.Info(ctx, section).Result()
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(s, "\r\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func (e *env) redisInt(ctx context.Context, section, field string) int64 {
+	n, _ := strconv.ParseInt(e.redisInfo(ctx, section)[field], 10, 64)
+	return n
+}
+
+// redisCPU is Redis's user+system CPU in seconds since it started.
+func (e *env) redisCPU(ctx context.Context) float64 {
+	m := e.redisInfo(ctx, "cpu")
+	u, _ := strconv.ParseFloat(m["used_cpu_user"], 64)
+	s, _ := strconv.ParseFloat(m["used_cpu_sys"], 64)
+	return u + s
+}
+
+// waitSeeded waits until every subscription has polled once (its first
+// poll marks what exists as seen), so contacts made afterwards are new to
+// all of them.
+func (e *env) waitSeeded(ctx context.Context) error {
+	deadline := time.Now().Add(2*e.cfg.Every + time.Duration(e.subs/200)*time.Second + 30*time.Second)
+	for {
+		n, err := e.countKeys(ctx, prefix+"{sub:*}:hist:polls")
+		if err == nil && n >= e.subs {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bench: %d of %d subscriptions polled after the warm-up (see %s)", n, e.subs, e.cfg.Dir)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// countKeys counts the keys matching pattern.
+func (e *env) countKeys(ctx context.Context, pattern string) (int, error) {
+	keys, err := e.scan(ctx, pattern)
+	return len(keys), err
+}
+
+func (e *env) scan(ctx context.Context, pattern string) ([]string, error) {
+	var out []string
+	it := e.rdb.Scan(ctx, 0, pattern, 1000).Iterator()
+	for it.Next(ctx) {
+		out = append(out, it.Val())
+	}
+	return out, it.Err()
+}
