@@ -3,7 +3,7 @@ BIN := bin/ghlflow
 REDIS_ADDR ?= 127.0.0.1:6379
 export REDIS_ADDR
 
-.PHONY: all build test test-short lint bench demo redis fuzz
+.PHONY: all build test test-short lint bench bench-e2e demo redis fuzz
 
 all: build
 
@@ -28,6 +28,12 @@ lint:
 ## bench: the hot-path benchmarks.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## bench-e2e: the engine, the simulator and Redis as separate processes under 40 tenants x 50 recipes
+## every 10 s for 60 s (SCENARIO=steady|scale|budget|chaos); a table, bench-out/bench.json and bench.svg.
+SCENARIO ?= steady
+bench-e2e: build
+	$(BIN) bench --scenario $(SCENARIO) --tenants 40 --recipes 50 --every 10s --duration 60s --out bench-out
 
 ## fuzz: a short run of each fuzz target.
 fuzz:
