@@ -81,6 +81,9 @@ type Config struct {
 	// TenantPolls caps the polls of one tenant in flight in a process
 	// (default a quarter of PollConcurrency, at least 1; negative: no cap).
 	TenantPolls int
+	// SharePolls lets the polls of one connection that send the same
+	// request in the same slot share one API call (see SharedPages).
+	SharePolls bool
 	// TenantRefresh is how often the engine looks for changed tenants
 	// (default 2 s).
 	TenantRefresh time.Duration
@@ -169,6 +172,9 @@ func New(cfg Config) (*Engine, error) {
 		Recorder: e.History, Pauser: e.pauses, Budget: pollBudget, Stats: e.stats, Logger: log,
 		Connections: cfg.Connections, Pace: TenantPace(cfg.Catalog), Pacer: RedisPacer{Redis: cfg.Redis, Keys: rdbkeys.NewKeys(cfg.Prefix)},
 		TenantCap: max(0, cfg.TenantPolls)}
+	if cfg.SharePolls {
+		e.Poller.Shared = NewSharedPages(cfg.Redis, cfg.Prefix)
+	}
 	e.Chainer = &Chainer{Subs: e.reg, Runner: &actions.Runner{Catalog: cfg.Catalog, Caller: cfg.Caller}, Redis: cfg.Redis,
 		Prefix: cfg.Prefix, Retention: cfg.Retention, History: e.History, Pauser: e.pauses, OnDone: cfg.OnChain, Stats: e.stats,
 		Logger: log, Connections: cfg.Connections, TenantCap: max(0, cfg.TenantChains)}

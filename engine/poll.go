@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -87,6 +88,9 @@ type Poller struct {
 	// capped.
 	TenantCap int
 	gate      tenantGate
+	// Shared, when set, lets polls of one connection sending the same
+	// request in the same slot share one API call (see SharedPages).
+	Shared *SharedPages
 	// Recorder, Pauser, Budget and Stats are optional.
 	Recorder PollRecorder
 	Pauser   Pauser
@@ -218,6 +222,10 @@ type pollPlan struct {
 	// known holds the dedup decision of every item a page decision
 	// covered (true = seen before).
 	known map[string]bool
+	// caller reads the trigger's pages; shared counts the pages it read
+	// from another poll's call.
+	caller triggers.Caller
+	shared atomic.Int64
 }
 
 // poll runs the stages of one poll: plan, walk the pages, decide what is
@@ -226,6 +234,14 @@ func (p *Poller) poll(ctx context.Context, sub *Subscription, rec *history.Poll)
 	pl, err := p.plan(ctx, sub)
 	if err != nil {
 		return err
+	}
+	pl.caller = p.Caller
+	if p.Shared != nil {
+		pl.caller = p.Shared.caller(p.Caller, rec.Slot, sub.Every, &pl.shared)
+		defer func() {
+			rec.Shared = int(pl.shared.Load())
+			rec.Requests -= rec.Shared
+		}()
 	}
 	res, err := p.walk(ctx, sub, pl, rec)
 	if err != nil {
@@ -309,7 +325,7 @@ func (p *Poller) walk(ctx context.Context, sub *Subscription, pl *pollPlan, rec 
 		// of the list was seen before.
 		return d.Known[len(page)-1], nil
 	}
-	res, err := triggers.Poll(ctx, p.Caller, sub.Connection, sub.Op, pl.params, opts)
+	res, err := triggers.Poll(ctx, pl.caller, sub.Connection, sub.Op, pl.params, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -425,7 +441,7 @@ func (p *Poller) walkBacklog(ctx context.Context, sub *Subscription, pl *pollPla
 		oldest := page[len(page)-1]
 		return oldest.Time.IsZero() || !oldest.Time.After(floor), nil
 	}
-	res, err := triggers.Poll(ctx, p.Caller, sub.Connection, sub.Op, pl.params, opts)
+	res, err := triggers.Poll(ctx, pl.caller, sub.Connection, sub.Op, pl.params, opts)
 	if err != nil {
 		return nil, false, nil, fmt.Errorf("backlog: %w", err)
 	}

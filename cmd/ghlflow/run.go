@@ -42,6 +42,7 @@ func runRun(ctx context.Context, args []string) int {
 	devKeyFile := fs.String("dev-key-file", "", "where dev mode keeps its key (default in the temp folder)")
 	redirect := fs.String("oauth-redirect", "", "OAuth redirect URL registered with the marketplace app (default http://HTTP/oauth/callback)")
 	noLimit := fs.Bool("no-rate-limit", false, "send without the shared per-location rate limiter (not for real APIs)")
+	sharePolls := fs.Bool("share-polls", false, "polls of one connection sending the same request in the same slot share one API call")
 	verbose := fs.Bool("v", false, "debug logs")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -128,7 +129,7 @@ func runRun(ctx context.Context, args []string) int {
 	store.UseExchanger(tr)
 	eng, err := engine.New(engine.Config{Catalog: cat, Caller: tr, Redis: rdb, Recipes: recipes, Prefix: *prefix,
 		PollConcurrency: *pollN, ChainConcurrency: *chainN, Retention: *retention, TickEvery: *tick, Every: *every, Logger: log,
-		Budget: budget, Connections: src, Metrics: metrics,
+		Budget: budget, Connections: src, Metrics: metrics, SharePolls: *sharePolls,
 		OnChain: func(r engine.ChainResult) {
 			metrics.ObserveChain(r)
 			attrs := []any{"recipe", r.Recipe, "item", r.ItemKey, "steps", r.Steps, "result", r.Status, "took", r.Took.Round(time.Millisecond)}

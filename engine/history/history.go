@@ -37,6 +37,9 @@ type Poll struct {
 	Duplicates int `json:"duplicates,omitempty"`
 	// Requests is the number of API calls (pages) the poll made.
 	Requests int `json:"requests"`
+	// Shared is the number of pages the poll read from a call another
+	// poll of its connection made in the same slot (not in Requests).
+	Shared int `json:"shared,omitempty"`
 	// Seeded is true for a subscription's first poll.
 	Seeded bool `json:"seeded,omitempty"`
 	// Capped is true when the poll stopped at its page cap rather than at

@@ -48,6 +48,7 @@ package rdb
 import (
 	"errors"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -94,6 +95,13 @@ func (k Keys) HistoryChains(sub string) string { return k.sub(sub) + ":hist:chai
 
 // Checkpoint is the hash of a chain task's completed step outputs.
 func (k Keys) Checkpoint(sub, taskID string) string { return k.sub(sub) + ":ckpt:" + taskID }
+
+// SharedPage is a trigger page one poll of a connection read in a slot,
+// kept for the connection's other polls of that slot asking the same
+// request (hash: of the operation and its input).
+func (k Keys) SharedPage(conn, hash string, slot int64) string {
+	return k.conn(conn) + ":page:" + hash + ":" + strconv.FormatInt(slot, 10)
+}
 
 // Conn is the hash of a stored connection: its metadata, its sealed
 // credential and the fencing token of the last refresh written.
