@@ -74,23 +74,58 @@ func (c *sharedCaller) Call(ctx context.Context, connection string, op *catalog.
 	h := sha256.Sum256(append([]byte(op.ID+"\x00"), b...))
 	key := c.pages.keys.SharedPage(connection, hex.EncodeToString(h[:12]), c.slot)
 	body, fetched, err := c.pages.do(ctx, key, func() ([]byte, error) {
-		body, err := c.pages.redis.Get(ctx, key).Bytes()
-		if err == nil {
-			return body, errShared
-		}
-		body, err = c.next.Call(ctx, connection, op, input)
-		if err != nil {
-			return nil, err
-		}
-		if err := c.pages.redis.Set(ctx, key, body, c.ttl).Err(); err != nil {
-			return nil, fmt.Errorf("shared page %s: %w", key, err)
-		}
-		return body, nil
+		return c.fetch(ctx, key, func() ([]byte, error) { return c.next.Call(ctx, connection, op, input) })
 	})
 	if !fetched && err == nil {
 		c.shared.Add(1)
 	}
 	return body, err
+}
+
+// fillWait bounds how long a poll waits for the page another process is
+// fetching before it calls the API itself.
+const fillWait = 2 * time.Second
+
+// fetch returns the slot's page from Redis (errShared), or calls the API
+// and keeps the answer. A short lock makes the polls of other processes
+// missing the page at the same moment wait for it instead of calling too.
+func (c *sharedCaller) fetch(ctx context.Context, key string, call func() ([]byte, error)) ([]byte, error) {
+	r := c.pages.redis
+	body, err := r.Get(ctx, key).Bytes()
+	if err == nil {
+		return body, errShared
+	}
+	lock := key + ":filling"
+	won, err := r.SetNX(ctx, lock, 1, fillWait).Result()
+	if err == nil && !won {
+		for deadline := time.Now().Add(fillWait); time.Now().Before(deadline); {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(15 * time.Millisecond):
+			}
+			if body, err := r.Get(ctx, key).Bytes(); err == nil {
+				return body, errShared
+			}
+			if n, err := r.Exists(ctx, lock).Result(); err == nil && n == 0 {
+				break // the fetch failed; call the API below
+			}
+		}
+	}
+	body, err = call()
+	if err != nil {
+		if won {
+			r.Del(context.WithoutCancel(ctx), lock)
+		}
+		return nil, err
+	}
+	p := r.Pipeline()
+	p.Set(ctx, key, body, c.ttl)
+	p.Del(ctx, lock)
+	if _, err := p.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("shared page %s: %w", key, err)
+	}
+	return body, nil
 }
 
 // errShared marks a page read from Redis rather than fetched.

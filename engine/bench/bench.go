@@ -53,6 +53,10 @@ type Config struct {
 	// Drain bounds the wait for the last actions after the load stops
 	// (0: three intervals plus 20 s; chaos waits longer).
 	Drain time.Duration
+	// SharePolls runs the workers with --share-polls: the bench's recipes
+	// all send the same search, so a tenant's polls of one slot share one
+	// request.
+	SharePolls bool
 	// LagLimit is the poll lag p99 the scale scenario holds (0: 5 s).
 	LagLimit time.Duration
 

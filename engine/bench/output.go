@@ -38,7 +38,7 @@ func (r *Report) Table(w io.Writer) {
 	row("RSS: engine (largest worker) / Redis / sim", "%s (%.0f B per subscription) / %s / %s",
 		mb(r.EngineRSS), r.EngineRSSPerSub, mb(r.RedisRSS), mb(r.SimRSS))
 	row("Redis used memory", "%s (%.0f B per subscription)", mb(r.RedisUsedMemory), r.RedisBytesPerSub)
-	row("GHL requests per poll", "%.3f", r.RequestsPerPoll)
+	row("GHL requests per poll", "%.3f (shared polls: %v)", r.RequestsPerPoll, r.SharePolls)
 	row("item → action p50 / p99", "%.0f / %.0f ms", r.ActionP50Ms, r.ActionP99Ms)
 	row("items created / actions / expected", "%d / %d / %d", r.ItemsCreated, r.Actions, r.ActionsExpected)
 	row("lost / duplicate actions", "%d / %d", r.Lost, r.DuplicateActions)

@@ -27,6 +27,7 @@ type Report struct {
 	DurationSec   float64 `json:"duration_s"`
 	Workers       int     `json:"workers"`
 	ChurnPerSec   float64 `json:"churn_per_s"`
+	SharePolls    bool    `json:"share_polls"`
 
 	PollsDemanded float64 `json:"polls_demanded_per_s"`
 	PollsServed   float64 `json:"polls_served_per_s"`
@@ -101,7 +102,7 @@ func (e *env) report(ctx context.Context, first, last sample, smp *sampler, item
 	cfg := e.cfg
 	r := &Report{Scenario: cfg.Scenario, Tenants: cfg.Tenants, Recipes: cfg.Recipes, Subscriptions: e.subs,
 		EverySec: cfg.Every.Seconds(), DurationSec: last.At.Sub(first.At).Seconds(), Workers: cfg.Workers,
-		ChurnPerSec: cfg.Churn, PollsDemanded: float64(e.subs) / cfg.Every.Seconds()}
+		ChurnPerSec: cfg.Churn, SharePolls: cfg.SharePolls, PollsDemanded: float64(e.subs) / cfg.Every.Seconds()}
 	polls, err := e.readPolls(ctx, r, first.At, last.At)
 	if err != nil {
 		return nil, err

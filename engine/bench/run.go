@@ -67,6 +67,9 @@ func setup(ctx context.Context, cfg Config) (*env, error) {
 			args: []string{cfg.Bin, "run", "--recipes", filepath.Join(cfg.Dir, "recipes"),
 				"--connections", filepath.Join(cfg.Dir, "connections.yaml"), "--redis", "redis://" + e.redis.addr + "/0",
 				"--http", "", "--every", cfg.Every.String(), "--poll-concurrency", strconv.Itoa(cfg.PollConcurrency)}}
+		if cfg.SharePolls {
+			w.args = append(w.args, "--share-polls")
+		}
 		if err := w.start(); err != nil {
 			e.close()
 			return nil, err
