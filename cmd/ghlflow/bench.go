@@ -27,6 +27,7 @@ func runBench(ctx context.Context, args []string) int {
 	churn := fs.Float64("churn", 0, "new contacts per second over all locations (0 = one per location every 20 s)")
 	out := fs.String("out", "bench-out", "folder for bench.json, bench.svg and the processes' logs")
 	share := fs.Bool("share-polls", false, "run the engine with --share-polls (the bench's recipes all send the same search)")
+	profile := fs.Bool("cpuprofile", false, "write a CPU profile of the first worker to OUT/worker-1.pprof")
 	drain := fs.Duration("drain", 0, "longest wait for the last actions after the load (0 = by scenario)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -35,7 +36,7 @@ func runBench(ctx context.Context, args []string) int {
 		return 2
 	}
 	rep, err := bench.Run(ctx, bench.Config{Scenario: *scenario, Tenants: *tenants, Recipes: *recipes, Every: *every,
-		Duration: *duration, Workers: *workers, PollConcurrency: *pollN, Churn: *churn, Dir: *out, Drain: *drain, SharePolls: *share,
+		Duration: *duration, Workers: *workers, PollConcurrency: *pollN, Churn: *churn, Dir: *out, Drain: *drain, SharePolls: *share, Profile: *profile,
 		Progress: os.Stderr})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "\nghlflow bench:", err)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -43,6 +44,7 @@ func runRun(ctx context.Context, args []string) int {
 	redirect := fs.String("oauth-redirect", "", "OAuth redirect URL registered with the marketplace app (default http://HTTP/oauth/callback)")
 	noLimit := fs.Bool("no-rate-limit", false, "send without the shared per-location rate limiter (not for real APIs)")
 	sharePolls := fs.Bool("share-polls", false, "polls of one connection sending the same request in the same slot share one API call")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file")
 	verbose := fs.Bool("v", false, "debug logs")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -53,6 +55,14 @@ func runRun(ctx context.Context, args []string) int {
 	if len(recipes) == 0 {
 		fmt.Fprintln(os.Stderr, "ghlflow run: --recipes is required")
 		return 2
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ghlflow run:", err)
+			return 1
+		}
+		defer stop()
 	}
 	level := slog.LevelInfo
 	if *verbose {
@@ -198,6 +208,20 @@ func warnScopes(ctx context.Context, log *slog.Logger, cat *catalog.Catalog, eng
 	for _, w := range auth.CheckScopes(cat, recipes, conns) {
 		log.Warn("missing scope", "recipe", w.Recipe, "op", w.Op, "connection", w.Connection, "scope", w.Scope, "at", fmt.Sprintf("%s:%d", w.File, w.Line))
 	}
+}
+
+// startCPUProfile profiles the process into path until the returned stop
+// is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func envOr(name, def string) string {

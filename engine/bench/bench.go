@@ -57,6 +57,9 @@ type Config struct {
 	// all send the same search, so a tenant's polls of one slot share one
 	// request.
 	SharePolls bool
+	// Profile writes a CPU profile of the first worker to
+	// Dir/worker-1.pprof.
+	Profile bool
 	// LagLimit is the poll lag p99 the scale scenario holds (0: 5 s).
 	LagLimit time.Duration
 

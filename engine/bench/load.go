@@ -104,6 +104,8 @@ type sample struct {
 	RedisCPU   float64 // seconds, summed over Redis restarts
 	SearchReqs int64
 	Writes     int64
+	// Commands counts Redis's calls by command (INFO commandstats).
+	Commands map[string]int64
 }
 
 // sampler reads the CPU of every process and the simulator's counters
@@ -136,6 +138,7 @@ func (s *sampler) take(ctx context.Context, e *env) sample {
 		s.redisLast = r
 	}
 	sm.RedisCPU = s.redisBase + s.redisLast
+	sm.Commands = e.redisCommands(ctx)
 	s.maxRSS["redis"] = max(s.maxRSS["redis"], procRSS(e.redis.pid()))
 	if n := len(s.samples); n > 0 {
 		sm.SearchReqs, sm.Writes = s.samples[n-1].SearchReqs, s.samples[n-1].Writes

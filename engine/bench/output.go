@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"text/tabwriter"
 )
@@ -35,6 +36,7 @@ func (r *Report) Table(w io.Writer) {
 		r.PollsDemanded, r.PollsServed, r.Polls, r.PollErrors, r.SkippedSlots, r.Stretches)
 	row("poll lag p50 / p99 / max", "%.0f / %.0f / %.0f ms", r.LagP50Ms, r.LagP99Ms, r.LagMaxMs)
 	row("CPU-ms per poll: engine / Redis / sim", "%.3f / %.3f / %.3f", r.EngineCPUms, r.RedisCPUms, r.SimCPUms)
+	row("Redis commands per poll", "%.1f %v", r.RedisCommands, fmtTop(r.RedisTop))
 	row("RSS: engine (largest worker) / Redis / sim", "%s (%.0f B per subscription) / %s / %s",
 		mb(r.EngineRSS), r.EngineRSSPerSub, mb(r.RedisRSS), mb(r.SimRSS))
 	row("Redis used memory", "%s (%.0f B per subscription)", mb(r.RedisUsedMemory), r.RedisBytesPerSub)
@@ -56,6 +58,19 @@ func (r *Report) Table(w io.Writer) {
 			s.Subscriptions, s.PollsServed, s.PollsDemanded, s.LagP99Ms, s.EngineCPUms)
 	}
 	tw.Flush()
+}
+
+func fmtTop(m map[string]float64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return m[keys[i]] > m[keys[j]] })
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %.1f", k, m[k]))
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
 }
 
 func mb(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/1e6) }

@@ -42,6 +42,10 @@ type Report struct {
 	EngineCPUms float64 `json:"engine_cpu_ms_per_poll"`
 	RedisCPUms  float64 `json:"redis_cpu_ms_per_poll"`
 	SimCPUms    float64 `json:"sim_cpu_ms_per_poll"`
+	// RedisCommands is Redis commands per poll (chains included), and
+	// RedisTop the commands sent most, per poll.
+	RedisCommands float64            `json:"redis_commands_per_poll"`
+	RedisTop      map[string]float64 `json:"redis_top_commands_per_poll"`
 
 	EngineRSS        int64   `json:"engine_rss_bytes"`
 	EngineRSSPerSub  float64 `json:"engine_rss_per_sub_bytes"`
@@ -120,6 +124,7 @@ func (e *env) report(ctx context.Context, first, last sample, smp *sampler, item
 		r.SimCPUms = float64(last.SimCPU-first.SimCPU) * 1000 / clockTick / n
 		r.RedisCPUms = (last.RedisCPU - first.RedisCPU) * 1000 / n
 		r.RequestsPerPoll = float64(last.SearchReqs-first.SearchReqs) / n
+		r.RedisCommands, r.RedisTop = commandsPerPoll(first.Commands, last.Commands, n)
 	}
 	smp.mu.Lock()
 	r.EngineRSS, r.RedisRSS, r.SimRSS = smp.maxRSS["engine"], smp.maxRSS["redis"], smp.maxRSS["sim"]
@@ -268,6 +273,29 @@ func series(polls []polled, from, to time.Time) []Point {
 			LagP99Ms: quantile(l, 0.99), LagMaxMs: quantile(l, 1)})
 	}
 	return out
+}
+
+// commandsPerPoll returns Redis commands per poll between two counts, and
+// the eight commands sent most.
+func commandsPerPoll(first, last map[string]int64, polls float64) (float64, map[string]float64) {
+	type kv struct {
+		k string
+		n int64
+	}
+	var all []kv
+	var total int64
+	for k, v := range last {
+		if d := v - first[k]; d > 0 && k != "info" {
+			all = append(all, kv{k, d})
+			total += d
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].n > all[j].n })
+	top := map[string]float64{}
+	for _, x := range all[:min(8, len(all))] {
+		top[x.k] = float64(x.n) / polls
+	}
+	return float64(total) / polls, top
 }
 
 // quantile returns the q quantile of xs (nearest rank; 0 when empty).

@@ -70,6 +70,9 @@ func setup(ctx context.Context, cfg Config) (*env, error) {
 		if cfg.SharePolls {
 			w.args = append(w.args, "--share-polls")
 		}
+		if cfg.Profile && i == 0 {
+			w.args = append(w.args, "--cpuprofile", filepath.Join(cfg.Dir, "worker-1.pprof"))
+		}
 		if err := w.start(); err != nil {
 			e.close()
 			return nil, err
@@ -141,6 +144,20 @@ func (e *env) redisInt(ctx context.Context, section, field string) int64 {
 	return n
 }
 
+// redisCommands counts the calls of each command since Redis started.
+func (e *env) redisCommands(ctx context.Context) map[string]int64 {
+	out := map[string]int64{}
+	for k, v := range e.redisInfo(ctx, "commandstats") {
+		name, ok := strings.CutPrefix(k, "cmdstat_")
+		if !ok {
+			continue
+		}
+		calls, _, _ := strings.Cut(strings.TrimPrefix(v, "calls="), ",")
+		out[name], _ = strconv.ParseInt(calls, 10, 64)
+	}
+	return out
+}
+
 // redisCPU is Redis's user+system CPU in seconds since it started.
 func (e *env) redisCPU(ctx context.Context) float64 {
 	m := e.redisInfo(ctx, "cpu")
@@ -155,7 +172,7 @@ func (e *env) redisCPU(ctx context.Context) float64 {
 func (e *env) waitSeeded(ctx context.Context) error {
 	deadline := time.Now().Add(2*e.cfg.Every + time.Duration(e.subs/200)*time.Second + 30*time.Second)
 	for {
-		n, err := e.countKeys(ctx, prefix+"{sub:*}:hist:polls")
+		n, err := e.countSeeded(ctx)
 		if err == nil && n >= e.subs {
 			return nil
 		}
@@ -170,10 +187,28 @@ func (e *env) waitSeeded(ctx context.Context) error {
 	}
 }
 
-// countKeys counts the keys matching pattern.
-func (e *env) countKeys(ctx context.Context, pattern string) (int, error) {
-	keys, err := e.scan(ctx, pattern)
-	return len(keys), err
+// countSeeded counts the subscriptions whose first poll has marked what
+// existed as seen (a slot skipped is not a first poll).
+func (e *env) countSeeded(ctx context.Context) (int, error) {
+	keys, err := e.scan(ctx, prefix+"{sub:*}:meta")
+	if err != nil {
+		return 0, err
+	}
+	pipe := e.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.HGet(ctx, k, "seeded")
+	}
+	if len(keys) > 0 {
+		_, _ = pipe.Exec(ctx)
+	}
+	n := 0
+	for _, c := range cmds {
+		if v, err := c.Result(); err == nil && v != "" && v != "0" {
+			n++
+		}
+	}
+	return n, nil
 }
 
 func (e *env) scan(ctx context.Context, pattern string) ([]string, error) {
