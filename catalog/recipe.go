@@ -63,9 +63,17 @@ type Step struct {
 type RecipeLoader struct {
 	Catalog *Catalog
 	// Connections maps known connection names to their app id. When set,
-	// a recipe naming an unknown connection, or one of the wrong app, is an
-	// error; when nil only the recipe's own consistency is checked.
+	// a recipe naming a connection of the wrong app is an error, and one
+	// naming an unknown connection is an error when AllConnections is set
+	// and a warning otherwise; when nil only the recipe's own consistency
+	// is checked.
 	Connections map[string]string
+	// AllConnections says Connections holds every connection there is (the
+	// connections file and the store), as when the engine starts.
+	AllConnections bool
+	// Warnings collects the warnings of the recipes loaded: likely mistakes
+	// that do not stop a recipe from loading.
+	Warnings Errors
 }
 
 // LoadRecipes reads recipe files (or every .yaml/.yml file in folders) and
@@ -149,6 +157,7 @@ var recipeNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 // is Errors.
 func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
 	d := &decoder{file: file}
+	defer func() { l.Warnings = append(l.Warnings, d.warns...) }()
 	root := d.parse(data)
 	if root == nil {
 		return nil, d.errs.Err()
@@ -180,7 +189,15 @@ func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
 					names = append(names, k)
 				}
 				sort.Strings(names)
-				d.errorAt(n, didYouMean(conn, names), "unknown connection %q", conn)
+				fix := didYouMean(conn, names)
+				if fix == "" || strings.HasPrefix(fix, "one of") {
+					fix = strings.TrimSpace("add it with 'ghlflow connect' or to the connections file; " + fix)
+				}
+				if l.AllConnections {
+					d.errorAt(n, fix, "unknown connection %q", conn)
+				} else {
+					d.warnAt(n, fix, "unknown connection %q", conn)
+				}
 				return
 			}
 			if app != op.App {
@@ -222,7 +239,7 @@ func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
 			t.Dedup = f.Trigger.Dedup
 			checkDedup(d, at(tn, "dedup"), top, f.Trigger.Dedup)
 		}
-		t.Params = l.compileInputs(d, field(tn, "params"), tn, top, f.Trigger.Params, -1, len(f.Steps), "params")
+		t.Params = l.compileInputs(d, field(tn, "params"), tn, top, nil, f.Trigger.Params, -1, len(f.Steps), "params")
 	}
 
 	// The filter.
@@ -233,6 +250,7 @@ func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
 		} else if len(v.StepRefs()) > 0 {
 			d.errorAt(at(root, "filter"), "the filter runs before any step; test .trigger fields only", "filter refers to .steps")
 		} else {
+			checkRefs(d, at(root, "filter"), "filter", v, top)
 			r.Filter = v
 		}
 	}
@@ -255,7 +273,7 @@ func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
 		}
 		useConn(at(n, "connection"), s.Connection, op)
 		if op != nil {
-			step.Input = l.compileInputs(d, field(n, "input"), n, op, s.Input, i, len(f.Steps), "input")
+			step.Input = l.compileInputs(d, field(n, "input"), n, op, top, s.Input, i, len(f.Steps), "input")
 		}
 		r.Steps = append(r.Steps, step)
 	}
@@ -347,8 +365,9 @@ func pagingInputs(op *Operation) []string {
 const ConnectionLocationInput = "locationId"
 
 // compileInputs checks a params/input mapping against op's inputs and
-// compiles its values. step is the index of the step (-1 for the trigger).
-func (l *RecipeLoader) compileInputs(d *decoder, n, parent *yaml.Node, op *Operation, in map[string]any, step, nsteps int, key string) map[string]*Value {
+// compiles its values. step is the index of the step (-1 for the trigger);
+// trigger is the recipe's trigger operation (nil for the params).
+func (l *RecipeLoader) compileInputs(d *decoder, n, parent *yaml.Node, op, trigger *Operation, in map[string]any, step, nsteps int, key string) map[string]*Value {
 	out := map[string]*Value{}
 	names := make([]string, len(op.Inputs))
 	for i, x := range op.Inputs {
@@ -388,7 +407,10 @@ func (l *RecipeLoader) compileInputs(d *decoder, n, parent *yaml.Node, op *Opera
 		}
 		if step < 0 && strings.Contains(fmt.Sprint(in[k]), ".trigger") {
 			d.errorAt(at(n, k), "params are rendered before the poll; .trigger exists only in steps and the filter", "%s refers to .trigger", k)
+		} else {
+			checkRefs(d, at(n, k), k, v, trigger)
 		}
+		checkLiteral(d, at(n, k), op, op.Input(k), in[k])
 		out[k] = v
 	}
 	auto := pagingInputs(op)
