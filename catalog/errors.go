@@ -117,3 +117,7 @@ func didYouMean(s string, candidates []string) string {
 	}
 	return ""
 }
+
+// Closest returns the candidate nearest to s, for "did you mean" hints, or
+// "" when none is near enough to be a likely typo.
+func Closest(s string, candidates []string) string { return closest(s, candidates) }

@@ -189,9 +189,13 @@ func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
 					names = append(names, k)
 				}
 				sort.Strings(names)
-				fix := didYouMean(conn, names)
-				if fix == "" || strings.HasPrefix(fix, "one of") {
-					fix = strings.TrimSpace("add it with 'ghlflow connect' or to the connections file; " + fix)
+				fix := "add it with 'ghlflow connect' or to the connections file"
+				if len(names) > 0 {
+					if s := didYouMean(conn, names); strings.HasPrefix(s, "did you") {
+						fix = s
+					} else if s != "" {
+						fix += "; known: " + strings.TrimPrefix(s, "one of: ")
+					}
 				}
 				if l.AllConnections {
 					d.errorAt(n, fix, "unknown connection %q", conn)
