@@ -292,7 +292,7 @@ func warnScopes(ctx context.Context, log *slog.Logger, cat *catalog.Catalog, eng
 		recipes = append(recipes, s.Recipe)
 	}
 	for _, w := range auth.CheckScopes(cat, recipes, conns) {
-		log.Warn("missing scope", "recipe", w.Recipe, "op", w.Op, "connection", w.Connection, "scope", w.Scope, "at", fmt.Sprintf("%s:%d", w.File, w.Line))
+		log.Warn("missing scope", "recipe", w.Recipe, "op", w.Op, "connection", w.Connection, "scope", w.Scope, "at", fmt.Sprintf("%s:%d", w.File, w.Line), "fix", w.Fix())
 	}
 }
 

@@ -39,6 +39,9 @@ func TestRunSecretKeyOnlyWhenSealing(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("run with static connections and no key: %v\n%s", err, out.String())
 	}
+	if !strings.Contains(out.String(), "test setting: every subscription polls every 1s") {
+		t.Fatalf("--every 1s is not logged as a test setting:\n%s", out.String())
+	}
 
 	keys, err := auth.NewKeyring([]byte(strings.Repeat("k", 32)))
 	if err != nil {
