@@ -129,26 +129,29 @@ func (l *RecipeLoader) Load(paths ...string) ([]*Recipe, error) {
 	return out, nil
 }
 
-// recipeFile is the YAML shape of a recipe.
+// recipeFile is the YAML shape of a recipe. The loader decodes into it and
+// RecipeSchema is generated from it: field names from the yaml tags,
+// descriptions from doc, required fields from required, lower bounds from
+// minimum, so the two describe recipes once.
 type recipeFile struct {
-	Name        string `yaml:"name"`
-	Description string `yaml:"description"`
+	Name        string `yaml:"name" required:"true" doc:"lower-case id; names the subscription (keep it stable)"`
+	Description string `yaml:"description" doc:"what the recipe does, for people"`
 	Trigger     struct {
-		Op         string         `yaml:"op"`
-		Connection string         `yaml:"connection"`
-		Every      Duration       `yaml:"every"`
-		Params     map[string]any `yaml:"params"`
-		Dedup      string         `yaml:"dedup"`
-		Backfill   int            `yaml:"backfill"`
-		MaxPages   int            `yaml:"max_pages"`
-	} `yaml:"trigger"`
-	Filter string `yaml:"filter"`
+		Op         string         `yaml:"op" required:"true" doc:"a trigger operation id ('ghlflow catalog list --kind trigger')"`
+		Connection string         `yaml:"connection" required:"true" doc:"the connection to poll with"`
+		Every      Duration       `yaml:"every" required:"true" doc:"polling interval, 1m to 15m, e.g. 5m or 1m30s"`
+		Params     map[string]any `yaml:"params" doc:"inputs of the operation; paging inputs are filled by the poll"`
+		Dedup      string         `yaml:"dedup" doc:"how new items are told apart: id, updated, cursor or changed (default: the operation's)"`
+		Backfill   int            `yaml:"backfill" minimum:"0" doc:"existing items the first poll fires, newest first (0 = none)"`
+		MaxPages   int            `yaml:"max_pages" minimum:"0" doc:"pages one poll may read (0 = the engine's default)"`
+	} `yaml:"trigger" required:"true" doc:"the operation polled for new or changed items"`
+	Filter string `yaml:"filter" doc:"a template that renders true for the items to act on"`
 	Steps  []struct {
-		Name       string         `yaml:"name"`
-		Op         string         `yaml:"op"`
-		Connection string         `yaml:"connection"`
-		Input      map[string]any `yaml:"input"`
-	} `yaml:"steps"`
+		Name       string         `yaml:"name" doc:"a name for the step, for people"`
+		Op         string         `yaml:"op" required:"true" doc:"an action operation id ('ghlflow catalog list --kind action')"`
+		Connection string         `yaml:"connection" doc:"the connection to call with (default: the trigger's, for the same app)"`
+		Input      map[string]any `yaml:"input" doc:"inputs of the operation; text may use templates over .trigger, .steps.N, .recipe, .tenant, .connection"`
+	} `yaml:"steps" required:"true" minimum:"1" doc:"the actions run for each new item, in order"`
 }
 
 var recipeNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
