@@ -3,7 +3,7 @@ BIN := bin/ghlflow
 REDIS_ADDR ?= 127.0.0.1:6379
 export REDIS_ADDR
 
-.PHONY: all build test lint bench demo redis fuzz
+.PHONY: all build test test-short lint bench demo redis fuzz
 
 all: build
 
@@ -14,6 +14,11 @@ build:
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+## test-short: the fast loop: vet, then every test but the long soak and crash tests.
+test-short:
+	$(GO) vet ./...
+	$(GO) test -race -short -count=1 ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi

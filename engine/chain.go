@@ -15,6 +15,7 @@ import (
 
 	"github.com/ghlflow/ghlflow/actions"
 	"github.com/ghlflow/ghlflow/engine/history"
+	"github.com/ghlflow/ghlflow/engine/internal/rdb"
 	"github.com/ghlflow/ghlflow/engine/transport"
 )
 
@@ -65,14 +66,7 @@ type Chainer struct {
 }
 
 func (c *Chainer) ckptKey(sub, taskID string) string {
-	return fmt.Sprintf("%s{sub:%s}:ckpt:%s", c.Prefix, sub, taskID)
-}
-
-// pauseState is implemented by subscription sets that pause connections
-// (the Registry).
-type pauseState interface {
-	Sub(id string) (*Subscription, bool)
-	PausedReason(connection string) (string, bool)
+	return rdb.NewKeys(c.Prefix).Checkpoint(sub, taskID)
 }
 
 // ProcessTask handles a TypeChain task (asynq.Handler).
@@ -111,12 +105,11 @@ func (c *Chainer) Run(ctx context.Context, pl ChainPayload, taskID string) (res 
 		}
 	}()
 	sub, ok := c.Subs.Get(pl.Sub)
-	if ps, isPS := c.Subs.(pauseState); !ok && isPS {
+	if ok && c.Pauser != nil {
 		// A chain of a paused connection waits for the fix.
-		if s, found := ps.Sub(pl.Sub); found {
-			reason, _ := ps.PausedReason(s.Connection)
+		if reason, paused := c.Pauser.PausedReason(sub.Connection); paused {
 			res.Status = ChainPaused
-			res.Err = c.paused(pl, &PausedError{Connection: s.Connection, Reason: reason})
+			res.Err = c.paused(pl, &PausedError{Connection: sub.Connection, Reason: reason})
 			return res
 		}
 	}

@@ -29,7 +29,7 @@ type chainEnv struct {
 	rdb     *redis.Client
 	chainer *engine.Chainer
 	subs    subMap
-	pauses  *pauses
+	pauses  *engine.Pauses
 	hist    *history.Store
 }
 
@@ -39,7 +39,7 @@ func newChainEnv(t *testing.T) *chainEnv {
 	loc := "locCHAINTEST00000000"
 	srv, ts, tok, conns := simConn(t, cat, loc, sim.Config{Burst: -1, Daily: -1})
 	tr := transport.New(transport.Config{Catalog: cat, Connections: conns, BaseURL: ts.URL, Attempts: 1})
-	e := &chainEnv{t: t, cat: cat, srv: srv, loc: loc, tok: tok, rdb: rdb, subs: subMap{}, pauses: &pauses{},
+	e := &chainEnv{t: t, cat: cat, srv: srv, loc: loc, tok: tok, rdb: rdb, subs: subMap{}, pauses: engine.NewPauses(rdb, prefix, nil),
 		hist: history.New(rdb, history.Options{Prefix: prefix})}
 	e.chainer = &engine.Chainer{Subs: e.subs, Runner: &actions.Runner{Catalog: cat, Caller: tr}, Redis: rdb,
 		Prefix: prefix, History: e.hist, Pauser: e.pauses}
@@ -139,8 +139,8 @@ func TestChainOutcomes(t *testing.T) {
 	res = e.chainer.Run(ctx, pl, "t-auth")
 	var pe *engine.PausedError
 	if res.Status != engine.ChainPaused || errors.Is(res.Err, asynq.SkipRetry) || !errors.As(res.Err, &pe) ||
-		pe.Connection != "acme" || len(e.pauses.got) != 1 {
-		t.Fatalf("auth: %+v, pauses %v", res, e.pauses.got)
+		pe.Connection != "acme" || len(e.pauses.Paused()) != 1 {
+		t.Fatalf("auth: %+v, pauses %v", res, e.pauses.Paused())
 	}
 	if engine.IsFailure(res.Err) {
 		t.Fatal("waiting for a paused connection counts as a failure")

@@ -35,7 +35,7 @@ type Config struct {
 	Redis redis.UniversalClient
 	// Recipes are the recipe files or folders; they are watched for changes.
 	Recipes []string
-	// Prefix goes before our Redis keys (default "ghlflow:").
+	// Prefix goes before our Redis keys (default DefaultPrefix).
 	Prefix string
 	// PollConcurrency and ChainConcurrency size the workers (defaults 8 and
 	// 16); Priorities weights the queues poll, chain and critical (default
@@ -54,9 +54,6 @@ type Config struct {
 	Every time.Duration
 	// OnChain is called after each chain run.
 	OnChain func(ChainResult)
-	// OnPause is called when an authorization failure pauses a
-	// connection (the connection store marks it as needing re-auth).
-	OnPause func(ctx context.Context, connection, reason string)
 	// Budget, when set, stretches the polls of connections whose daily
 	// API budget runs low.
 	Budget Budget
@@ -69,6 +66,7 @@ type Engine struct {
 	cfg     Config
 	log     *slog.Logger
 	reg     *Registry
+	pauses  *Pauses
 	sched   *scheduler.Scheduler
 	client  *asynq.Client
 	History *history.Store
@@ -79,7 +77,7 @@ type Engine struct {
 // New builds an Engine and loads the recipes; a bad recipe is an error.
 func New(cfg Config) (*Engine, error) {
 	if cfg.Prefix == "" {
-		cfg.Prefix = "ghlflow:"
+		cfg.Prefix = DefaultPrefix
 	}
 	if cfg.PollConcurrency <= 0 {
 		cfg.PollConcurrency = 8
@@ -100,16 +98,14 @@ func New(cfg Config) (*Engine, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	e := &Engine{cfg: cfg, log: log, reg: NewRegistry()}
-	e.reg.shared = &sharedPauses{rdb: cfg.Redis, key: PausesKey(cfg.Prefix)}
-	e.reg.onPause = cfg.OnPause
+	e := &Engine{cfg: cfg, log: log, reg: NewRegistry(), pauses: NewPauses(cfg.Redis, cfg.Prefix, log)}
 	e.client = asynq.NewClientFromRedisClient(cfg.Redis)
 	e.History = history.New(cfg.Redis, history.Options{Prefix: cfg.Prefix})
 	e.Poller = &Poller{Subs: e.reg, Caller: cfg.Caller, Dedup: dedup.New(cfg.Redis, dedup.Options{Prefix: cfg.Prefix}),
 		Queue: e.client, ChainQueue: QueueName(cfg.Prefix, QueueChain), ChainRetention: cfg.Retention, ChainOptions: []asynq.Option{asynq.MaxRetry(12)},
-		Recorder: historyRecorder{e.History}, Pauser: e.reg, Budget: cfg.Budget, Logger: log}
+		Recorder: historyRecorder{e.History}, Pauser: e.pauses, Budget: cfg.Budget, Logger: log}
 	e.Chainer = &Chainer{Subs: e.reg, Runner: &actions.Runner{Catalog: cfg.Catalog, Caller: cfg.Caller}, Redis: cfg.Redis,
-		Prefix: cfg.Prefix, Retention: cfg.Retention, History: e.History, Pauser: e.reg, OnDone: cfg.OnChain, Logger: log}
+		Prefix: cfg.Prefix, Retention: cfg.Retention, History: e.History, Pauser: e.pauses, OnDone: cfg.OnChain, Logger: log}
 	e.sched = scheduler.New(cfg.Redis, &PollEnqueuer{Queue: e.client, PollQueue: QueueName(cfg.Prefix, QueuePoll)}, scheduler.Options{Prefix: cfg.Prefix,
 		TickEvery: cfg.TickEvery, Logger: log})
 	if err := e.load(context.Background()); err != nil {
@@ -120,6 +116,9 @@ func New(cfg Config) (*Engine, error) {
 
 // Registry returns the subscriptions in force.
 func (e *Engine) Registry() *Registry { return e.reg }
+
+// Pauses returns the engine's view of the connections' pauses.
+func (e *Engine) Pauses() *Pauses { return e.pauses }
 
 // load reads the recipes and, when they are all valid, puts them in force.
 func (e *Engine) load(ctx context.Context) error {
@@ -142,8 +141,8 @@ func (e *Engine) load(ctx context.Context) error {
 		return fmt.Errorf("schedule: %w", err)
 	}
 	added, changed, removed := e.reg.set(subs)
-	// A reload is how a fixed connection is put back in force.
-	if err := e.reg.resumeAll(ctx); err != nil {
+	// A reload is how a fixed static connection is put back in force.
+	if err := e.pauses.liftUnstored(ctx); err != nil {
 		e.log.Warn("resume paused connections", "err", err)
 	}
 	e.log.Info("recipes loaded", "subscriptions", len(subs), "added", added, "changed", changed, "removed", removed)
@@ -239,56 +238,26 @@ func (e *Engine) watch(ctx context.Context) {
 }
 
 // Registry is the set of subscriptions in force; it implements
-// Subscriptions and Pauser. An engine's registry shares its pauses with
-// every process through Redis.
+// Subscriptions. Whether a subscription's connection is paused is for
+// Pauses to say.
 type Registry struct {
-	mu      sync.RWMutex
-	subs    map[string]*Subscription
-	paused  map[string]string // connection -> reason
-	shared  *sharedPauses     // nil: pauses stay in this process
-	fetched time.Time         // when paused was read from shared
-	// onPause, when set, is told of each pause (the connection store
-	// marks the connection as needing a new authorization).
-	onPause func(ctx context.Context, connection, reason string)
-}
-
-// Get returns the subscription in force, unless its connection is paused.
-func (r *Registry) Get(id string) (*Subscription, bool) {
-	r.syncPauses()
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	s, ok := r.subs[id]
-	if !ok {
-		return nil, false
-	}
-	if _, p := r.paused[s.Connection]; p {
-		return nil, false
-	}
-	return s, true
+	mu   sync.RWMutex
+	subs map[string]*Subscription
 }
 
 // NewRegistry returns a registry holding subs.
 func NewRegistry(subs ...*Subscription) *Registry {
-	r := &Registry{subs: map[string]*Subscription{}, paused: map[string]string{}}
+	r := &Registry{subs: map[string]*Subscription{}}
 	r.set(subs)
 	return r
 }
 
-// Sub returns the subscription in force, paused or not.
-func (r *Registry) Sub(id string) (*Subscription, bool) {
+// Get returns the subscription in force by id.
+func (r *Registry) Get(id string) (*Subscription, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	s, ok := r.subs[id]
 	return s, ok
-}
-
-// PausedReason reports whether a connection is paused, and why.
-func (r *Registry) PausedReason(connection string) (string, bool) {
-	r.syncPauses()
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	reason, ok := r.paused[connection]
-	return reason, ok
 }
 
 // All returns every subscription in force.
@@ -298,52 +267,6 @@ func (r *Registry) All() []*Subscription {
 	out := make([]*Subscription, 0, len(r.subs))
 	for _, s := range r.subs {
 		out = append(out, s)
-	}
-	return out
-}
-
-// PauseConnection pauses the subscriptions of a connection with a reason,
-// in every process sharing the engine's Redis. A reload (SIGHUP, a recipe
-// file change, a restart), `ghlflow connect resume` or storing the
-// connection anew lifts it; a connection still broken pauses again at its
-// next call.
-func (r *Registry) PauseConnection(ctx context.Context, connection, reason string) error {
-	r.mu.Lock()
-	r.paused[connection] = reason
-	r.mu.Unlock()
-	slog.Warn("connection paused: its subscriptions stop until it is fixed", "connection", connection, "reason", reason)
-	if r.onPause != nil {
-		r.onPause(ctx, connection, reason)
-	}
-	if r.shared != nil {
-		if err := r.shared.rdb.HSet(ctx, r.shared.key, connection, reason).Err(); err != nil {
-			return fmt.Errorf("pause %s: %w", connection, err)
-		}
-	}
-	return nil
-}
-
-// resumeAll lifts every pause (a reload puts fixed connections back in
-// force; one still broken pauses again at its next call).
-func (r *Registry) resumeAll(ctx context.Context) error {
-	r.mu.Lock()
-	r.paused = map[string]string{}
-	r.fetched = time.Now()
-	r.mu.Unlock()
-	if r.shared == nil {
-		return nil
-	}
-	return r.shared.rdb.Del(ctx, r.shared.key).Err()
-}
-
-// Paused returns the paused connections and their reasons.
-func (r *Registry) Paused() map[string]string {
-	r.syncPauses()
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := make(map[string]string, len(r.paused))
-	for k, v := range r.paused {
-		out[k] = v
 	}
 	return out
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/engine"
+	"github.com/ghlflow/ghlflow/engine/connstate"
 )
 
 const reloadRecipe = `name: %s
@@ -83,14 +84,13 @@ func TestRegistryPause(t *testing.T) {
 	if _, ok := reg.Get(s.ID); !ok {
 		t.Fatal("subscription missing")
 	}
-	_ = reg.PauseConnection(context.Background(), "acme", "unauthorized: token revoked")
-	if _, ok := reg.Get(s.ID); ok {
-		t.Fatal("a paused subscription is still in force")
-	}
-	if reason, ok := reg.PausedReason("acme"); !ok || reason != "unauthorized: token revoked" {
+	rdb, prefix := testRedis(t)
+	pauses := engine.NewPauses(rdb, prefix, nil)
+	_ = pauses.PauseConnection(context.Background(), "acme", "unauthorized: token revoked")
+	if reason, ok := pauses.PausedReason("acme"); !ok || reason != "unauthorized: token revoked" {
 		t.Fatalf("reason %q %v", reason, ok)
 	}
-	ch := &engine.Chainer{Subs: reg}
+	ch := &engine.Chainer{Subs: reg, Pauser: pauses}
 	res := ch.Run(context.Background(), engine.ChainPayload{Sub: s.ID, Recipe: "p", ItemKey: "k", Item: []byte(`{}`)}, "t")
 	if res.Status != engine.ChainPaused || res.Err == nil || !strings.Contains(res.Err.Error(), "acme is paused: unauthorized") {
 		t.Fatalf("chain of a paused connection: %+v", res)
@@ -99,7 +99,8 @@ func TestRegistryPause(t *testing.T) {
 
 // TestPausesAreShared: a pause met by one engine stops the subscription in
 // another engine on the same Redis; its polls are recorded as skipped with
-// the reason; `connect resume` (ResumeConnection) and a reload lift it.
+// the reason; `connect resume` (connstate's Lift) and a reload lift it
+// (the connection is not in the store).
 func TestPausesAreShared(t *testing.T) {
 	rdb, prefix := testRedis(t)
 	ctx := context.Background()
@@ -113,7 +114,7 @@ func TestPausesAreShared(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			if _, ok := e.Registry().Get(id); ok == want {
+			if _, paused := e.Pauses().PausedReason("acme"); paused != want {
 				return
 			}
 			if time.Now().After(deadline) {
@@ -123,7 +124,7 @@ func TestPausesAreShared(t *testing.T) {
 		}
 	}
 	inForce(b, true)
-	if err := a.Registry().PauseConnection(ctx, "acme", "unauthorized: token revoked"); err != nil {
+	if err := a.Pauses().PauseConnection(ctx, "acme", "unauthorized: token revoked"); err != nil {
 		t.Fatal(err)
 	}
 	inForce(b, false)
@@ -138,12 +139,12 @@ func TestPausesAreShared(t *testing.T) {
 	if err != nil || len(polls) != 1 || polls[0].Skipped != rec.Skipped {
 		t.Fatalf("history %+v %v", polls, err)
 	}
-	if err := engine.ResumeConnection(ctx, rdb, prefix, "acme"); err != nil {
+	if err := connstate.New(rdb, prefix).Lift(ctx, "acme"); err != nil {
 		t.Fatal(err)
 	}
 	inForce(a, true)
 	inForce(b, true)
-	_ = a.Registry().PauseConnection(ctx, "acme", "403")
+	_ = a.Pauses().PauseConnection(ctx, "acme", "403")
 	inForce(b, false)
 	if err := b.Reload(ctx); err != nil {
 		t.Fatal(err)

@@ -1,12 +1,8 @@
 package engine_test
 
 import (
-	"context"
-	"fmt"
 	"net/http/httptest"
-	"os"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -15,30 +11,14 @@ import (
 	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/ghlflow/ghlflow/engine/transport"
+	"github.com/ghlflow/ghlflow/internal/redistest"
 )
 
-// testRedis returns a client on the engine tests' database and a prefix of
-// the test's own, deleted afterwards.
+// testRedis returns the shared test client and a prefix of the test's own,
+// deleted afterwards with the asynq queues named after it.
 func testRedis(t testing.TB) (*redis.Client, string) {
 	t.Helper()
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: pollTestDB})
-	ctx := context.Background()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		t.Skipf("redis: %v", err)
-	}
-	prefix := fmt.Sprintf("%s:%d:", t.Name(), time.Now().UnixNano())
-	t.Cleanup(func() {
-		keys, _ := rdb.Keys(ctx, prefix+"*").Result()
-		if len(keys) > 0 {
-			rdb.Del(ctx, keys...)
-		}
-		rdb.Close()
-	})
-	return rdb, prefix
+	return redistest.New(t)
 }
 
 // testCatalog loads the embedded catalog.

@@ -55,11 +55,13 @@ type PollRecorder interface {
 	RecordPoll(ctx context.Context, rec PollRecord) error
 }
 
-// Pauser is told when a poll meets an authorization failure, so that the
-// connection's subscriptions pause with a readable reason until the
-// connection is fixed.
+// Pauser holds the connections' pauses: polls and chains of a paused
+// connection wait, and one that meets an authorization failure pauses its
+// connection with a readable reason until it is fixed (Pauses implements
+// it).
 type Pauser interface {
 	PauseConnection(ctx context.Context, connection, reason string) error
+	PausedReason(connection string) (string, bool)
 }
 
 // ChainEnqueuer puts chain tasks on the queue; *asynq.Client implements it.
@@ -124,19 +126,18 @@ func (p *Poller) Poll(ctx context.Context, subID string, slot int64) (*PollRecor
 	rec := &PollRecord{Sub: subID, Slot: slot, Start: now()}
 	sub, ok := p.Subs.Get(subID)
 	if !ok {
-		if ps, isPS := p.Subs.(pauseState); isPS {
-			if s, found := ps.Sub(subID); found {
-				reason, _ := ps.PausedReason(s.Connection)
-				rec.Recipe, rec.Skipped = s.Recipe.Name, "connection "+s.Connection+" is paused: "+reason
-				p.record(ctx, rec)
-				return rec, nil
-			}
-		}
 		// Removed since the poll was scheduled.
 		log.Info("poll of a removed subscription", "sub", subID, "slot", slot)
 		return rec, nil
 	}
 	rec.Recipe = sub.Recipe.Name
+	if p.Pauser != nil {
+		if reason, paused := p.Pauser.PausedReason(sub.Connection); paused {
+			rec.Skipped = "connection " + sub.Connection + " is paused: " + reason
+			p.record(ctx, rec)
+			return rec, nil
+		}
+	}
 	if skip := p.stretched(ctx, sub, slot); skip != "" {
 		rec.Skipped = skip
 		log.Info("poll stretched", "sub", subID, "recipe", sub.Recipe.Name, "reason", skip)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,27 +22,10 @@ import (
 	"github.com/ghlflow/ghlflow/engine/transport"
 )
 
-// pollTestDB is the engine package's Redis database (shared with the chain
-// tests; everything here sits under a per-test prefix and queue names).
-const pollTestDB = 6
-
 // subMap is a fixed set of subscriptions.
 type subMap map[string]*engine.Subscription
 
 func (m subMap) Get(id string) (*engine.Subscription, bool) { s, ok := m[id]; return s, ok }
-
-// pauses records pause reports.
-type pauses struct {
-	mu  sync.Mutex
-	got []string
-}
-
-func (p *pauses) PauseConnection(_ context.Context, conn, reason string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.got = append(p.got, conn+": "+reason)
-	return nil
-}
 
 // records keeps poll records.
 type records struct {
@@ -71,34 +53,15 @@ type pollEnv struct {
 	poller  *engine.Poller
 	subs    subMap
 	recipes map[string]*catalog.Recipe
-	pauses  *pauses
+	pauses  *engine.Pauses
 	records *records
 	slot    int64
 }
 
 func newPollEnv(t testing.TB) *pollEnv {
 	t.Helper()
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: pollTestDB})
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Skipf("redis: %v", err)
-	}
-	prefix := fmt.Sprintf("polltest:%s:%d:", t.Name(), time.Now().UnixNano())
+	rdb, prefix := testRedis(t)
 	queue := prefix + "chain"
-	t.Cleanup(func() {
-		ctx := context.Background()
-		for _, pattern := range []string{prefix + "*", "asynq:{" + prefix + "*"} {
-			keys, _ := rdb.Keys(ctx, pattern).Result()
-			if len(keys) > 0 {
-				rdb.Del(ctx, keys...)
-			}
-		}
-		rdb.SRem(ctx, "asynq:queues", queue)
-		rdb.Close()
-	})
 	cat := testCatalog(t)
 	var tick atomic.Int64
 	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
@@ -112,7 +75,7 @@ func newPollEnv(t testing.TB) *pollEnv {
 	}
 	e := &pollEnv{t: t, cat: cat, srv: srv, loc: loc, tok: tok, rdb: rdb, queue: queue,
 		client: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb),
-		subs: subMap{}, recipes: map[string]*catalog.Recipe{}, pauses: &pauses{}, records: &records{}}
+		subs: subMap{}, recipes: map[string]*catalog.Recipe{}, pauses: engine.NewPauses(rdb, prefix, nil), records: &records{}}
 	for _, r := range rs {
 		e.recipes[r.Name] = r
 		s, err := engine.NewSubscription(cat, r)
@@ -377,8 +340,8 @@ func TestAuthFailurePauses(t *testing.T) {
 	if err == nil || !errors.Is(err, asynq.SkipRetry) || !errors.Is(err, transport.ErrUnauthorized) {
 		t.Fatalf("err %v", err)
 	}
-	if len(e.pauses.got) != 1 || !strings.HasPrefix(e.pauses.got[0], "acme: ") {
-		t.Fatalf("pauses %v", e.pauses.got)
+	if reason, ok := e.pauses.PausedReason("acme"); !ok || !strings.Contains(reason, "unauthorized") {
+		t.Fatalf("pauses %v", e.pauses.Paused())
 	}
 	if r := e.records.got[0]; r.Err == "" {
 		t.Fatalf("record %+v", r)

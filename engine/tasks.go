@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/ghlflow/ghlflow/engine/internal/rdb"
 )
 
 // Task type names on the asynq queues.
@@ -21,7 +23,11 @@ const (
 // QueueName is the asynq queue of base (QueuePoll, QueueChain,
 // QueueCritical) for an engine whose Redis keys start with prefix: engines
 // with different prefixes on one Redis never take each other's tasks.
-func QueueName(prefix, base string) string { return prefix + base }
+func QueueName(prefix, base string) string { return rdb.NewKeys(prefix).Queue(base) }
+
+// DefaultPrefix starts the engine's Redis keys and queue names unless
+// another prefix is configured.
+const DefaultPrefix = rdb.DefaultPrefix
 
 // Queue names, before the engine's prefix (see QueueName).
 const (

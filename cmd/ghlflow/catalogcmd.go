@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ghlflow/ghlflow/catalog"
+	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/auth"
 )
 
@@ -262,7 +263,7 @@ func recipeCommand() *command {
 			setup: func(fs *flag.FlagSet) runFunc {
 				connFile := fs.String("connections", "", "static connections file: check each recipe's connections exist, are of the right app and hold the scopes its steps need")
 				redisURL := fs.String("redis", "", "Redis URL of the connection store: check the stored connections too (env REDIS_URL is not read here)")
-				prefix := fs.String("prefix", "ghlflow:", "prefix of the engine's Redis keys")
+				prefix := fs.String("prefix", engine.DefaultPrefix, "prefix of the engine's Redis keys")
 				return func(ctx context.Context, args []string) int {
 					if len(args) == 0 {
 						fmt.Fprintln(os.Stderr, "ghlflow recipe lint: name recipe files or folders; 'ghlflow recipe lint --help' shows the flags")

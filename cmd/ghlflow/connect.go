@@ -20,6 +20,7 @@ import (
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/auth"
+	"github.com/ghlflow/ghlflow/engine/connstate"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -61,7 +62,7 @@ type storeFlags struct {
 
 func (c *storeFlags) register(fs *flag.FlagSet) {
 	redisFlag(fs, &c.redisURL)
-	fs.StringVar(&c.prefix, "prefix", "ghlflow:", "prefix of the engine's Redis keys")
+	fs.StringVar(&c.prefix, "prefix", engine.DefaultPrefix, "prefix of the engine's Redis keys")
 	fs.BoolVar(&c.dev, "dev", false, "dev mode: without "+auth.EnvSecretKey+", use a generated development key (loudly)")
 	fs.StringVar(&c.devKeyFile, "dev-key-file", "", "where dev mode keeps its key")
 }
@@ -88,6 +89,11 @@ func (c *storeFlags) connectRedis(ctx context.Context) (*redis.Client, error) {
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		rdb.Close()
 		return nil, fmt.Errorf("redis %s: %w", opt.Addr, err)
+	}
+	// Connections stored by earlier versions move to their current keys.
+	if _, err := auth.MoveLegacyKeys(ctx, rdb, c.prefix); err != nil {
+		rdb.Close()
+		return nil, err
 	}
 	return rdb, nil
 }
@@ -116,8 +122,7 @@ func (c *storeFlags) open(ctx context.Context, oauth *oauthFlags, redirect strin
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := auth.NewStore(auth.StoreConfig{Redis: rdb, Prefix: c.prefix, Keys: keys, OAuth: apps, Logger: log,
-		OnPut: resumeOnPut(rdb, c.prefix, log)})
+	store, err := auth.NewStore(auth.StoreConfig{Redis: rdb, Prefix: c.prefix, Keys: keys, OAuth: apps, Logger: log})
 	if err != nil {
 		rdb.Close()
 		return nil, nil, err
@@ -326,7 +331,7 @@ func setupConnectExchange(fs *flag.FlagSet) runFunc {
 func setupConnectList(fs *flag.FlagSet) runFunc {
 	var sf storeFlags
 	redisFlag(fs, &sf.redisURL)
-	fs.StringVar(&sf.prefix, "prefix", "ghlflow:", "prefix of the engine's Redis keys")
+	fs.StringVar(&sf.prefix, "prefix", engine.DefaultPrefix, "prefix of the engine's Redis keys")
 	return func(ctx context.Context, args []string) int {
 		if len(args) > 0 {
 			return connectUsageError("list", fmt.Sprintf("unexpected argument %q", args[0]))
@@ -341,14 +346,16 @@ func setupConnectList(fs *flag.FlagSet) runFunc {
 			return connectFail("list", err)
 		}
 		printConnections(list)
-		// The engine's pauses, which static connections (not listed
-		// above) may have too.
-		paused, err := rdb.HGetAll(ctx, engine.PausesKey(sf.prefix)).Result()
+		// The pauses of connections outside the store (static ones).
+		states, err := connstate.New(rdb, sf.prefix).All(ctx)
 		if err != nil {
 			return connectFail("list", err)
 		}
-		for _, id := range slices.Sorted(maps.Keys(paused)) {
-			fmt.Printf("engine paused %s: %s ('ghlflow connect resume %s' when fixed)\n", id, paused[id], id)
+		for _, c := range list {
+			delete(states, c.ID)
+		}
+		for _, id := range slices.Sorted(maps.Keys(states)) {
+			fmt.Printf("engine paused %s: %s ('ghlflow connect resume %s' when fixed)\n", id, states[id].Reason, id)
 		}
 		return 0
 	}
@@ -424,12 +431,11 @@ func setupConnectPause(fs *flag.FlagSet) runFunc {
 func setupConnectResume(fs *flag.FlagSet) runFunc {
 	return storeAction("resume", fs, false, func(ctx context.Context, store *auth.Store, rdb *redis.Client, prefix, name string) error {
 		err := store.SetStatus(ctx, name, auth.StatusOK, "")
-		// Also lift the engine's pause, which a static connection (not in
-		// the store) has alone.
-		if rerr := engine.ResumeConnection(ctx, rdb, prefix, name); rerr != nil {
-			return rerr
+		if errors.Is(err, auth.ErrNotFound) {
+			// A static connection (not in the store) has a state too.
+			err = connstate.New(rdb, prefix).Lift(ctx, name)
 		}
-		if err != nil && !errors.Is(err, auth.ErrNotFound) {
+		if err != nil {
 			return err
 		}
 		fmt.Printf("%s: %s\n", name, auth.StatusOK)

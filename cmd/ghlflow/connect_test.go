@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/auth"
+	"github.com/ghlflow/ghlflow/engine/connstate"
 )
 
 // TestConnectCommands drives `ghlflow connect` as a user does: an OAuth
@@ -93,12 +93,15 @@ func TestConnectCommands(t *testing.T) {
 	// A Private Integration token from the environment; storing it lifts
 	// the engine's pause of that connection.
 	ctx := context.Background()
-	e.rdb.HSet(ctx, engine.PausesKey(e.prefix), "acme-pit", "unauthorized: token revoked")
+	states := connstate.New(e.rdb, e.prefix)
+	if err := states.Set(ctx, "acme-pit", connstate.NeedsReauth, "unauthorized: token revoked"); err != nil {
+		t.Fatal(err)
+	}
 	out := run([]string{"GHL_PIT=pit-secret-value"}, "token", "--name", "acme-pit", "--location", e.loc, "--token-env", "GHL_PIT")
 	if !strings.Contains(out, "stored connection acme-pit (ghl, private)") {
 		t.Fatalf("token: %s", out)
 	}
-	if e.rdb.HExists(ctx, engine.PausesKey(e.prefix), "acme-pit").Val() {
+	if st, _ := states.Get(ctx, "acme-pit"); !st.InForce() {
 		t.Fatal("the new token did not lift the pause")
 	}
 	list := run(nil, "list")
@@ -117,12 +120,12 @@ func TestConnectCommands(t *testing.T) {
 	if list := run(nil, "list"); !regexp.MustCompile(`acme-pit.*paused \(billing hold\)`).MatchString(list) {
 		t.Fatalf("after pause:\n%s", list)
 	}
-	e.rdb.HSet(ctx, engine.PausesKey(e.prefix), "acme", "unauthorized: token revoked") // a static connection
+	_ = states.Set(ctx, "acme", connstate.NeedsReauth, "unauthorized: token revoked") // a static connection
 	if list := run(nil, "list"); !strings.Contains(list, "engine paused acme: unauthorized: token revoked") {
 		t.Fatalf("engine pause not listed:\n%s", list)
 	}
 	run(nil, "resume", "acme")
-	if e.rdb.HExists(ctx, engine.PausesKey(e.prefix), "acme").Val() {
+	if st, _ := states.Get(ctx, "acme"); !st.InForce() {
 		t.Fatal("resume did not lift the engine's pause of a static connection")
 	}
 	run(nil, "resume", "acme-pit")

@@ -22,7 +22,7 @@ import (
 // has expired, so the test waits up to a few minutes at the end.
 func TestCrashRecovery(t *testing.T) {
 	if testing.Short() {
-		t.Skip("crash test waits for asynq's lease recovery")
+		t.Skip("the crash test kills the engine 5 times and waits for asynq's lease recovery (about 70 s); run it without -short (make test)")
 	}
 	e := newE2E(t)
 	for i := range 20 {

@@ -24,10 +24,9 @@ import (
 	"github.com/ghlflow/ghlflow/catalog/sim"
 	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/auth"
+	"github.com/ghlflow/ghlflow/engine/history"
+	"github.com/ghlflow/ghlflow/internal/redistest"
 )
-
-// e2eDB is this package's Redis DB.
-const e2eDB = 7
 
 var (
 	buildOnce sync.Once
@@ -73,30 +72,9 @@ type e2eEnv struct {
 
 func newE2E(t *testing.T) *e2eEnv {
 	t.Helper()
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: e2eDB})
-	ctx := context.Background()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		t.Skipf("redis: %v", err)
-	}
 	// Each test has its own key prefix, and so its own queues (named after
 	// the prefix); it deletes only those afterwards.
-	prefix := fmt.Sprintf("e2e:%d:", time.Now().UnixNano())
-	t.Cleanup(func() {
-		for _, pattern := range []string{prefix + "*", "asynq:{" + prefix + "*"} {
-			keys, _ := rdb.Keys(ctx, pattern).Result()
-			if len(keys) > 0 {
-				rdb.Del(ctx, keys...)
-			}
-		}
-		for _, q := range []string{engine.QueuePoll, engine.QueueChain, engine.QueueCritical} {
-			rdb.SRem(ctx, "asynq:queues", engine.QueueName(prefix, q))
-		}
-		rdb.Close()
-	})
+	rdb, prefix := redistest.New(t)
 	cat, err := catalog.Default()
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +93,7 @@ func newE2E(t *testing.T) *e2eEnv {
 	if err := os.WriteFile(conns, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &e2eEnv{t: t, cat: cat, srv: srv, loc: loc, rdb: rdb, redis: fmt.Sprintf("redis://%s/%d", addr, e2eDB),
+	return &e2eEnv{t: t, cat: cat, srv: srv, loc: loc, rdb: rdb, redis: "redis://" + redistest.Addr() + "/0",
 		prefix: prefix, conns: conns, recipes: "testdata/e2erecipes", http: freeAddr(t), key: auth.GenerateKey(),
 		simURL: ts.URL}
 }
@@ -191,8 +169,8 @@ func waitFor(t *testing.T, d time.Duration, what string, out *syncBuf, cond func
 }
 
 func (e *e2eEnv) polls() int64 {
-	n, _ := e.rdb.LLen(context.Background(), e.prefix+"{sub:"+e.subID()+"}:hist:polls").Result()
-	return n
+	polls, _ := history.New(e.rdb, history.Options{Prefix: e.prefix}).Polls(context.Background(), e.subID(), 0)
+	return int64(len(polls))
 }
 
 // TestRunWithStoredOAuthConnection: the engine calls through an OAuth

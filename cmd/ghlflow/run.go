@@ -43,7 +43,7 @@ func runCommand() *command {
 			fs.StringVar(&o.connFile, "connections", "", "static connections file (YAML)")
 			fs.StringVar(&o.httpAddr, "http", "127.0.0.1:8080", "address of /monitoring, /healthz and /metrics (\"\" = off)")
 			fs.StringVar(&o.baseURL, "base-url", "", "send every app's requests to this base URL (a simulator)")
-			fs.StringVar(&o.prefix, "prefix", "ghlflow:", "prefix of the engine's Redis keys")
+			fs.StringVar(&o.prefix, "prefix", engine.DefaultPrefix, "prefix of the engine's Redis keys")
 			fs.IntVar(&o.pollN, "poll-concurrency", 8, "poll workers")
 			fs.IntVar(&o.chainN, "chain-concurrency", 16, "chain workers")
 			fs.DurationVar(&o.retention, "retention", engine.DefaultChainRetention, "how long a completed chain keeps its task id")
@@ -113,6 +113,12 @@ func runEngine(ctx context.Context, o *runOptions) int {
 		fmt.Fprintln(os.Stderr, "ghlflow run: redis:", err)
 		return 1
 	}
+	if n, err := auth.MoveLegacyKeys(ctx, rdb, o.prefix); err != nil {
+		fmt.Fprintln(os.Stderr, "ghlflow run:", err)
+		return 1
+	} else if n > 0 {
+		log.Info("connections moved to their current keys", "connections", n)
+	}
 	if o.redirect == "" && o.httpAddr != "" {
 		o.redirect = "http://" + o.httpAddr + "/oauth/callback"
 	}
@@ -162,17 +168,6 @@ func runEngine(ctx context.Context, o *runOptions) int {
 	eng, err := engine.New(engine.Config{Catalog: cat, Caller: tr, Redis: rdb, Recipes: o.recipes, Prefix: o.prefix,
 		PollConcurrency: o.pollN, ChainConcurrency: o.chainN, Retention: o.retention, TickEvery: o.tick, Every: o.every, Logger: log,
 		Budget: budget,
-		OnPause: func(ctx context.Context, connection, reason string) {
-			if store == nil {
-				return
-			}
-			// A stored connection is marked too, so `connect list` shows
-			// it and a new install (or `connect resume`) clears it.
-			err := store.SetStatus(ctx, connection, auth.StatusNeedsReauth, reason)
-			if err != nil && !errors.Is(err, auth.ErrNotFound) {
-				log.Warn("mark connection", "connection", connection, "err", err)
-			}
-		},
 		OnChain: func(r engine.ChainResult) {
 			metrics.ObserveChain(r)
 			attrs := []any{"recipe", r.Recipe, "item", r.ItemKey, "steps", r.Steps, "result", r.Status, "took", r.Took.Round(time.Millisecond)}
@@ -251,8 +246,7 @@ func openStore(rdb redis.UniversalClient, o *runOptions, log *slog.Logger, oauth
 		fmt.Fprintln(os.Stderr, "ghlflow run:", err)
 		return nil, 1
 	}
-	store, err := auth.NewStore(auth.StoreConfig{Redis: rdb, Prefix: o.prefix, Keys: keys, OAuth: oauthApps, Logger: log,
-		OnPut: resumeOnPut(rdb, o.prefix, log)})
+	store, err := auth.NewStore(auth.StoreConfig{Redis: rdb, Prefix: o.prefix, Keys: keys, OAuth: oauthApps, Logger: log})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ghlflow run:", err)
 		return nil, 1
@@ -293,15 +287,5 @@ func warnScopes(ctx context.Context, log *slog.Logger, cat *catalog.Catalog, eng
 	}
 	for _, w := range auth.CheckScopes(cat, recipes, conns) {
 		log.Warn("missing scope", "recipe", w.Recipe, "op", w.Op, "connection", w.Connection, "scope", w.Scope, "at", fmt.Sprintf("%s:%d", w.File, w.Line), "fix", w.Fix())
-	}
-}
-
-// resumeOnPut lifts the engine's pause of a connection stored anew (an
-// install or a new token fixes what paused it).
-func resumeOnPut(rdb redis.UniversalClient, prefix string, log *slog.Logger) func(context.Context, auth.Connection) {
-	return func(ctx context.Context, c auth.Connection) {
-		if err := engine.ResumeConnection(ctx, rdb, prefix, c.ID); err != nil {
-			log.Warn("resume connection", "connection", c.ID, "err", err)
-		}
 	}
 }

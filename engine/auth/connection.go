@@ -10,6 +10,8 @@ import (
 	"errors"
 	"slices"
 	"time"
+
+	"github.com/ghlflow/ghlflow/engine/connstate"
 )
 
 // Kinds of connection: how its credential was obtained and is sent.
@@ -20,11 +22,11 @@ const (
 	KindBasic   = "basic"   // HTTP Basic with a user name and password (Referral Rock keys)
 )
 
-// Statuses of a connection.
+// Statuses of a connection (its connstate record).
 const (
-	StatusOK          = "ok"           // calls may go out
-	StatusNeedsReauth = "needs_reauth" // the credential was refused; a user must connect again
-	StatusPaused      = "paused"       // paused on purpose; Reason says why
+	StatusOK          = connstate.OK          // calls may go out
+	StatusNeedsReauth = connstate.NeedsReauth // the credential was refused; a user must connect again
+	StatusPaused      = connstate.Paused      // paused on purpose; Reason says why
 )
 
 // Errors a connection lookup returns.
@@ -63,6 +65,8 @@ type Connection struct {
 	// from; its token is renewed through the parent.
 	Parent string `json:"parent,omitempty" yaml:"parent,omitempty"`
 	// Status is ok, needs_reauth or paused; Reason says why when not ok.
+	// Both are read from the connection's connstate record (the one the
+	// engine and `ghlflow connect` share), not stored with the connection.
 	Status string `json:"status" yaml:"status,omitempty"`
 	Reason string `json:"reason,omitempty" yaml:"reason,omitempty"`
 	// ExpiresAt is when the access token expires (zero = never or unknown).

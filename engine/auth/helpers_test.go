@@ -3,14 +3,11 @@ package auth_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -18,48 +15,15 @@ import (
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/catalog/sim"
 	"github.com/ghlflow/ghlflow/engine/auth"
+	"github.com/ghlflow/ghlflow/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
 
-// redisDB is this package's Redis database for tests.
-const redisDB = 1
-
-func redisAddr() string {
-	if a := os.Getenv("REDIS_ADDR"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}
-
-func newRedis(t testing.TB) *redis.Client {
-	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr(), DB: redisDB})
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Skipf("no Redis at %s: %v", redisAddr(), err)
-	}
-	t.Cleanup(func() { rdb.Close() })
-	return rdb
-}
+func newRedis(t testing.TB) *redis.Client { return redistest.Client(t) }
 
 // testPrefix returns a key prefix of its own for one test and removes its
 // keys at the end.
-func testPrefix(t testing.TB, rdb *redis.Client) string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	p := "authtest:" + hex.EncodeToString(b) + ":"
-	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, p+"*", 500).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
-		iter = rdb.Scan(ctx, 0, "rate:"+p+"*", 500).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
-	})
-	return p
-}
+func testPrefix(t testing.TB, rdb *redis.Client) string { return redistest.Prefix(t, rdb) }
 
 // syncBuffer is a log sink shared by goroutines.
 type syncBuffer struct {

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/ghlflow/ghlflow/engine/internal/rdb"
 	"golang.org/x/oauth2"
 )
 
@@ -50,7 +50,7 @@ type installState struct {
 
 func (s *Store) stateKey(state string) string {
 	sum := sha256.Sum256([]byte(state))
-	return s.cfg.Prefix + "oauth-state:" + hex.EncodeToString(sum[:])
+	return s.keys.InstallState(hex.EncodeToString(sum[:]))
 }
 
 // StartInstall records a single-use state for req and returns the authorize
@@ -91,7 +91,7 @@ func (s *Store) FinishInstall(ctx context.Context, state, code string) ([]Connec
 		return nil, ErrBadState
 	}
 	raw, err := s.rdb.GetDel(ctx, s.stateKey(state)).Result()
-	if errors.Is(err, redis.Nil) {
+	if rdb.IsNil(err) {
 		return nil, ErrBadState
 	}
 	if err != nil {

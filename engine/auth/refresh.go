@@ -12,9 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ghlflow/ghlflow/catalog"
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/oauth2"
+
+	"github.com/ghlflow/ghlflow/catalog"
+	"github.com/ghlflow/ghlflow/engine/internal/rdb"
 )
 
 // DefaultLocationTokenVersion is the Version header GHL's location token
@@ -99,31 +100,6 @@ func (s *Store) oauthApp(app string) (*OAuthApp, error) {
 // refresh token, a removed install): only the user can fix it.
 var errRefused = errors.New("grant refused")
 
-// lockScript takes a connection's refresh lock when free, with a fresh
-// fencing token as its value. KEYS: lock, fence counter. ARGV: ttl ms.
-var lockScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local f = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], f, 'PX', ARGV[1])
-return f`)
-
-// unlockScript releases the lock if it still holds our fencing token.
-var unlockScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`)
-
-// fencedWriteScript stores a refreshed connection only while the writer
-// still holds the lock with its fencing token and no later token was
-// written. KEYS: conn, lock. ARGV: fence, meta, secret ("" = keep).
-var fencedWriteScript = redis.NewScript(`
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-local last = tonumber(redis.call('HGET', KEYS[1], 'fence') or '0')
-if last >= tonumber(ARGV[1]) then return 0 end
-if redis.call('HEXISTS', KEYS[1], 'meta') == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'meta', ARGV[2], 'fence', ARGV[1])
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'secret', ARGV[3]) end
-return 1`)
-
 // refreshMargin is how long before its expiry a token is renewed:
 // RefreshAhead, but at most a third of the token's lifetime, so a token
 // that lives 12 seconds is used for 8 of them rather than renewed on every
@@ -160,7 +136,7 @@ func (s *Store) refresh(ctx context.Context, id string, stale Credential) (*Reso
 		if s.fresh(cur, stale) {
 			return cur, nil
 		}
-		fence, err := lockScript.Run(ctx, s.rdb, []string{s.lockKey(id), s.fenceKey(id)},
+		fence, err := rdb.ConnLock.Run(ctx, s.rdb, []string{s.lockKey(id), s.fenceKey(id)},
 			s.cfg.LockTTL.Milliseconds()).Int64()
 		if err != nil {
 			return nil, fmt.Errorf("connection %s: refresh lock: %w", id, err)
@@ -188,7 +164,7 @@ func (s *Store) refreshLocked(ctx context.Context, id string, stale Credential, 
 	// the old refresh token is spent the moment the endpoint answers.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RefreshTimeout)
 	defer cancel()
-	defer unlockScript.Run(rctx, s.rdb, []string{s.lockKey(id)}, fenceStr)
+	defer rdb.ConnUnlock.Run(rctx, s.rdb, []string{s.lockKey(id)}, fenceStr)
 
 	cur, _, err := s.load(rctx, id)
 	if err != nil {
@@ -203,10 +179,8 @@ func (s *Store) refreshLocked(ctx context.Context, id string, stale Credential, 
 	cred, scopes, err := s.obtain(rctx, cur)
 	if errors.Is(err, errRefused) {
 		s.log.Warn("connection needs to be authorized again", "connection", id, "reason", Redact(err.Error()))
-		cur.Conn.Status, cur.Conn.Reason = StatusNeedsReauth, "token refresh refused: "+Redact(err.Error())
-		cur.Conn.UpdatedAt = s.now().UTC()
-		if meta, merr := json.Marshal(cur.Conn); merr == nil {
-			_, _ = fencedWriteScript.Run(rctx, s.rdb, []string{s.connKey(id), s.lockKey(id)}, fenceStr, meta, "").Result()
+		if serr := s.states.Set(rctx, id, StatusNeedsReauth, "token refresh refused: "+Redact(err.Error())); serr != nil {
+			s.log.Warn("connection status not stored", "connection", id, "error", serr)
 		}
 		return nil, fmt.Errorf("connection %s: %w", id, ErrNeedsReauth)
 	}
@@ -217,7 +191,7 @@ func (s *Store) refreshLocked(ctx context.Context, id string, stale Credential, 
 		cur.Conn.Scopes = scopes
 	}
 	cur.Conn.ExpiresAt, cur.Conn.UpdatedAt = cred.ExpiresAt, s.now().UTC()
-	meta, err := json.Marshal(cur.Conn)
+	meta, err := metaJSON(cur.Conn)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +199,7 @@ func (s *Store) refreshLocked(ctx context.Context, id string, stale Credential, 
 	if err != nil {
 		return nil, err
 	}
-	ok, err := fencedWriteScript.Run(rctx, s.rdb, []string{s.connKey(id), s.lockKey(id)}, fenceStr, meta, sealed).Int()
+	ok, err := rdb.ConnFencedWrite.Run(rctx, s.rdb, []string{s.connKey(id), s.lockKey(id)}, fenceStr, meta, sealed).Int()
 	if err != nil {
 		return nil, fmt.Errorf("connection %s: store refreshed token: %w", id, err)
 	}

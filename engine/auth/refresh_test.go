@@ -20,7 +20,7 @@ import (
 	"github.com/ghlflow/ghlflow/catalog/sim"
 	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/ghlflow/ghlflow/engine/transport"
-	"github.com/redis/go-redis/v9"
+	"github.com/ghlflow/ghlflow/internal/redistest"
 )
 
 // The refresh test runs a second worker process: this test binary again,
@@ -50,7 +50,7 @@ type workerResult struct {
 // runWorkers makes `workers` calls at once, at startAt, through a store and
 // transport of their own (as a worker process would).
 func runWorkers(prefix, simURL, contact string, startAt time.Time, logs io.Writer) workerResult {
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr(), DB: redisDB, PoolSize: workers + 5})
+	rdb := redistest.Dial(workers + 5)
 	defer rdb.Close()
 	cat, err := catalog.Default()
 	if err != nil {

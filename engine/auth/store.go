@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ghlflow/ghlflow/engine/connstate"
+	"github.com/ghlflow/ghlflow/engine/internal/rdb"
 )
 
 // StoreConfig sets up a Store. Redis and Keys are required.
@@ -19,7 +22,7 @@ type StoreConfig struct {
 	// Redis holds the connections; every process that shares it shares the
 	// connections and their refreshes.
 	Redis redis.UniversalClient
-	// Prefix starts every key (default "ghlflow:").
+	// Prefix starts every key (default rdb.DefaultPrefix).
 	Prefix string
 	// Keys seal the credentials.
 	Keys *Keyring
@@ -42,11 +45,6 @@ type StoreConfig struct {
 	HTTPClient *http.Client
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// OnPut, when set, is called after a connection is stored in force
-	// (status ok) with a new credential: an install, a token, a location
-	// exchange. `ghlflow run` and `ghlflow connect` lift the engine's pause
-	// of that connection there.
-	OnPut func(ctx context.Context, c Connection)
 	// Logger gets refresh and install events; never a secret.
 	Logger *slog.Logger
 }
@@ -57,11 +55,13 @@ type StoreConfig struct {
 // token) while the others wait for the new token. It implements Source and
 // is safe for concurrent use.
 type Store struct {
-	rdb  redis.UniversalClient
-	cfg  StoreConfig
-	keys *Keyring
-	now  func() time.Time
-	log  *slog.Logger
+	rdb    redis.UniversalClient
+	keys   rdb.Keys
+	states *connstate.States
+	cfg    StoreConfig
+	ring   *Keyring
+	now    func() time.Time
+	log    *slog.Logger
 }
 
 // NewStore returns a Store for cfg.
@@ -71,9 +71,6 @@ func NewStore(cfg StoreConfig) (*Store, error) {
 	}
 	if cfg.Keys == nil {
 		return nil, fmt.Errorf("connection store: %w", ErrNoKey)
-	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = "ghlflow:"
 	}
 	if cfg.RefreshAhead <= 0 {
 		cfg.RefreshAhead = 5 * time.Minute
@@ -98,13 +95,23 @@ func NewStore(cfg StoreConfig) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{rdb: cfg.Redis, cfg: cfg, keys: cfg.Keys, now: now, log: log}, nil
+	st := &Store{rdb: cfg.Redis, keys: rdb.NewKeys(cfg.Prefix), states: connstate.New(cfg.Redis, cfg.Prefix), cfg: cfg,
+		ring: cfg.Keys, now: now, log: log}
+	st.states.SetClock(now)
+	return st, nil
 }
 
-func (s *Store) connKey(id string) string  { return s.cfg.Prefix + "conn:" + id }
-func (s *Store) fenceKey(id string) string { return s.cfg.Prefix + "conn-fence:" + id }
-func (s *Store) lockKey(id string) string  { return s.cfg.Prefix + "conn-lock:" + id }
-func (s *Store) setKey() string            { return s.cfg.Prefix + "conns" }
+func (s *Store) connKey(id string) string  { return s.keys.Conn(id) }
+func (s *Store) fenceKey(id string) string { return s.keys.ConnFence(id) }
+func (s *Store) lockKey(id string) string  { return s.keys.ConnLock(id) }
+func (s *Store) setKey() string            { return s.keys.Conns() }
+
+// metaJSON is a connection's metadata as stored: its status lives in its
+// connstate record, not here.
+func metaJSON(c Connection) ([]byte, error) {
+	c.Status, c.Reason = "", ""
+	return json.Marshal(c)
+}
 
 // Hash fields of a connection.
 const (
@@ -118,12 +125,12 @@ func (s *Store) seal(id string, cred Credential) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("seal %s: %w", id, err)
 	}
-	return s.keys.Seal(b, []byte("conn:"+id))
+	return s.ring.Seal(b, []byte("conn:"+id))
 }
 
 func (s *Store) open(id, sealed string) (Credential, error) {
 	var cred Credential
-	b, err := s.keys.Open(sealed, []byte("conn:"+id))
+	b, err := s.ring.Open(sealed, []byte("conn:"+id))
 	if err != nil {
 		return cred, fmt.Errorf("connection %s: %w", id, err)
 	}
@@ -147,7 +154,7 @@ func (s *Store) Put(ctx context.Context, c Connection, cred Credential) error {
 	}
 	c.UpdatedAt = now
 	c.ExpiresAt = cred.ExpiresAt
-	meta, err := json.Marshal(c)
+	meta, err := metaJSON(c)
 	if err != nil {
 		return fmt.Errorf("put connection %s: %w", c.ID, err)
 	}
@@ -161,17 +168,26 @@ func (s *Store) Put(ctx context.Context, c Connection, cred Credential) error {
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("put connection %s: %w", c.ID, err)
 	}
-	if s.cfg.OnPut != nil && c.Status == StatusOK {
-		s.cfg.OnPut(ctx, c)
+	// A connection stored with a new credential is in force again in
+	// every process (unless stored paused on purpose).
+	if err := s.states.Set(ctx, c.ID, c.Status, c.Reason); err != nil {
+		return fmt.Errorf("put connection %s: %w", c.ID, err)
 	}
 	return nil
 }
 
 // load reads a connection and opens its credential.
 func (s *Store) load(ctx context.Context, id string) (*Resolved, int64, error) {
-	vals, err := s.rdb.HMGet(ctx, s.connKey(id), fieldMeta, fieldSecret, fieldFence).Result()
-	if err != nil {
+	pipe := s.rdb.Pipeline()
+	get := pipe.HMGet(ctx, s.connKey(id), fieldMeta, fieldSecret, fieldFence)
+	state := s.states.GetIn(ctx, pipe, id)
+	if _, err := pipe.Exec(ctx); err != nil && !rdb.IsNil(err) {
 		return nil, 0, fmt.Errorf("connection %s: %w", id, err)
+	}
+	vals := get.Val()
+	st, err := state()
+	if err != nil {
+		return nil, 0, err
 	}
 	meta, _ := vals[0].(string)
 	sealed, _ := vals[1].(string)
@@ -186,6 +202,7 @@ func (s *Store) load(ctx context.Context, id string) (*Resolved, int64, error) {
 	if err := json.Unmarshal([]byte(meta), &r.Conn); err != nil {
 		return nil, 0, fmt.Errorf("connection %s: %w", id, err)
 	}
+	withState(&r.Conn, st)
 	if sealed != "" {
 		if r.Cred, err = s.open(id, sealed); err != nil {
 			return nil, 0, err
@@ -196,8 +213,12 @@ func (s *Store) load(ctx context.Context, id string) (*Resolved, int64, error) {
 
 // Get returns a connection without its credential.
 func (s *Store) Get(ctx context.Context, id string) (Connection, error) {
-	meta, err := s.rdb.HGet(ctx, s.connKey(id), fieldMeta).Result()
-	if errors.Is(err, redis.Nil) {
+	pipe := s.rdb.Pipeline()
+	get := pipe.HGet(ctx, s.connKey(id), fieldMeta)
+	state := s.states.GetIn(ctx, pipe, id)
+	_, _ = pipe.Exec(ctx)
+	meta, err := get.Result()
+	if rdb.IsNil(err) {
 		return Connection{}, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
 	if err != nil {
@@ -207,7 +228,20 @@ func (s *Store) Get(ctx context.Context, id string) (Connection, error) {
 	if err := json.Unmarshal([]byte(meta), &c); err != nil {
 		return Connection{}, fmt.Errorf("connection %s: %w", id, err)
 	}
+	st, err := state()
+	if err != nil {
+		return Connection{}, err
+	}
+	withState(&c, st)
 	return c, nil
+}
+
+// withState puts a connection's state record on c.
+func withState(c *Connection, st connstate.State) {
+	c.Status, c.Reason = st.Status, st.Reason
+	if c.Status == "" {
+		c.Status = StatusOK
+	}
 }
 
 // List returns every connection without credentials, sorted by id.
@@ -233,11 +267,8 @@ func (s *Store) List(ctx context.Context) ([]Connection, error) {
 
 // ListConnections returns the connections stored under prefix without
 // their credentials; it needs no key (tools such as recipe lint use it).
-func ListConnections(ctx context.Context, rdb redis.UniversalClient, prefix string) ([]Connection, error) {
-	if prefix == "" {
-		prefix = "ghlflow:"
-	}
-	s := &Store{rdb: rdb, cfg: StoreConfig{Prefix: prefix}}
+func ListConnections(ctx context.Context, c redis.UniversalClient, prefix string) ([]Connection, error) {
+	s := &Store{rdb: c, keys: rdb.NewKeys(prefix), states: connstate.New(c, prefix), cfg: StoreConfig{Prefix: prefix}}
 	return s.List(ctx)
 }
 
@@ -246,44 +277,23 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	pipe := s.rdb.TxPipeline()
 	pipe.Del(ctx, s.connKey(id), s.fenceKey(id), s.lockKey(id))
 	pipe.SRem(ctx, s.setKey(), id)
+	pipe.HDel(ctx, s.keys.ConnStates(), id)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("delete connection %s: %w", id, err)
 	}
 	return nil
 }
 
-// updateMeta changes a connection's metadata in place (not its secret).
-var updateMetaScript = redis.NewScript(`
-if redis.call('HEXISTS', KEYS[1], 'meta') == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'meta', ARGV[1])
-return 1`)
-
-// SetStatus sets a connection's status (ok, needs_reauth, paused) and the
-// reason shown to users.
+// SetStatus sets a stored connection's status (ok, needs_reauth, paused)
+// and the reason shown to users, in its connstate record.
 func (s *Store) SetStatus(ctx context.Context, id, status, reason string) error {
-	switch status {
-	case StatusOK, StatusNeedsReauth, StatusPaused:
-	default:
+	if !connstate.Valid(status) {
 		return fmt.Errorf("connection %s: unknown status %q", id, status)
 	}
-	c, err := s.Get(ctx, id)
-	if err != nil {
+	if _, err := s.Get(ctx, id); err != nil {
 		return err
 	}
-	c.Status, c.Reason, c.UpdatedAt = status, reason, s.now().UTC()
-	if status == StatusOK {
-		c.Reason = ""
-	}
-	meta, err := json.Marshal(c)
-	if err != nil {
-		return err
-	}
-	if n, err := updateMetaScript.Run(ctx, s.rdb, []string{s.connKey(id)}, meta).Int(); err != nil {
-		return fmt.Errorf("connection %s: set status: %w", id, err)
-	} else if n == 0 {
-		return fmt.Errorf("%w: %q", ErrNotFound, id)
-	}
-	return nil
+	return s.states.Set(ctx, id, status, reason)
 }
 
 // Resolve returns the connection and a credential valid now, refreshing an
@@ -374,13 +384,13 @@ func (s *Store) Reseal(ctx context.Context) (int, error) {
 	n := 0
 	for _, id := range ids {
 		sealed, err := s.rdb.HGet(ctx, s.connKey(id), fieldSecret).Result()
-		if errors.Is(err, redis.Nil) {
+		if rdb.IsNil(err) {
 			continue
 		}
 		if err != nil {
 			return n, fmt.Errorf("reseal %s: %w", id, err)
 		}
-		if s.keys.Current(sealed) {
+		if s.ring.Current(sealed) {
 			continue
 		}
 		cred, err := s.open(id, sealed)
@@ -392,7 +402,7 @@ func (s *Store) Reseal(ctx context.Context) (int, error) {
 			return n, err
 		}
 		// Swap only if no refresh replaced the secret meanwhile.
-		ok, err := swapSecretScript.Run(ctx, s.rdb, []string{s.connKey(id)}, sealed, fresh).Int()
+		ok, err := rdb.ConnSwapSecret.Run(ctx, s.rdb, []string{s.connKey(id)}, sealed, fresh).Int()
 		if err != nil {
 			return n, fmt.Errorf("reseal %s: %w", id, err)
 		}
@@ -402,8 +412,3 @@ func (s *Store) Reseal(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
-
-var swapSecretScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'secret') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'secret', ARGV[2])
-return 1`)

@@ -1,9 +1,8 @@
 // Package dedup keeps, per subscription, what a trigger has already
 // delivered: a capped sorted set of recent item keys (64-bit hashes scored
 // by item time), a floor under which every item counts as seen, and a
-// high-water mark on item time. One Lua script per call decides and/or
-// records; a subscription's keys share the hash tag {sub:ID}, so the
-// scripts run unchanged on Redis Cluster.
+// high-water mark on item time. One Lua script per call (rdb.Dedup) decides
+// and/or records; the keys and the script live in engine/internal/rdb.
 package dedup
 
 import (
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ghlflow/ghlflow/engine/internal/rdb"
 )
 
 // DefaultKeep is how many recent keys a subscription keeps by default: the
@@ -61,14 +62,14 @@ func (d *Decision) NewCount() int {
 
 // Store keeps the dedup state of subscriptions in Redis.
 type Store struct {
-	rdb    redis.UniversalClient
-	prefix string
-	keep   int
+	rdb  redis.UniversalClient
+	keys rdb.Keys
+	keep int
 }
 
 // Options configure a Store.
 type Options struct {
-	// Prefix goes before every key (tests use it to keep apart).
+	// Prefix goes before every key (default rdb.DefaultPrefix).
 	Prefix string
 	// Keep is the default number of recent keys kept per subscription
 	// (0 = DefaultKeep).
@@ -76,17 +77,16 @@ type Options struct {
 }
 
 // New returns a Store over rdb.
-func New(rdb redis.UniversalClient, opts Options) *Store {
+func New(c redis.UniversalClient, opts Options) *Store {
 	if opts.Keep <= 0 {
 		opts.Keep = DefaultKeep
 	}
-	return &Store{rdb: rdb, prefix: opts.Prefix, keep: opts.Keep}
+	return &Store{rdb: c, keys: rdb.NewKeys(opts.Prefix), keep: opts.Keep}
 }
 
 // Keys returns the Redis keys of a subscription's state.
 func (s *Store) Keys(sub string) []string {
-	tag := s.prefix + "{sub:" + sub + "}"
-	return []string{tag + ":seen", tag + ":meta"}
+	return []string{s.keys.DedupSeen(sub), s.keys.DedupMeta(sub)}
 }
 
 // Backlog is where a poll that stopped at its page cap left off: the
@@ -104,66 +104,12 @@ type Backlog struct {
 	Floor time.Time `json:"floor"`
 }
 
-// script modes.
+// script modes (see rdb.Dedup).
 const (
 	modeDecide = "decide"
 	modeCommit = "commit"
 	modeMark   = "mark"
 )
-
-// The script. KEYS: seen (zset of 8-byte key hashes scored by item time in
-// ms, or by an insertion counter for items without time), meta (hash:
-// seeded, hwm, floor, seq, backlog). ARGV: mode, keep, backfill, backlog
-// ("" leaves it, "-" removes it, else the JSON to store; commit and mark
-// only), then pairs of (hash, time ms or 0). Returns {seeded before, hwm,
-// known flags, new flags}.
-var script = redis.NewScript(`
-local mode, keep, backfill, backlog = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local meta = redis.call('HMGET', KEYS[2], 'seeded', 'hwm', 'floor', 'seq')
-local seeded = meta[1] and true or false
-local hwm = tonumber(meta[2]) or 0
-local floor = tonumber(meta[3]) or 0
-local seq = tonumber(meta[4]) or 0
-local n = (#ARGV - 4) / 2
-local known, new = {}, {}
-if mode ~= 'commit' and n > 0 then
-  local members = {}
-  for i = 1, n do members[i] = ARGV[3 + 2*i] end
-  local scores = redis.call('ZMSCORE', KEYS[1], unpack(members))
-  for i = 1, n do
-    local t = tonumber(ARGV[4 + 2*i])
-    if scores[i] or (t > 0 and t <= floor) then known[i] = 1 else known[i] = 0 end
-    if seeded then new[i] = 1 - known[i] elseif i > n - backfill then new[i] = 1 else new[i] = 0 end
-  end
-end
-if mode ~= 'decide' then
-  local args, low = {}, nil
-  for i = 1, n do
-    local t = tonumber(ARGV[4 + 2*i])
-    local score = t
-    if t <= 0 then seq = seq + 1; score = seq
-    else
-      if t > hwm then hwm = t end
-      if low == nil or t < low then low = t end
-    end
-    args[#args + 1] = score
-    args[#args + 1] = ARGV[3 + 2*i]
-  end
-  if #args > 0 then redis.call('ZADD', KEYS[1], unpack(args)) end
-  if not seeded and low ~= nil and low > floor then floor = low end
-  local c = redis.call('ZCARD', KEYS[1])
-  if c > keep then
-    local gone = redis.call('ZRANGE', KEYS[1], c - keep - 1, c - keep - 1, 'WITHSCORES')
-    local top = tonumber(gone[2])
-    redis.call('ZREMRANGEBYRANK', KEYS[1], 0, c - keep - 1)
-    if hwm > 0 and top > floor then floor = top end
-  end
-  redis.call('HSET', KEYS[2], 'seeded', 1, 'hwm', hwm, 'floor', floor, 'seq', seq)
-  if backlog == '-' then redis.call('HDEL', KEYS[2], 'backlog')
-  elseif backlog ~= '' then redis.call('HSET', KEYS[2], 'backlog', backlog) end
-end
-return {seeded and 1 or 0, tostring(hwm), known, new}
-`)
 
 // hashKey is the 8-byte FNV-1a hash stored for a key.
 func hashKey(key string) string {
@@ -202,7 +148,7 @@ func (s *Store) run(ctx context.Context, mode, sub string, items []Item, keep, b
 		for _, it := range batch {
 			args = append(args, hashKey(it.Key), ms(it.Time))
 		}
-		res, err := script.Run(ctx, s.rdb, s.Keys(sub), args...).Slice()
+		res, err := rdb.Dedup.Run(ctx, s.rdb, s.Keys(sub), args...).Slice()
 		if err != nil {
 			return nil, fmt.Errorf("dedup %s %s: %w", mode, sub, err)
 		}
@@ -332,7 +278,7 @@ func (s *Store) MemoryUsage(ctx context.Context, sub string) (int64, error) {
 	var total int64
 	for _, k := range s.Keys(sub) {
 		n, err := s.rdb.MemoryUsage(ctx, k, 0).Result()
-		if err != nil && err != redis.Nil {
+		if err != nil && !rdb.IsNil(err) {
 			return 0, fmt.Errorf("dedup memory %s: %w", sub, err)
 		}
 		total += n

@@ -3,37 +3,18 @@ package dedup_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ghlflow/ghlflow/engine/dedup"
+	"github.com/ghlflow/ghlflow/internal/redistest"
 )
-
-// testDB is this package's Redis database.
-const testDB = 4
 
 func newStore(t testing.TB, keep int) (*dedup.Store, *redis.Client) {
 	t.Helper()
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: testDB})
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Skipf("redis at %s: %v", addr, err)
-	}
-	prefix := fmt.Sprintf("test:%s:%d:", t.Name(), time.Now().UnixNano())
-	t.Cleanup(func() {
-		ctx := context.Background()
-		keys, _ := rdb.Keys(ctx, prefix+"*").Result()
-		if len(keys) > 0 {
-			rdb.Del(ctx, keys...)
-		}
-		rdb.Close()
-	})
+	rdb, prefix := redistest.New(t)
 	return dedup.New(rdb, dedup.Options{Prefix: prefix, Keep: keep}), rdb
 }
 

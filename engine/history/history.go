@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ghlflow/ghlflow/engine/internal/rdb"
 )
 
 // DefaultKeep is how many polls and how many chain runs are kept per
@@ -54,15 +56,15 @@ type Chain struct {
 
 // Store reads and writes history in Redis.
 type Store struct {
-	rdb    redis.UniversalClient
-	prefix string
-	keep   int64
-	ttl    time.Duration
+	rdb  redis.UniversalClient
+	keys rdb.Keys
+	keep int64
+	ttl  time.Duration
 }
 
 // Options configure a Store; zero values take defaults.
 type Options struct {
-	// Prefix is put before every key (default "ghlflow:").
+	// Prefix is put before every key (default rdb.DefaultPrefix).
 	Prefix string
 	// Keep is the number of entries kept per list (default DefaultKeep).
 	Keep int
@@ -72,21 +74,14 @@ type Options struct {
 }
 
 // New returns a Store on rdb.
-func New(rdb redis.UniversalClient, o Options) *Store {
-	if o.Prefix == "" {
-		o.Prefix = "ghlflow:"
-	}
+func New(c redis.UniversalClient, o Options) *Store {
 	if o.Keep <= 0 {
 		o.Keep = DefaultKeep
 	}
 	if o.TTL <= 0 {
 		o.TTL = 7 * 24 * time.Hour
 	}
-	return &Store{rdb: rdb, prefix: o.Prefix, keep: int64(o.Keep), ttl: o.TTL}
-}
-
-func (s *Store) key(sub, kind string) string {
-	return fmt.Sprintf("%s{sub:%s}:hist:%s", s.prefix, sub, kind)
+	return &Store{rdb: c, keys: rdb.NewKeys(o.Prefix), keep: int64(o.Keep), ttl: o.TTL}
 }
 
 func (s *Store) push(ctx context.Context, key string, v any) error {
@@ -104,7 +99,7 @@ func (s *Store) push(ctx context.Context, key string, v any) error {
 
 // AddPoll records a poll of sub.
 func (s *Store) AddPoll(ctx context.Context, sub string, p Poll) error {
-	if err := s.push(ctx, s.key(sub, "polls"), p); err != nil {
+	if err := s.push(ctx, s.keys.HistoryPolls(sub), p); err != nil {
 		return fmt.Errorf("history poll %s: %w", sub, err)
 	}
 	return nil
@@ -112,7 +107,7 @@ func (s *Store) AddPoll(ctx context.Context, sub string, p Poll) error {
 
 // AddChain records a chain run of sub.
 func (s *Store) AddChain(ctx context.Context, sub string, c Chain) error {
-	if err := s.push(ctx, s.key(sub, "chains"), c); err != nil {
+	if err := s.push(ctx, s.keys.HistoryChains(sub), c); err != nil {
 		return fmt.Errorf("history chain %s: %w", sub, err)
 	}
 	return nil
@@ -139,10 +134,10 @@ func list[T any](ctx context.Context, s *Store, key string, n int) ([]T, error) 
 
 // Polls returns the last n polls of sub, newest first (n <= 0: all kept).
 func (s *Store) Polls(ctx context.Context, sub string, n int) ([]Poll, error) {
-	return list[Poll](ctx, s, s.key(sub, "polls"), n)
+	return list[Poll](ctx, s, s.keys.HistoryPolls(sub), n)
 }
 
 // Chains returns the last n chain runs of sub, newest first.
 func (s *Store) Chains(ctx context.Context, sub string, n int) ([]Chain, error) {
-	return list[Chain](ctx, s, s.key(sub, "chains"), n)
+	return list[Chain](ctx, s, s.keys.HistoryChains(sub), n)
 }

@@ -3,33 +3,15 @@ package history_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
-	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/ghlflow/ghlflow/engine/history"
+	"github.com/ghlflow/ghlflow/internal/redistest"
 )
 
 func TestBounded(t *testing.T) {
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: 8})
-	defer rdb.Close()
+	rdb, prefix := redistest.New(t)
 	ctx := context.Background()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		t.Skipf("redis: %v", err)
-	}
-	prefix := fmt.Sprintf("histtest:%d:", time.Now().UnixNano())
-	defer func() {
-		keys, _ := rdb.Keys(ctx, prefix+"*").Result()
-		if len(keys) > 0 {
-			rdb.Del(ctx, keys...)
-		}
-	}()
 	s := history.New(rdb, history.Options{Prefix: prefix, Keep: 5})
 	for i := range 12 {
 		if err := s.AddPoll(ctx, "s1", history.Poll{Slot: int64(i), Read: 100, New: i}); err != nil {

@@ -18,16 +18,18 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ghlflow/ghlflow/catalog"
+	"github.com/ghlflow/ghlflow/engine/internal/rdb"
 )
 
 // Config sets up a Limiter. Redis is required.
 type Config struct {
 	// Redis is shared by every process that calls the same apps.
 	Redis redis.UniversalClient
-	// Prefix starts every key (default "ghlflow:").
+	// Prefix starts every key (default rdb.DefaultPrefix).
 	Prefix string
 	// Catalog supplies each app's documented budget.
 	Catalog *catalog.Catalog
@@ -52,11 +54,12 @@ type Config struct {
 // Limiter is a rate limiter shared through Redis. It is safe for concurrent
 // use; it implements transport.Limiter.
 type Limiter struct {
-	cfg Config
-	rdb redis.UniversalClient
-	gc  *redis_rate.Limiter
-	now func() time.Time
-	log *slog.Logger
+	cfg  Config
+	rdb  redis.UniversalClient
+	keys rdb.Keys
+	gc   *redis_rate.Limiter
+	now  func() time.Time
+	log  *slog.Logger
 
 	mu    sync.Mutex
 	cache map[string]*cached // learned budgets by key
@@ -79,9 +82,6 @@ type budget struct {
 
 // New returns a Limiter for cfg.
 func New(cfg Config) *Limiter {
-	if cfg.Prefix == "" {
-		cfg.Prefix = "ghlflow:"
-	}
 	if cfg.Safety <= 0 || cfg.Safety > 1 {
 		cfg.Safety = 0.95
 	}
@@ -99,15 +99,18 @@ func New(cfg Config) *Limiter {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Limiter{cfg: cfg, rdb: cfg.Redis, gc: redis_rate.NewLimiter(cfg.Redis), now: now, log: log,
+	return &Limiter{cfg: cfg, rdb: cfg.Redis, keys: rdb.NewKeys(cfg.Prefix), gc: redis_rate.NewLimiter(cfg.Redis), now: now, log: log,
 		cache: map[string]*cached{}}
 }
 
-func (l *Limiter) key(app, resource string) string {
-	return l.cfg.Prefix + "rl:" + app + ":" + resource
+// key is a resource's rate-limit key: the GCRA key and the cache key.
+func (l *Limiter) key(app, resource string) rlKey {
+	return rlKey{gcra: l.keys.RateLimit(app, resource), budget: l.keys.RateBudget(app, resource),
+		pause: l.keys.RatePause(app, resource)}
 }
-func (l *Limiter) budgetKey(k string) string { return k + ":budget" }
-func (l *Limiter) pauseKey(k string) string  { return k + ":pause" }
+
+// rlKey are a resource's keys (see engine/internal/rdb).
+type rlKey struct{ gcra, budget, pause string }
 
 // documented returns the app's budget from the config or the catalog.
 func (l *Limiter) documented(app string) (budget, bool) {
@@ -129,17 +132,17 @@ func (l *Limiter) documented(app string) (budget, bool) {
 
 // budgetOf returns the budget in force for key: learned from headers (kept
 // in Redis, cached here for a second), else documented.
-func (l *Limiter) budgetOf(ctx context.Context, app, k string) (budget, bool, error) {
+func (l *Limiter) budgetOf(ctx context.Context, app string, k rlKey) (budget, bool, error) {
 	now := l.now()
 	l.mu.Lock()
-	c := l.cache[k]
+	c := l.cache[k.gcra]
 	if c != nil && now.Sub(c.fetched) < time.Second {
 		b := c.b
 		l.mu.Unlock()
 		return b, b.Max > 0, nil
 	}
 	l.mu.Unlock()
-	vals, err := l.rdb.HGetAll(ctx, l.budgetKey(k)).Result()
+	vals, err := l.rdb.HGetAll(ctx, k.budget).Result()
 	if err != nil {
 		return budget{}, false, fmt.Errorf("rate limit budget: %w", err)
 	}
@@ -163,9 +166,9 @@ func (l *Limiter) budgetOf(ctx context.Context, app, k string) (budget, bool, er
 		}
 	}
 	l.mu.Lock()
-	if c = l.cache[k]; c == nil {
+	if c = l.cache[k.gcra]; c == nil {
 		c = &cached{}
-		l.cache[k] = c
+		l.cache[k.gcra] = c
 	}
 	c.b, c.fetched = b, now
 	l.mu.Unlock()
@@ -202,7 +205,7 @@ func (l *Limiter) Wait(ctx context.Context, app, resource string) error {
 			}
 			continue
 		}
-		res, err := l.gc.Allow(ctx, k, l.limit(b))
+		res, err := l.gc.Allow(ctx, k.gcra, l.limit(b))
 		if err != nil {
 			return fmt.Errorf("rate limit %s %s: %w", app, resource, err)
 		}
@@ -217,8 +220,8 @@ func (l *Limiter) Wait(ctx context.Context, app, resource string) error {
 	}
 }
 
-func (l *Limiter) paused(ctx context.Context, k string) (time.Duration, error) {
-	ms, err := l.rdb.PTTL(ctx, l.pauseKey(k)).Result()
+func (l *Limiter) paused(ctx context.Context, k rlKey) (time.Duration, error) {
+	ms, err := l.rdb.PTTL(ctx, k.pause).Result()
 	if err != nil {
 		return 0, fmt.Errorf("rate limit pause: %w", err)
 	}
@@ -228,12 +231,6 @@ func (l *Limiter) paused(ctx context.Context, k string) (time.Duration, error) {
 	return ms, nil
 }
 
-// pauseScript extends a pause to ARGV[1] ms from now, never shortening it.
-var pauseScript = redis.NewScript(`
-local left = redis.call('PTTL', KEYS[1])
-if left < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
-return 1`)
-
 // Pause holds back every request to resource for d, in every process (after
 // a 429, as its Retry-After says).
 func (l *Limiter) Pause(ctx context.Context, app, resource string, d time.Duration) {
@@ -241,7 +238,7 @@ func (l *Limiter) Pause(ctx context.Context, app, resource string, d time.Durati
 		return
 	}
 	k := l.key(app, resource)
-	if err := pauseScript.Run(ctx, l.rdb, []string{l.pauseKey(k)}, d.Milliseconds()).Err(); err != nil {
+	if err := rdb.RatePause.Run(ctx, l.rdb, []string{k.pause}, d.Milliseconds()).Err(); err != nil {
 		l.log.Warn("rate limit pause not stored", "app", app, "resource", resource, "error", err)
 		return
 	}
@@ -269,10 +266,10 @@ func (l *Limiter) Observe(ctx context.Context, app, resource string, h http.Head
 	k := l.key(app, resource)
 	now := l.now()
 	l.mu.Lock()
-	c := l.cache[k]
+	c := l.cache[k.gcra]
 	if c == nil {
 		c = &cached{b: budget{DailyRemaining: -1}}
-		l.cache[k] = c
+		l.cache[k.gcra] = c
 	}
 	changed := (err1 == nil && maxv > 0 && maxv != c.b.Max) || (err2 == nil && ivms > 0 && time.Duration(ivms)*time.Millisecond != c.b.Interval) ||
 		(err3 == nil && dailyLimit > 0 && dailyLimit != c.b.DailyLimit)
@@ -311,8 +308,8 @@ func (l *Limiter) Observe(ctx context.Context, app, resource string, h http.Head
 			fields["daily_at"] = now.UnixMilli()
 		}
 		pipe := l.rdb.Pipeline()
-		pipe.HSet(ctx, l.budgetKey(k), fields)
-		pipe.Expire(ctx, l.budgetKey(k), 48*time.Hour)
+		pipe.HSet(ctx, k.budget, fields)
+		pipe.Expire(ctx, k.budget, 48*time.Hour)
 		if _, err := pipe.Exec(ctx); err != nil {
 			l.log.Warn("rate limit budget not stored", "app", app, "resource", resource, "error", err)
 		}

@@ -3,8 +3,6 @@ package ratelimit_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,39 +23,13 @@ import (
 	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/ghlflow/ghlflow/engine/ratelimit"
 	"github.com/ghlflow/ghlflow/engine/transport"
+	"github.com/ghlflow/ghlflow/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
 
-const redisDB = 2
+func newRedis(t testing.TB) *redis.Client { return redistest.Client(t) }
 
-func newRedis(t testing.TB) *redis.Client {
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: redisDB, PoolSize: 64})
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Skipf("no Redis at %s: %v", addr, err)
-	}
-	t.Cleanup(func() { rdb.Close() })
-	return rdb
-}
-
-func testPrefix(t testing.TB, rdb *redis.Client) string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	p := "rltest:" + hex.EncodeToString(b) + ":"
-	t.Cleanup(func() {
-		ctx := context.Background()
-		for _, pat := range []string{p + "*", "rate:" + p + "*"} {
-			iter := rdb.Scan(ctx, 0, pat, 500).Iterator()
-			for iter.Next(ctx) {
-				rdb.Del(ctx, iter.Val())
-			}
-		}
-	})
-	return p
-}
+func testPrefix(t testing.TB, rdb *redis.Client) string { return redistest.Prefix(t, rdb) }
 
 func headers(kv ...string) http.Header {
 	h := http.Header{}
@@ -166,11 +138,7 @@ func TestMain(m *testing.M) {
 // through a limiter and transport of its own; it returns the calls that
 // succeeded, those that ended rate limited, and other errors (a few).
 func demand(prefix, simURL string, start, until time.Time) (ok, limited int64, errs []string) {
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: redisDB, PoolSize: callers + 4})
+	rdb := redistest.Dial(callers + 4)
 	defer rdb.Close()
 	cat, err := catalog.Default()
 	if err != nil {
@@ -226,6 +194,9 @@ func demand(prefix, simURL string, start, until time.Time) (ok, limited int64, e
 // minute (60 windows; RATELIMIT_TEST_SECONDS changes it), and
 // RATELIMIT_TEST_UNSCALED=1 uses GHL's 100 per 10 s as it is.
 func TestSharedLimiterThreeProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the shared limiter soak runs three processes for 60 s; run it without -short (make test)")
+	}
 	seconds := 60
 	if s, err := strconv.Atoi(os.Getenv("RATELIMIT_TEST_SECONDS")); err == nil && s > 0 {
 		seconds = s

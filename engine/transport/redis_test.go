@@ -2,11 +2,8 @@ package transport_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"log/slog"
-	"os"
 	"testing"
 	"time"
 
@@ -15,36 +12,13 @@ import (
 	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/ghlflow/ghlflow/engine/ratelimit"
 	"github.com/ghlflow/ghlflow/engine/transport"
+	"github.com/ghlflow/ghlflow/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
 
-// redisDB is this package's Redis database for tests.
-const redisDB = 3
-
 func newRedis(t testing.TB) (*redis.Client, string) {
 	t.Helper()
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: redisDB})
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Skipf("no Redis at %s: %v", addr, err)
-	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	prefix := "trtest:" + hex.EncodeToString(b) + ":"
-	t.Cleanup(func() {
-		ctx := context.Background()
-		for _, pat := range []string{prefix + "*", "rate:" + prefix + "*"} {
-			iter := rdb.Scan(ctx, 0, pat, 500).Iterator()
-			for iter.Next(ctx) {
-				rdb.Del(ctx, iter.Val())
-			}
-		}
-		rdb.Close()
-	})
-	return rdb, prefix
+	return redistest.New(t)
 }
 
 // redisStack is the production shape: connections in the sealed store, the

@@ -1,0 +1,173 @@
+// Package rdb is the engine's one Redis layer: every key the engine's own
+// packages write is built here, every Lua script they run is declared here,
+// and DefaultPrefix is the one default key prefix. Other packages ask Keys
+// for a key; none builds a key string.
+//
+// A subscription's keys share the hash tag {sub:ID} and a stored
+// connection's keys share {conn:ID}, so every script that touches several
+// keys finds them in one hash slot and runs unchanged on Redis Cluster.
+//
+// The keys, under the prefix P (DefaultPrefix unless configured):
+//
+//	key                        type    owner            lifetime
+//	P{sub:ID}:seen             zset    engine/dedup     while the subscription lives (Reset deletes)
+//	P{sub:ID}:meta             hash    engine/dedup     as :seen (seeded, hwm, floor, seq, backlog)
+//	P{sub:ID}:hist:polls       list    engine/history   capped; expires 7 days after the last poll
+//	P{sub:ID}:hist:chains      list    engine/history   capped; expires 7 days after the last chain run
+//	P{sub:ID}:ckpt:TASK        hash    engine (chains)  the chain retention (24 h by default)
+//	P{conn:ID}                 hash    engine/auth      until the connection is removed (meta, secret, fence)
+//	P{conn:ID}:fence           string  engine/auth      as the connection (refresh fencing counter)
+//	P{conn:ID}:lock            string  engine/auth      a refresh (LockTTL, 30 s by default)
+//	P{conns}                   set     engine/auth      the stored connections' ids
+//	P{conns}:state             hash    engine/connstate a connection's pause or re-auth, until lifted
+//	Poauth-state:SHA           string  engine/auth      an OAuth install in progress (StateTTL)
+//	Prl:APP:RES:budget         hash    engine/ratelimit 48 h after the last rate-limit headers
+//	Prl:APP:RES:pause          string  engine/ratelimit a 429's Retry-After
+//	rate:Prl:APP:RES           string  engine/ratelimit GCRA state (go-redis/redis_rate adds "rate:")
+//	P{sched}:due               zset    engine/scheduler every subscription in force
+//	asynq:{PQUEUE}:...         various asynq            the queues PREFIXpoll, PREFIXchain, PREFIXcritical
+//
+// Earlier versions kept connections under Pconns, Pconn:ID and
+// Pconn-fence:ID and the engine's pauses in Ppaused; auth.MoveLegacyKeys
+// moves them to the keys above once, and nothing writes them any more.
+//
+// KeyPatterns lists the same table as glob patterns, for tests that check
+// that nothing else is written.
+package rdb
+
+import (
+	"errors"
+	"path"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultPrefix starts every key of the engine unless another is configured.
+const DefaultPrefix = "ghlflow:"
+
+// Keys builds the keys under one prefix. The zero value uses DefaultPrefix.
+type Keys struct{ prefix string }
+
+// NewKeys returns the key builder of prefix ("" = DefaultPrefix).
+func NewKeys(prefix string) Keys { return Keys{prefix: prefix} }
+
+// Prefix is the prefix in force.
+func (k Keys) Prefix() string {
+	if k.prefix == "" {
+		return DefaultPrefix
+	}
+	return k.prefix
+}
+
+// PrefixOr returns prefix, or DefaultPrefix when it is empty.
+func PrefixOr(prefix string) string { return NewKeys(prefix).Prefix() }
+
+// sub is the hash-tagged root of a subscription's keys.
+func (k Keys) sub(id string) string { return k.Prefix() + "{sub:" + id + "}" }
+
+// conn is the hash-tagged root of a stored connection's keys.
+func (k Keys) conn(id string) string { return k.Prefix() + "{conn:" + id + "}" }
+
+// DedupSeen is the sorted set of a subscription's recent item hashes.
+func (k Keys) DedupSeen(sub string) string { return k.sub(sub) + ":seen" }
+
+// DedupMeta is the hash of a subscription's seeded flag, watermark, floor,
+// counter and backlog.
+func (k Keys) DedupMeta(sub string) string { return k.sub(sub) + ":meta" }
+
+// HistoryPolls is the capped list of a subscription's last polls.
+func (k Keys) HistoryPolls(sub string) string { return k.sub(sub) + ":hist:polls" }
+
+// HistoryChains is the capped list of a subscription's last chain runs.
+func (k Keys) HistoryChains(sub string) string { return k.sub(sub) + ":hist:chains" }
+
+// Checkpoint is the hash of a chain task's completed step outputs.
+func (k Keys) Checkpoint(sub, taskID string) string { return k.sub(sub) + ":ckpt:" + taskID }
+
+// Conn is the hash of a stored connection: its metadata, its sealed
+// credential and the fencing token of the last refresh written.
+func (k Keys) Conn(id string) string { return k.conn(id) }
+
+// ConnFence is the counter that hands out a connection's fencing tokens.
+func (k Keys) ConnFence(id string) string { return k.conn(id) + ":fence" }
+
+// ConnLock is a connection's refresh lock.
+func (k Keys) ConnLock(id string) string { return k.conn(id) + ":lock" }
+
+// Conns is the set of the stored connections' ids.
+func (k Keys) Conns() string { return k.Prefix() + "{conns}" }
+
+// ConnStates is the hash of connection id → state (paused, needs re-auth);
+// a connection without a field is ok. It shares Conns' slot.
+func (k Keys) ConnStates() string { return k.Conns() + ":state" }
+
+// InstallState is the pending OAuth install of an authorize request's
+// state, by the state's hex SHA-256 (the state itself is a secret).
+func (k Keys) InstallState(stateHash string) string { return k.Prefix() + "oauth-state:" + stateHash }
+
+// RateLimit is the root of a resource's rate-limit keys, and the key that
+// go-redis/redis_rate keeps its GCRA state under (after its own "rate:").
+func (k Keys) RateLimit(app, resource string) string {
+	return k.Prefix() + "rl:" + app + ":" + resource
+}
+
+// RateBudget is the hash of a resource's budget learned from headers.
+func (k Keys) RateBudget(app, resource string) string { return k.RateLimit(app, resource) + ":budget" }
+
+// RatePause holds a resource's requests back while it exists.
+func (k Keys) RatePause(app, resource string) string { return k.RateLimit(app, resource) + ":pause" }
+
+// SchedulerDue is the scheduler's sorted set of due times.
+func (k Keys) SchedulerDue() string { return k.Prefix() + "{sched}:due" }
+
+// Queue is the name of an asynq queue (poll, chain, critical) under the
+// prefix: engines with different prefixes never take each other's tasks.
+func (k Keys) Queue(base string) string { return k.Prefix() + base }
+
+// KeyPatterns are the table above as glob patterns under the prefix (asynq's
+// own keys and redis_rate's "rate:" keys live outside it).
+func (k Keys) KeyPatterns() []string {
+	p := k.Prefix()
+	return []string{
+		p + "{sub:*}:seen", p + "{sub:*}:meta", p + "{sub:*}:hist:polls", p + "{sub:*}:hist:chains",
+		p + "{sub:*}:ckpt:*",
+		p + "{conn:*}", p + "{conn:*}:fence", p + "{conn:*}:lock", p + "{conns}", p + "{conns}:state",
+		p + "oauth-state:*",
+		p + "rl:*:budget", p + "rl:*:pause",
+		p + "{sched}:due",
+	}
+}
+
+// IsNil reports whether err says a key or field does not exist.
+func IsNil(err error) bool { return errors.Is(err, redis.Nil) }
+
+// Match reports whether key is one of the keys in the table under k's
+// prefix.
+func (k Keys) Match(key string) bool {
+	for _, p := range k.KeyPatterns() {
+		if ok, _ := path.Match(escape(p), key); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// escape quotes the glob characters of a pattern that are literal in keys
+// (the braces of hash tags are not glob characters for path.Match, but
+// brackets would be).
+func escape(p string) string { return strings.ReplaceAll(p, "[", `\[`) }
+
+// LegacyConns is the connection set of earlier versions (no hash tag);
+// auth.MoveLegacyKeys reads it once to move its connections.
+func (k Keys) LegacyConns() string { return k.Prefix() + "conns" }
+
+// LegacyConn is a connection's hash in earlier versions.
+func (k Keys) LegacyConn(id string) string { return k.Prefix() + "conn:" + id }
+
+// LegacyConnFence is a connection's fencing counter in earlier versions.
+func (k Keys) LegacyConnFence(id string) string { return k.Prefix() + "conn-fence:" + id }
+
+// LegacyPauses is the engine's hash of paused connections (id → reason) in
+// earlier versions, now connstate records.
+func (k Keys) LegacyPauses() string { return k.Prefix() + "paused" }

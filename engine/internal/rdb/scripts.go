@@ -1,0 +1,120 @@
+package rdb
+
+import "github.com/redis/go-redis/v9"
+
+// Dedup decides and/or records a poll's items for one subscription.
+// KEYS: DedupSeen (zset of 8-byte key hashes scored by item time in ms, or
+// by an insertion counter for items without time), DedupMeta (hash: seeded,
+// hwm, floor, seq, backlog). ARGV: mode (decide, commit, mark), keep,
+// backfill, backlog ("" leaves it, "-" removes it, else the JSON to store;
+// commit and mark only), then pairs of (hash, time ms or 0). Returns
+// {seeded before, hwm, known flags, new flags}.
+var Dedup = redis.NewScript(`
+local mode, keep, backfill, backlog = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local meta = redis.call('HMGET', KEYS[2], 'seeded', 'hwm', 'floor', 'seq')
+local seeded = meta[1] and true or false
+local hwm = tonumber(meta[2]) or 0
+local floor = tonumber(meta[3]) or 0
+local seq = tonumber(meta[4]) or 0
+local n = (#ARGV - 4) / 2
+local known, new = {}, {}
+if mode ~= 'commit' and n > 0 then
+  local members = {}
+  for i = 1, n do members[i] = ARGV[3 + 2*i] end
+  local scores = redis.call('ZMSCORE', KEYS[1], unpack(members))
+  for i = 1, n do
+    local t = tonumber(ARGV[4 + 2*i])
+    if scores[i] or (t > 0 and t <= floor) then known[i] = 1 else known[i] = 0 end
+    if seeded then new[i] = 1 - known[i] elseif i > n - backfill then new[i] = 1 else new[i] = 0 end
+  end
+end
+if mode ~= 'decide' then
+  local args, low = {}, nil
+  for i = 1, n do
+    local t = tonumber(ARGV[4 + 2*i])
+    local score = t
+    if t <= 0 then seq = seq + 1; score = seq
+    else
+      if t > hwm then hwm = t end
+      if low == nil or t < low then low = t end
+    end
+    args[#args + 1] = score
+    args[#args + 1] = ARGV[3 + 2*i]
+  end
+  if #args > 0 then redis.call('ZADD', KEYS[1], unpack(args)) end
+  if not seeded and low ~= nil and low > floor then floor = low end
+  local c = redis.call('ZCARD', KEYS[1])
+  if c > keep then
+    local gone = redis.call('ZRANGE', KEYS[1], c - keep - 1, c - keep - 1, 'WITHSCORES')
+    local top = tonumber(gone[2])
+    redis.call('ZREMRANGEBYRANK', KEYS[1], 0, c - keep - 1)
+    if hwm > 0 and top > floor then floor = top end
+  end
+  redis.call('HSET', KEYS[2], 'seeded', 1, 'hwm', hwm, 'floor', floor, 'seq', seq)
+  if backlog == '-' then redis.call('HDEL', KEYS[2], 'backlog')
+  elseif backlog ~= '' then redis.call('HSET', KEYS[2], 'backlog', backlog) end
+end
+return {seeded and 1 or 0, tostring(hwm), known, new}
+`)
+
+// RatePause extends a resource's pause to ARGV[1] ms from now, never
+// shortening it. KEYS: RatePause.
+var RatePause = redis.NewScript(`
+local left = redis.call('PTTL', KEYS[1])
+if left < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
+return 1`)
+
+// ConnUpdateMeta replaces a stored connection's metadata, if it exists.
+// KEYS: Conn. ARGV: meta. Returns 0 when there is no such connection.
+var ConnUpdateMeta = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], 'meta') == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'meta', ARGV[1])
+return 1`)
+
+// ConnSwapSecret replaces a connection's sealed credential only if it is
+// still ARGV[1] (no refresh replaced it meanwhile). KEYS: Conn. ARGV: old,
+// new.
+var ConnSwapSecret = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'secret') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'secret', ARGV[2])
+return 1`)
+
+// ConnLock takes a connection's refresh lock when free, with a fresh
+// fencing token as its value. KEYS: ConnLock, ConnFence. ARGV: ttl ms.
+// Returns the token, or 0 when the lock is held.
+var ConnLock = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local f = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], f, 'PX', ARGV[1])
+return f`)
+
+// ConnUnlock releases a refresh lock if it still holds the caller's
+// fencing token. KEYS: ConnLock. ARGV: token.
+var ConnUnlock = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
+
+// ConnFencedWrite stores a refreshed connection only while the writer
+// still holds the lock with its fencing token and no later token was
+// written. KEYS: Conn, ConnLock. ARGV: token, meta, sealed secret ("" =
+// keep). Returns 0 when refused.
+var ConnFencedWrite = redis.NewScript(`
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+local last = tonumber(redis.call('HGET', KEYS[1], 'fence') or '0')
+if last >= tonumber(ARGV[1]) then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'meta') == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'meta', ARGV[2], 'fence', ARGV[1])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'secret', ARGV[3]) end
+return 1`)
+
+// ConnStatesLiftUnstored lifts the state of every connection that is not
+// in the store (static connections, fixed by editing their file or
+// environment and reloading). KEYS: ConnStates, Conns. Returns how many it
+// lifted.
+var ConnStatesLiftUnstored = redis.NewScript(`
+local ids = redis.call('HKEYS', KEYS[1])
+local n = 0
+for _, id in ipairs(ids) do
+  if redis.call('SISMEMBER', KEYS[2], id) == 0 then redis.call('HDEL', KEYS[1], id); n = n + 1 end
+end
+return n`)
