@@ -31,7 +31,8 @@ type command struct {
 	// function that runs it with their values.
 	setup func(fs *flag.FlagSet) runFunc
 	subs  []*command
-	// dflt is the subcommand run when the first argument is a flag.
+	// dflt is the subcommand run when the first argument is a flag (with
+	// no argument at all a group prints its usage).
 	dflt string
 }
 
@@ -84,7 +85,7 @@ func execute(ctx context.Context, cmd *command, path string, args []string, stdo
 }
 
 func executeGroup(ctx context.Context, cmd *command, path string, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 && cmd.dflt == "" {
+	if len(args) == 0 {
 		printGroupUsage(stderr, cmd, path)
 		return 2
 	}
