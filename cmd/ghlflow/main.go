@@ -12,9 +12,6 @@ import (
 )
 
 func main() {
-	// Output to a closed pipe (ghlflow run | head) must not kill the
-	// process before it shuts down: writes then fail with EPIPE instead.
-	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := execute(ctx, root(), "ghlflow", os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -79,6 +81,10 @@ func checkEvery(every time.Duration, set bool) error {
 
 // runEngine runs the engine with o until ctx is done.
 func runEngine(ctx context.Context, o *runOptions) int {
+	// Output to a closed pipe (ghlflow run | head) must not kill the
+	// engine before it leaves asynq's server and worker sets: writes then
+	// fail with EPIPE instead.
+	signal.Ignore(syscall.SIGPIPE)
 	if len(o.recipes) == 0 {
 		fmt.Fprintln(os.Stderr, "ghlflow run: --recipes is required")
 		return 2
