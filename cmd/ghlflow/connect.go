@@ -21,6 +21,7 @@ import (
 	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/ghlflow/ghlflow/engine/connstate"
+	"github.com/ghlflow/ghlflow/engine/transport"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -106,12 +107,12 @@ func (c *storeFlags) open(ctx context.Context, oauth *oauthFlags, redirect strin
 	if err != nil {
 		return nil, nil, err
 	}
+	cat, err := catalog.Default()
+	if err != nil {
+		return nil, nil, err
+	}
 	apps := map[string]*auth.OAuthApp{}
 	if oauth != nil && oauth.clientID != "" && oauth.clientSecret != "" {
-		cat, err := catalog.Default()
-		if err != nil {
-			return nil, nil, err
-		}
 		app, err := auth.NewOAuthApp(cat.App("ghl"), oauth.baseURL, oauth.clientID, oauth.clientSecret, redirect)
 		if err != nil {
 			return nil, nil, err
@@ -127,6 +128,9 @@ func (c *storeFlags) open(ctx context.Context, oauth *oauthFlags, redirect strin
 		rdb.Close()
 		return nil, nil, err
 	}
+	// Location token exchanges (agency installs, `connect exchange`) go
+	// through the transport like any other call.
+	store.UseExchanger(transport.New(transport.Config{Catalog: cat, Connections: store, Logger: log}))
 	return store, rdb, nil
 }
 

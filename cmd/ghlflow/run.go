@@ -171,6 +171,9 @@ func runEngine(ctx context.Context, o *runOptions) int {
 	}
 	metrics := engine.NewMetrics()
 	tr := transport.New(tcfg)
+	if store != nil {
+		store.UseExchanger(tr)
+	}
 	eng, err := engine.New(engine.Config{Catalog: cat, Caller: tr, Redis: rdb, Recipes: o.recipes, Prefix: o.prefix,
 		PollConcurrency: o.pollN, ChainConcurrency: o.chainN, Retention: o.retention, TickEvery: o.tick, Every: o.every, Logger: log,
 		Budget: budget,
@@ -181,14 +184,9 @@ func runEngine(ctx context.Context, o *runOptions) int {
 				attrs = append(attrs, "resumed", r.Resumed)
 			}
 			if r.Err != nil {
-				attrs = append(attrs, "err", r.Err)
-				if !engine.IsFailure(r.Err) {
-					// Waiting out a pause or a rate limit: the pause was
-					// logged once when it began; this repeats every minute.
-					log.Debug("chain", attrs...)
-					return
-				}
-				log.Warn("chain", attrs...)
+				// The engine logs a chain's final failure with its reason,
+				// once; the tries before it are debug lines.
+				log.Debug("chain", append(attrs, "err", r.Err)...)
 				return
 			}
 			log.Info("chain", attrs...)

@@ -25,7 +25,7 @@
 //	Prl:APP:RES:pause          string  engine/ratelimit a 429's Retry-After
 //	rate:Prl:APP:RES           string  engine/ratelimit GCRA state (go-redis/redis_rate adds "rate:")
 //	P{sched}:due               zset    engine/scheduler every subscription in force
-//	asynq:{PQUEUE}:...         various asynq            the queues PREFIXpoll, PREFIXchain, PREFIXcritical
+//	asynq:{PQUEUE}:...         various asynq            the queues PREFIXpoll and PREFIXchain
 //
 // Earlier versions kept connections under Pconns, Pconn:ID and
 // Pconn-fence:ID and the engine's pauses in Ppaused; auth.MoveLegacyKeys
@@ -121,7 +121,7 @@ func (k Keys) RatePause(app, resource string) string { return k.RateLimit(app, r
 // SchedulerDue is the scheduler's sorted set of due times.
 func (k Keys) SchedulerDue() string { return k.Prefix() + "{sched}:due" }
 
-// Queue is the name of an asynq queue (poll, chain, critical) under the
+// Queue is the name of an asynq queue (poll, chain) under the
 // prefix: engines with different prefixes never take each other's tasks.
 func (k Keys) Queue(base string) string { return k.Prefix() + base }
 
