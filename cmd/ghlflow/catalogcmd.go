@@ -253,9 +253,9 @@ func isPagingInput(op *catalog.Operation, name string) bool {
 	return ok
 }
 
-// recipeCommand is "ghlflow recipe lint".
+// recipeCommand is "ghlflow recipe lint|put|list|remove".
 func recipeCommand() *command {
-	return &command{name: "recipe", summary: "check recipe files against the catalog and the connections", subs: []*command{
+	return &command{name: "recipe", summary: "check recipe files, and keep recipes in Redis", subs: append([]*command{
 		{name: "lint", summary: "check recipes: operations, inputs and their values, templates, connections and scopes",
 			args: "PATH...", details: "PATH is a recipe file or a folder of .yaml recipes. Errors stop 'ghlflow run' too; warnings do not.\n" +
 				"With --connections and --redis lint sees every connection, and an unknown one is an error (as in run);\n" +
@@ -272,7 +272,7 @@ func recipeCommand() *command {
 					return lintRecipes(ctx, args, *connFile, *redisURL, *prefix)
 				}
 			}},
-	}}
+	}, recipeStoreCommands(os.Stdout, os.Stderr)...)}
 }
 
 func lintRecipes(ctx context.Context, paths []string, connFile, redisURL, prefix string) int {

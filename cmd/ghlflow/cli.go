@@ -45,6 +45,7 @@ func root() *command {
 		runCommand(),
 		schemaCommand(),
 		simCommand(),
+		tenantCommand(os.Stdout, os.Stderr),
 		{name: "version", summary: "print the version and the source revision", setup: func(*flag.FlagSet) runFunc {
 			return func(context.Context, []string) int { fmt.Println(versionText()); return 0 }
 		}},

@@ -176,7 +176,7 @@ func runEngine(ctx context.Context, o *runOptions) int {
 	}
 	eng, err := engine.New(engine.Config{Catalog: cat, Caller: tr, Redis: rdb, Recipes: o.recipes, Prefix: o.prefix,
 		PollConcurrency: o.pollN, ChainConcurrency: o.chainN, Retention: o.retention, TickEvery: o.tick, Every: o.every, Logger: log,
-		Budget: budget,
+		Budget: budget, Connections: src,
 		OnChain: func(r engine.ChainResult) {
 			metrics.ObserveChain(r)
 			attrs := []any{"recipe", r.Recipe, "item", r.ItemKey, "steps", r.Steps, "result", r.Status, "took", r.Took.Round(time.Millisecond)}
@@ -202,7 +202,7 @@ func runEngine(ctx context.Context, o *runOptions) int {
 		defer closeMon()
 		if len(oauthApps) > 0 {
 			mux := http.NewServeMux()
-			mux.Handle("/oauth/", store.InstallHandler())
+			mux.Handle("/oauth/", store.InstallHandler(engine.InstallTenants(eng.Tenants())))
 			mux.Handle("/", h)
 			h = mux
 			log.Info("oauth install", "start", "http://"+o.httpAddr+"/oauth/start?app=ghl&name=NAME&scopes=...", "redirect", o.redirect)
