@@ -21,6 +21,7 @@ import (
 	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/ghlflow/ghlflow/engine/connstate"
+	"github.com/ghlflow/ghlflow/engine/ratelimit"
 	"github.com/ghlflow/ghlflow/engine/transport"
 	"github.com/redis/go-redis/v9"
 )
@@ -360,6 +361,15 @@ func setupConnectList(fs *flag.FlagSet) runFunc {
 		}
 		for _, id := range slices.Sorted(maps.Keys(states)) {
 			fmt.Printf("engine paused %s: %s ('ghlflow connect resume %s' when fixed)\n", id, states[id].Reason, id)
+		}
+		// The engine's stretches: resources whose subscriptions ask for
+		// more than their API budget.
+		stretched, err := ratelimit.Stretches(ctx, rdb, sf.prefix)
+		if err != nil {
+			return connectFail("list", err)
+		}
+		for _, st := range stretched {
+			fmt.Printf("engine stretches polls of %s %s %.2f×: %s\n", st.App, st.Resource, st.Factor, st.Reason)
 		}
 		return 0
 	}

@@ -176,7 +176,7 @@ func runEngine(ctx context.Context, o *runOptions) int {
 	}
 	eng, err := engine.New(engine.Config{Catalog: cat, Caller: tr, Redis: rdb, Recipes: o.recipes, Prefix: o.prefix,
 		PollConcurrency: o.pollN, ChainConcurrency: o.chainN, Retention: o.retention, TickEvery: o.tick, Every: o.every, Logger: log,
-		Budget: budget, Connections: src,
+		Budget: budget, Connections: src, Metrics: metrics,
 		OnChain: func(r engine.ChainResult) {
 			metrics.ObserveChain(r)
 			attrs := []any{"recipe", r.Recipe, "item", r.ItemKey, "steps", r.Steps, "result", r.Status, "took", r.Took.Round(time.Millisecond)}
