@@ -34,6 +34,7 @@ func benchCommand() *command {
 			fs.StringVar(&cfg.Dir, "out", "bench-out", "folder for bench.json, bench.svg and the processes' logs")
 			fs.DurationVar(&cfg.Drain, "drain", 0, "longest wait for the last actions after the load (0 = by scenario)")
 			fs.BoolVar(&cfg.SharePolls, "share-polls", false, "run the engine with --share-polls (the bench's recipes all send the same search)")
+			fs.DurationVar(&cfg.LagLimit, "lag-limit", 5*time.Second, "scale: the poll lag p99 a load must hold")
 			fs.BoolVar(&cfg.Profile, "cpuprofile", false, "write a CPU profile of the first worker to OUT/worker-1.pprof")
 			return func(ctx context.Context, args []string) int {
 				if len(args) > 0 {
