@@ -18,6 +18,8 @@
 //	P{conn:ID}                 hash    engine/auth      until the connection is removed (meta, secret, fence)
 //	P{conn:ID}:fence           string  engine/auth      as the connection (refresh fencing counter)
 //	P{conn:ID}:lock            string  engine/auth      a refresh (LockTTL, 30 s by default)
+//	P{conn:ID}:page:H:SLOT     string  engine (polls)   a trigger page shared by the slot's polls (one interval)
+//	P{conn:ID}:page:H:SLOT:filling string engine (polls) a poll fetching that page (2 s)
 //	P{conns}                   set     engine/auth      the stored connections' ids
 //	P{conns}:state             hash    engine/connstate a connection's pause or re-auth, until lifted
 //	Poauth-state:SHA           string  engine/auth      an OAuth install in progress (StateTTL)
@@ -215,7 +217,8 @@ func (k Keys) KeyPatterns() []string {
 	return []string{
 		p + "{sub:*}:seen", p + "{sub:*}:meta", p + "{sub:*}:hist:polls", p + "{sub:*}:hist:chains",
 		p + "{sub:*}:ckpt:*",
-		p + "{conn:*}", p + "{conn:*}:fence", p + "{conn:*}:lock", p + "{conns}", p + "{conns}:state",
+		p + "{conn:*}", p + "{conn:*}:fence", p + "{conn:*}:lock",
+		p + "{conn:*}:page:*", p + "{conns}", p + "{conns}:state",
 		p + "oauth-state:*",
 		p + "{tenants}", p + "{tenants}:version", p + "{tenants}:changes", p + "{tenants}:removed", p + "{tenants}:subs:*", p + "{tenant:*}:pace", p + "{recipes}", p + "{recipes}:version",
 		p + "rl:*:budget", p + "rl:*:pause", p + "rl:stretch",
