@@ -48,6 +48,9 @@ type RecipeTrigger struct {
 	Backfill int
 	// MaxPages caps the pages one poll reads; 0 means the engine's default.
 	MaxPages int
+	// Instant fires the recipe on the webhook events of its operation as
+	// they arrive; its polls go on at Every as the safety net.
+	Instant bool
 }
 
 // Step is one action of a recipe's chain.
@@ -133,6 +136,7 @@ type recipeFile struct {
 		Dedup      string         `yaml:"dedup"`
 		Backfill   int            `yaml:"backfill"`
 		MaxPages   int            `yaml:"max_pages"`
+		Instant    bool           `yaml:"instant"`
 	} `yaml:"trigger"`
 	Filter string `yaml:"filter"`
 	Steps  []struct {
@@ -215,6 +219,10 @@ func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
 	}
 	if t.MaxPages < 0 {
 		d.errorAt(at(tn, "max_pages"), "write 0 for the default or a positive cap", "max_pages %d is negative", t.MaxPages)
+	}
+	t.Instant = f.Trigger.Instant
+	if top != nil && t.Instant {
+		validateInstant(d, l.Catalog, tn, top)
 	}
 	if top != nil {
 		t.Dedup = top.Dedup

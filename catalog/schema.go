@@ -49,6 +49,7 @@ func (c *Catalog) RecipeSchema() map[string]any {
 			"dedup":      map[string]any{"enum": []any{DedupID, DedupUpdated, DedupCursor, DedupChanged}},
 			"backfill":   map[string]any{"type": "integer", "minimum": 0, "description": "existing items the first poll fires (0 = none)"},
 			"max_pages":  map[string]any{"type": "integer", "minimum": 0},
+			"instant":    map[string]any{"type": "boolean", "description": "also fire on the operation's webhook events as they arrive"},
 		},
 		"allOf": filterConds(conds, triggers),
 	}
