@@ -32,6 +32,8 @@ type Delivery struct {
 	Status   int // the receiver's answer; 0 when it could not be reached
 	Attempts int
 	Time     time.Time
+	// Dropped is set when a WebhookDrop fault lost the delivery.
+	Dropped bool
 }
 
 type hookEvent struct {
@@ -189,7 +191,8 @@ func (w *webhooks) run() {
 // answers 429, as GHL does.
 func (w *webhooks) deliver(url string, ev hookEvent) {
 	d := Delivery{URL: url, Type: ev.typ, Location: ev.loc, Body: ev.body, Time: w.s.now()}
-	for d.Attempts < w.retries {
+	d.Dropped = w.s.faults.takeDrop()
+	for !d.Dropped && d.Attempts < w.retries {
 		d.Attempts++
 		req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(ev.body))
 		if err != nil {

@@ -25,6 +25,8 @@
 //	Prl:APP:RES:pause          string  engine/ratelimit a 429's Retry-After
 //	rate:Prl:APP:RES           string  engine/ratelimit GCRA state (go-redis/redis_rate adds "rate:")
 //	P{sched}:due               zset    engine/scheduler every subscription in force
+//	P{webhooks}:events         stream  engine/webhook   accepted webhook events until processed (then deleted)
+//	P{webhooks}:seen:ID        string  engine/webhook   a delivery's webhookId, WebhookSeenTTL (1 h) after it was accepted
 //	asynq:{PQUEUE}:...         various asynq            the queues PREFIXpoll, PREFIXchain, PREFIXcritical
 //
 // Earlier versions kept connections under Pconns, Pconn:ID and
@@ -121,6 +123,20 @@ func (k Keys) RatePause(app, resource string) string { return k.RateLimit(app, r
 // SchedulerDue is the scheduler's sorted set of due times.
 func (k Keys) SchedulerDue() string { return k.Prefix() + "{sched}:due" }
 
+// webhooks is the hash-tagged root of the webhook keys.
+func (k Keys) webhooks() string { return k.Prefix() + "{webhooks}" }
+
+// WebhookEvents is the stream of accepted webhook events that wait to be
+// routed; its consumer group is WebhookGroup.
+func (k Keys) WebhookEvents() string { return k.webhooks() + ":events" }
+
+// WebhookSeen marks a webhookId as accepted, so a delivery made again is
+// answered without being stored twice.
+func (k Keys) WebhookSeen(id string) string { return k.webhooks() + ":seen:" + id }
+
+// WebhookGroup is the consumer group of WebhookEvents.
+const WebhookGroup = "routers"
+
 // Queue is the name of an asynq queue (poll, chain, critical) under the
 // prefix: engines with different prefixes never take each other's tasks.
 func (k Keys) Queue(base string) string { return k.Prefix() + base }
@@ -136,6 +152,7 @@ func (k Keys) KeyPatterns() []string {
 		p + "oauth-state:*",
 		p + "rl:*:budget", p + "rl:*:pause",
 		p + "{sched}:due",
+		p + "{webhooks}:events", p + "{webhooks}:seen:*",
 	}
 }
 
