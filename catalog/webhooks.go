@@ -45,15 +45,11 @@ func (op *Operation) WebhookItemID() string {
 	return op.ItemID
 }
 
-// WebhookEvents returns every event type some operation of the catalog
-// listens to, sorted.
+// WebhookEvents returns every event type the apps declare, sorted.
 func (c *Catalog) WebhookEvents() []string {
 	var out []string
-	for _, op := range c.Ops() {
-		if op.Webhooks == nil {
-			continue
-		}
-		for _, e := range op.Webhooks.Events {
+	for _, a := range c.Apps() {
+		for _, e := range a.WebhookEvents {
 			if !slices.Contains(out, e) {
 				out = append(out, e)
 			}

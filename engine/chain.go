@@ -62,7 +62,10 @@ type Chainer struct {
 	PauseHold time.Duration
 	// OnDone is called after every run (the log line of `ghlflow run`).
 	OnDone func(ChainResult)
-	Logger *slog.Logger
+	// OnStart, when set, is called as a chain task starts its first
+	// attempt (the webhook to chain start latency).
+	OnStart func(ChainPayload)
+	Logger  *slog.Logger
 }
 
 func (c *Chainer) ckptKey(sub, taskID string) string {
@@ -78,6 +81,9 @@ func (c *Chainer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	taskID, _ := asynq.GetTaskID(ctx)
 	if taskID == "" {
 		taskID = ChainTaskID(pl.Sub, pl.ItemKey)
+	}
+	if n, _ := asynq.GetRetryCount(ctx); n == 0 && c.OnStart != nil {
+		c.OnStart(pl)
 	}
 	res := c.Run(ctx, pl, taskID)
 	if c.OnDone != nil {

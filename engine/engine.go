@@ -20,6 +20,7 @@ import (
 	"github.com/ghlflow/ghlflow/engine/dedup"
 	"github.com/ghlflow/ghlflow/engine/history"
 	"github.com/ghlflow/ghlflow/engine/scheduler"
+	"github.com/ghlflow/ghlflow/engine/webhook"
 )
 
 // Caller is the network side the engine needs (engine/transport implements it).
@@ -57,7 +58,13 @@ type Config struct {
 	// Budget, when set, stretches the polls of connections whose daily
 	// API budget runs low.
 	Budget Budget
-	Logger *slog.Logger
+	// Locations, when set, turns instant recipes on: the engine routes the
+	// webhook events engine/webhook stored in Redis to them (see Router).
+	Locations Locations
+	// WebhookMetrics counts routed events and the webhook to chain start
+	// latency (optional).
+	WebhookMetrics *webhook.Metrics
+	Logger         *slog.Logger
 }
 
 // Engine runs recipes: the scheduler, the poll and chain workers and the
@@ -72,6 +79,9 @@ type Engine struct {
 	History *history.Store
 	Chainer *Chainer
 	Poller  *Poller
+	// Router routes webhook events to instant recipes (nil without
+	// Config.Locations).
+	Router *Router
 }
 
 // New builds an Engine and loads the recipes; a bad recipe is an error.
@@ -106,6 +116,17 @@ func New(cfg Config) (*Engine, error) {
 		Recorder: historyRecorder{e.History}, Pauser: e.pauses, Budget: cfg.Budget, Logger: log}
 	e.Chainer = &Chainer{Subs: e.reg, Runner: &actions.Runner{Catalog: cfg.Catalog, Caller: cfg.Caller}, Redis: cfg.Redis,
 		Prefix: cfg.Prefix, Retention: cfg.Retention, History: e.History, Pauser: e.pauses, OnDone: cfg.OnChain, Logger: log}
+	if cfg.Locations != nil {
+		e.Router = &Router{Events: webhook.NewStore(cfg.Redis, cfg.Prefix), Subs: e.reg, Poller: e.Poller,
+			Locations: cfg.Locations, Metrics: cfg.WebhookMetrics, Logger: log}
+		if m := cfg.WebhookMetrics; m != nil {
+			e.Chainer.OnStart = func(pl ChainPayload) {
+				if !pl.Received.IsZero() {
+					m.ChainStart.Observe(time.Since(pl.Received).Seconds())
+				}
+			}
+		}
+	}
 	e.sched = scheduler.New(cfg.Redis, &PollEnqueuer{Queue: e.client, PollQueue: QueueName(cfg.Prefix, QueuePoll)}, scheduler.Options{Prefix: cfg.Prefix,
 		TickEvery: cfg.TickEvery, Logger: log})
 	if err := e.load(context.Background()); err != nil {
@@ -171,7 +192,10 @@ func (e *Engine) Run(ctx context.Context) error {
 		RetryDelayFunc:  RetryDelay,
 		IsFailure:       IsFailure,
 		ShutdownTimeout: e.cfg.ShutdownTimeout,
-		Logger:          slogAdapter{e.log},
+		// A poll enqueued while the queues were empty waits at most this
+		// long for a worker (asynq's default is a second).
+		TaskCheckInterval: 200 * time.Millisecond,
+		Logger:            slogAdapter{e.log},
 	})
 	mux := asynq.NewServeMux()
 	mux.Handle(TypePoll, e.Poller)
@@ -188,6 +212,13 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	})
 	wg.Go(func() { e.watch(ctx) })
+	if e.Router != nil {
+		wg.Go(func() {
+			if err := e.Router.Run(ctx); err != nil {
+				e.log.Error("webhook router", "err", err)
+			}
+		})
+	}
 	wg.Wait()
 	e.log.Info("shutting down")
 	return nil

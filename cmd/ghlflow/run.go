@@ -20,6 +20,7 @@ import (
 	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/ghlflow/ghlflow/engine/ratelimit"
 	"github.com/ghlflow/ghlflow/engine/transport"
+	"github.com/ghlflow/ghlflow/engine/webhook"
 )
 
 // runRun is `ghlflow run`: the scheduler and the workers in one process,
@@ -42,6 +43,7 @@ func runRun(ctx context.Context, args []string) int {
 	devKeyFile := fs.String("dev-key-file", "", "where dev mode keeps its key (default in the temp folder)")
 	redirect := fs.String("oauth-redirect", "", "OAuth redirect URL registered with the marketplace app (default http://HTTP/oauth/callback)")
 	noLimit := fs.Bool("no-rate-limit", false, "send without the shared per-location rate limiter (not for real APIs)")
+	hookKey := fs.String("ghl-webhook-key", os.Getenv("GHLFLOW_GHL_WEBHOOK_KEY_FILE"), "PEM file of the public key(s) HighLevel signs webhooks with (default: its published legacy RSA key only)")
 	verbose := fs.Bool("v", false, "debug logs")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -124,10 +126,16 @@ func runRun(ctx context.Context, args []string) int {
 		budget = &engine.LimiterBudget{Limiter: limiter, Connections: src}
 	}
 	metrics := engine.NewMetrics()
+	hookKeys, err := webhookKeys(log, *hookKey)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ghlflow run:", err)
+		return 1
+	}
+	hookMetrics := webhook.NewMetrics(metrics.Registry, cat.WebhookEvents())
 	tr := transport.New(tcfg)
 	eng, err := engine.New(engine.Config{Catalog: cat, Caller: tr, Redis: rdb, Recipes: recipes, Prefix: *prefix,
 		PollConcurrency: *pollN, ChainConcurrency: *chainN, Retention: *retention, TickEvery: *tick, Every: *every, Logger: log,
-		Budget: budget,
+		Budget: budget, Locations: engine.ConnectionLocations{Static: static, Store: store}, WebhookMetrics: hookMetrics,
 		OnChain: func(r engine.ChainResult) {
 			metrics.ObserveChain(r)
 			attrs := []any{"recipe", r.Recipe, "item", r.ItemKey, "steps", r.Steps, "result", r.Status, "took", r.Took.Round(time.Millisecond)}
@@ -154,7 +162,8 @@ func runRun(ctx context.Context, args []string) int {
 	warnScopes(ctx, log, cat, eng, store, static)
 	if *httpAddr != "" {
 		h, closeMon := engine.Handler(rdb, asynq.RedisClientOpt{Addr: ropt.Addr, Username: ropt.Username,
-			Password: ropt.Password, DB: ropt.DB}, metrics.Registry)
+			Password: ropt.Password, DB: ropt.DB}, metrics.Registry, engine.Mount{Pattern: engine.WebhookPath,
+			Handler: &webhook.Handler{Keys: hookKeys, Store: webhook.NewStore(rdb, *prefix), Metrics: hookMetrics, Logger: log}})
 		defer closeMon()
 		if len(oauthApps) > 0 {
 			mux := http.NewServeMux()
@@ -201,6 +210,16 @@ func warnScopes(ctx context.Context, log *slog.Logger, cat *catalog.Catalog, eng
 	for _, w := range auth.CheckScopes(cat, recipes, conns) {
 		log.Warn("missing scope", "recipe", w.Recipe, "op", w.Op, "connection", w.Connection, "scope", w.Scope, "at", fmt.Sprintf("%s:%d", w.File, w.Line))
 	}
+}
+
+// webhookKeys are the keys of --ghl-webhook-key, or HighLevel's published
+// legacy key.
+func webhookKeys(log *slog.Logger, file string) (webhook.Keys, error) {
+	if file != "" {
+		return webhook.LoadKeys(file)
+	}
+	log.Warn("no --ghl-webhook-key: webhooks verify only with HighLevel's published legacy RSA key (x-wh-signature)")
+	return webhook.DefaultKeys(), nil
 }
 
 func envOr(name, def string) string {

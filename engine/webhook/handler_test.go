@@ -112,7 +112,9 @@ func TestHandler(t *testing.T) {
 	tampered := bytes.Replace(good, []byte("c-w1"), []byte("c-w2"), 1)
 	big := event("w9", now)
 	big = append(big[:len(big)-1], []byte(`,"pad":"`+strings.Repeat("x", 1<<20)+`"}`)...)
-	ed := func(b []byte) map[string]string { return map[string]string{webhook.SignatureHeader: e.sim.SignWebhook(b)} }
+	ed := func(b []byte) map[string]string {
+		return map[string]string{webhook.SignatureHeader: e.sim.SignWebhook(b)}
+	}
 	for _, tc := range []struct {
 		name    string
 		body    []byte

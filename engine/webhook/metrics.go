@@ -44,7 +44,7 @@ func NewMetrics(reg prometheus.Registerer, types []string) *Metrics {
 		ChainStart: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ghlflow_webhook_chain_start_seconds",
 			Help:    "Time from a webhook's acceptance to the start of the chain it fired.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}),
-		known: append(slices.Clone(types), "INSTALL", "UNINSTALL"),
+		known: slices.Clone(types),
 	}
 	reg.MustRegister(m.Deliveries, m.ChainStart)
 	return m
