@@ -86,7 +86,7 @@ func Render(op *catalog.Operation, st *catalog.Step, data map[string]any) (map[s
 		}
 		c, err := Coerce(op.Input(name), r)
 		if err != nil {
-			return nil, fmt.Errorf("input %s: %w", name, err)
+			return nil, err
 		}
 		in[name] = c
 	}
@@ -95,12 +95,22 @@ func Render(op *catalog.Operation, st *catalog.Step, data map[string]any) (map[s
 
 // Coerce turns a rendered string into the input's declared type: number and
 // integer parse as numbers, boolean as true/false, array and object as JSON;
-// datetime and string stay text. Non-string values pass through.
+// datetime and string stay text; an empty string is no value (nil).
+// Non-string values pass through. It is the one conversion of step inputs
+// and trigger params; its errors name the input.
 func Coerce(in *catalog.Input, v any) (any, error) {
 	s, ok := v.(string)
 	if !ok || in == nil {
 		return v, nil
 	}
+	out, err := coerce(in, s)
+	if err != nil {
+		return nil, fmt.Errorf("input %s: %w", in.Name, err)
+	}
+	return out, nil
+}
+
+func coerce(in *catalog.Input, s string) (any, error) {
 	t := strings.TrimSpace(s)
 	switch in.Type {
 	case "number":

@@ -158,7 +158,7 @@ func TestCoerce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		got, err := actions.Coerce(&catalog.Input{Name: "x", Type: tt.typ}, tt.in)
-		if (err != nil) != tt.err {
+		if (err != nil) != tt.err || (err != nil && !strings.HasPrefix(err.Error(), "input x: ")) {
 			t.Errorf("%s %v: err = %v", tt.typ, tt.in, err)
 			continue
 		}

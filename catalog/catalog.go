@@ -140,7 +140,8 @@ type Operation struct {
 	Notes    string `yaml:"notes,omitempty" json:"notes,omitempty"`
 
 	// Body is the shape of the JSON body: "object" (the default) or "array",
-	// a one-element array around the object (Referral Rock's bulk updates).
+	// a one-element array around the object (Referral Rock's bulk updates);
+	// or "form" (BodyForm) for a form-encoded body.
 	// Body inputs with dotted names nest: "member.email" sets {"member": {"email": ...}}.
 	Body string `yaml:"body,omitempty" json:"body,omitempty"`
 

@@ -53,6 +53,7 @@ func NewRequest(ctx context.Context, app *App, op *Operation, baseURL string, in
 		body = []byte("{}")
 	}
 	hasBody := false
+	form := url.Values{}
 	for _, name := range names {
 		v := input[name]
 		in := op.Input(name)
@@ -84,6 +85,11 @@ func NewRequest(ctx context.Context, app *App, op *Operation, baseURL string, in
 		case InHeader:
 			header.Set(name, scalarString(v))
 		case InBody:
+			if op.Body == BodyForm {
+				form.Set(name, scalarString(v))
+				hasBody = true
+				continue
+			}
 			key := name
 			if op.Body == "array" {
 				key = "0." + name
@@ -102,6 +108,9 @@ func NewRequest(ctx context.Context, app *App, op *Operation, baseURL string, in
 	var reader *bytes.Reader
 	sendBody := hasBody || op.Method == http.MethodPost || op.Method == http.MethodPut || op.Method == http.MethodPatch
 	if sendBody {
+		if op.Body == BodyForm {
+			body = []byte(form.Encode())
+		}
 		reader = bytes.NewReader(body)
 	}
 	var req *http.Request
@@ -118,7 +127,10 @@ func NewRequest(ctx context.Context, app *App, op *Operation, baseURL string, in
 		req.Header[k] = vs
 	}
 	req.Header.Set("Accept", "application/json")
-	if sendBody {
+	switch {
+	case sendBody && op.Body == BodyForm:
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	case sendBody:
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if app != nil && app.VersionHeader != "" && op.Version != "" {
@@ -126,6 +138,10 @@ func NewRequest(ctx context.Context, app *App, op *Operation, baseURL string, in
 	}
 	return req, nil
 }
+
+// BodyForm is the Operation.Body of a request whose body inputs are sent
+// form-encoded (OAuth token endpoints) rather than as JSON.
+const BodyForm = "form"
 
 // escapeBodyPath keeps sjson's dots (nesting) but escapes the characters
 // sjson would read as wildcards or modifiers.

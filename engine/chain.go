@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -16,7 +15,7 @@ import (
 	"github.com/ghlflow/ghlflow/actions"
 	"github.com/ghlflow/ghlflow/engine/history"
 	"github.com/ghlflow/ghlflow/engine/internal/rdb"
-	"github.com/ghlflow/ghlflow/engine/transport"
+	"github.com/ghlflow/ghlflow/engine/policy"
 )
 
 // Chain statuses in the run history and the log.
@@ -39,6 +38,9 @@ type ChainResult struct {
 	Steps, Resumed int
 	Took           time.Duration
 	Err            error
+	// Record is the run as the history keeps it and the task's result
+	// shows it: status, steps and the ids of what they wrote.
+	Record history.Chain
 }
 
 // Chainer handles chain tasks: it evaluates the recipe's filter, runs each
@@ -65,18 +67,22 @@ type Chainer struct {
 	// OnStart, when set, is called as a chain task starts its first
 	// attempt (the webhook to chain start latency).
 	OnStart func(ChainPayload)
-	Logger  *slog.Logger
+	// Stats, when set, counts the runs for the engine's summary line.
+	Stats  *Stats
+	Logger *slog.Logger
 }
 
 func (c *Chainer) ckptKey(sub, taskID string) string {
 	return rdb.NewKeys(c.Prefix).Checkpoint(sub, taskID)
 }
 
-// ProcessTask handles a TypeChain task (asynq.Handler).
+// ProcessTask handles a TypeChain task (asynq.Handler). The run's record
+// (status, steps, the ids of what the steps wrote) is the task's result,
+// which asynqmon shows.
 func (c *Chainer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	var pl ChainPayload
 	if err := json.Unmarshal(t.Payload(), &pl); err != nil {
-		return fmt.Errorf("chain payload: %v: %w", err, asynq.SkipRetry)
+		return policy.Permanent(fmt.Errorf("chain payload: %w", err))
 	}
 	taskID, _ := asynq.GetTaskID(ctx)
 	if taskID == "" {
@@ -86,6 +92,14 @@ func (c *Chainer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		c.OnStart(pl)
 	}
 	res := c.Run(ctx, pl, taskID)
+	c.Stats.chained()
+	if w := t.ResultWriter(); w != nil {
+		if b, err := json.Marshal(res.Record); err == nil {
+			if _, err := w.Write(b); err != nil {
+				c.logger().Debug("chain result", "task", taskID, "err", err)
+			}
+		}
+	}
 	if c.OnDone != nil {
 		c.OnDone(res)
 	}
@@ -96,112 +110,161 @@ func (c *Chainer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 // handler returns (wrapping asynq.SkipRetry when a retry cannot help).
 func (c *Chainer) Run(ctx context.Context, pl ChainPayload, taskID string) (res ChainResult) {
 	start := time.Now()
-	res = ChainResult{Sub: pl.Sub, Recipe: pl.Recipe, ItemKey: pl.ItemKey, TaskID: taskID}
-	hist := history.Chain{Time: start, Recipe: pl.Recipe, ItemKey: pl.ItemKey, TaskID: taskID}
+	res = ChainResult{Sub: pl.Sub, Recipe: pl.Recipe, ItemKey: pl.ItemKey, TaskID: taskID,
+		Record: history.Chain{Time: start, Recipe: pl.Recipe, ItemKey: pl.ItemKey, TaskID: taskID, Steps: []history.Step{}}}
 	defer func() {
 		res.Took = time.Since(start)
+		res.Record.Took, res.Record.Status = res.Took, res.Status
+		if res.Err != nil {
+			res.Record.Error = res.Err.Error()
+		}
 		if c.History != nil {
-			hist.Took, hist.Status = res.Took, res.Status
-			if res.Err != nil {
-				hist.Error = res.Err.Error()
-			}
-			if err := c.History.AddChain(context.WithoutCancel(ctx), pl.Sub, hist); err != nil {
+			if err := c.History.AddChain(context.WithoutCancel(ctx), pl.Sub, res.Record); err != nil {
 				c.logger().Warn("chain history", "sub", pl.Sub, "err", err)
 			}
 		}
 	}()
+	sub, ok := c.lookup(pl, &res)
+	if !ok {
+		return res
+	}
+	item, ok := c.admit(sub, pl, &res)
+	if !ok {
+		return res
+	}
+	c.runSteps(ctx, sub, pl, item, &res)
+	return res
+}
+
+// lookup finds the subscription of a chain; a chain of a paused
+// connection waits for the fix, one of a removed subscription ends.
+func (c *Chainer) lookup(pl ChainPayload, res *ChainResult) (*Subscription, bool) {
 	sub, ok := c.Subs.Get(pl.Sub)
 	if ok && c.Pauser != nil {
 		// A chain of a paused connection waits for the fix.
 		if reason, paused := c.Pauser.PausedReason(sub.Connection); paused {
 			res.Status = ChainPaused
 			res.Err = c.paused(pl, &PausedError{Connection: sub.Connection, Reason: reason})
-			return res
+			return nil, false
 		}
 	}
-	if !ok {
-		res.Status = ChainRemoved
-		c.logger().Info("chain of a removed subscription", "sub", pl.Sub, "recipe", pl.Recipe, "item", pl.ItemKey)
-		return res
+	if ok {
+		return sub, true
 	}
+	res.Status = ChainRemoved
+	c.logger().Info("chain of a removed subscription", "sub", pl.Sub, "recipe", pl.Recipe, "item", pl.ItemKey)
+	return nil, false
+}
+
+// admit decodes the item and evaluates the recipe's filter.
+func (c *Chainer) admit(sub *Subscription, pl ChainPayload, res *ChainResult) (any, bool) {
 	r := sub.Recipe
 	var item any
-	if err := json.Unmarshal(pl.Item, &item); err != nil {
-		res.Status, res.Err = ChainFailed, fmt.Errorf("chain %s item %s: %v: %w", r.Name, pl.ItemKey, err, asynq.SkipRetry)
-		return res
+	err := json.Unmarshal(pl.Item, &item)
+	pass := false
+	if err == nil {
+		pass, err = actions.Filter(r, item)
 	}
-	pass, err := actions.Filter(r, item)
-	if err != nil {
-		res.Status, res.Err = ChainFailed, fmt.Errorf("chain %s item %s: %v: %w", r.Name, pl.ItemKey, err, asynq.SkipRetry)
-		return res
-	}
-	if !pass {
+	switch {
+	case err != nil:
+		res.Status, res.Err = ChainFailed, policy.Permanent(fmt.Errorf("chain %s item %s: %w", r.Name, pl.ItemKey, err))
+	case !pass:
 		res.Status = ChainFiltered
-		return res
 	}
-	key := c.ckptKey(pl.Sub, taskID)
+	return item, err == nil && pass
+}
+
+// runSteps runs the steps after the last checkpointed one, checkpointing
+// each step's output.
+func (c *Chainer) runSteps(ctx context.Context, sub *Subscription, pl ChainPayload, item any, res *ChainResult) {
+	r := sub.Recipe
+	key := c.ckptKey(pl.Sub, res.TaskID)
 	saved, err := c.Redis.HGetAll(ctx, key).Result()
 	if err != nil {
 		res.Status, res.Err = ChainRetry, fmt.Errorf("chain %s item %s: checkpoints: %w", r.Name, pl.ItemKey, err)
-		return res
-	}
-	retention := c.Retention
-	if retention <= 0 {
-		retention = DefaultChainRetention
+		return
 	}
 	outs := make([]any, 0, len(r.Steps))
 	for i := range r.Steps {
 		op := r.Steps[i].Op
-		if raw, ok := saved[strconv.Itoa(i)]; ok {
-			var out any
-			if err := json.Unmarshal([]byte(raw), &out); err == nil {
-				outs = append(outs, out)
-				res.Steps++
-				res.Resumed++
-				hist.Steps = append(hist.Steps, history.Step{Op: op, Status: "resumed"})
-				continue
-			}
+		if out, ok := resumed(saved, i); ok {
+			outs = append(outs, out)
+			res.Steps++
+			res.Resumed++
+			res.Record.Steps = append(res.Record.Steps, history.Step{Op: op, Status: "resumed", ID: outputID(out)})
+			continue
 		}
 		out, err := c.Runner.RunStep(ctx, r, i, item, outs)
 		if err != nil {
-			hist.Steps = append(hist.Steps, history.Step{Op: op, Status: "failed", Error: err.Error()})
-			res.Status, res.Err = c.classify(ctx, sub, err)
-			if pe, ok := res.Err.(*PausedError); ok {
-				res.Err = c.paused(pl, pe)
-				return res
-			}
-			res.Err = fmt.Errorf("chain %s item %s: %w", r.Name, pl.ItemKey, res.Err)
-			return res
+			res.Record.Steps = append(res.Record.Steps, history.Step{Op: op, Status: "failed", Error: err.Error()})
+			c.stepFailed(ctx, sub, pl, err, res)
+			return
 		}
-		b, err := json.Marshal(out)
-		if err != nil {
-			b = []byte("null")
-		}
-		p := c.Redis.TxPipeline()
-		p.HSet(ctx, key, strconv.Itoa(i), b)
-		p.Expire(ctx, key, retention)
-		if _, err := p.Exec(ctx); err != nil {
-			// The step ran; without its checkpoint a retry would repeat it.
-			c.logger().Warn("chain checkpoint", "sub", pl.Sub, "step", i, "err", err)
-		}
+		c.checkpoint(ctx, key, pl.Sub, i, out)
 		outs = append(outs, out)
 		res.Steps++
-		hist.Steps = append(hist.Steps, history.Step{Op: op, Status: "done"})
+		res.Record.Steps = append(res.Record.Steps, history.Step{Op: op, Status: "done", ID: outputID(out)})
 	}
 	res.Status = ChainCompleted
-	return res
 }
 
-// classify turns a step failure into a status and the error for asynq.
-func (c *Chainer) classify(ctx context.Context, sub *Subscription, err error) (string, error) {
-	switch {
-	case transport.Retryable(err):
-		return ChainRetry, err
-	case authFailure(err):
+// resumed returns step i's output checkpointed by an earlier attempt.
+func resumed(saved map[string]string, i int) (any, bool) {
+	raw, ok := saved[strconv.Itoa(i)]
+	if !ok {
+		return nil, false
+	}
+	var out any
+	if err := json.Unmarshal([]byte(raw), &out); err != nil {
+		return nil, false
+	}
+	return out, true
+}
+
+// checkpoint keeps step i's output, so a retry resumes after it.
+func (c *Chainer) checkpoint(ctx context.Context, key, sub string, i int, out any) {
+	retention := c.Retention
+	if retention <= 0 {
+		retention = DefaultChainRetention
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		b = []byte("null")
+	}
+	p := c.Redis.TxPipeline()
+	p.HSet(ctx, key, strconv.Itoa(i), b)
+	p.Expire(ctx, key, retention)
+	if _, err := p.Exec(ctx); err != nil {
+		// The step ran; without its checkpoint a retry would repeat it.
+		c.logger().Warn("chain checkpoint", "sub", sub, "step", i, "err", err)
+	}
+}
+
+// outputID is the id of what a step wrote, when its output names one.
+func outputID(out any) string {
+	m, ok := out.(map[string]any)
+	if !ok {
+		return ""
+	}
+	switch id := m["id"].(type) {
+	case string:
+		return id
+	case float64:
+		return strconv.FormatFloat(id, 'f', -1, 64)
+	}
+	return ""
+}
+
+// stepFailed applies the error policy to a step's failure: retry (also
+// after a rate limit), pause the step's connection and wait for the fix,
+// or fail to the archive.
+func (c *Chainer) stepFailed(ctx context.Context, sub *Subscription, pl ChainPayload, err error, res *ChainResult) {
+	r := sub.Recipe
+	switch policy.Decide(err).Action {
+	case policy.Pause:
 		conn := sub.Connection
 		var se *actions.StepError
 		if errors.As(err, &se) {
-			r := sub.Recipe
 			conn = actions.Connection(r, &r.Steps[se.Step])
 		}
 		if c.Pauser != nil {
@@ -209,15 +272,12 @@ func (c *Chainer) classify(ctx context.Context, sub *Subscription, err error) (s
 				c.logger().Error("pause connection", "connection", conn, "err", perr)
 			}
 		}
-		return ChainPaused, &PausedError{Connection: conn, Reason: err.Error(), err: err}
-	case ctx.Err() != nil:
-		return ChainRetry, err
+		res.Status = ChainPaused
+		res.Err = c.paused(pl, &PausedError{Connection: conn, Reason: err.Error(), err: err})
+	case policy.Fail:
+		res.Status, res.Err = ChainFailed, policy.Permanent(fmt.Errorf("chain %s item %s: %w", r.Name, pl.ItemKey, err))
 	default:
-		var re *actions.RenderError
-		if errors.As(err, &re) || permanent(err) || !errors.Is(err, transport.ErrTransient) {
-			return ChainFailed, fmt.Errorf("%w: %w", err, asynq.SkipRetry)
-		}
-		return ChainRetry, err
+		res.Status, res.Err = ChainRetry, fmt.Errorf("chain %s item %s: %w", r.Name, pl.ItemKey, err)
 	}
 }
 
@@ -241,6 +301,9 @@ func (e *PausedError) Error() string {
 
 func (e *PausedError) Unwrap() error { return e.err }
 
+// WaitFor is how long the chain waits before it looks again (policy.Waiter).
+func (e *PausedError) WaitFor() time.Duration { return PauseRetry }
+
 // paused is the error of a chain of a paused connection: a PausedError
 // while the chain is within its hold, then an archived failure.
 func (c *Chainer) paused(pl ChainPayload, pe *PausedError) error {
@@ -249,7 +312,7 @@ func (c *Chainer) paused(pl ChainPayload, pe *PausedError) error {
 		hold = DefaultPauseHold
 	}
 	if !pl.Enqueued.IsZero() && time.Since(pl.Enqueued) > hold {
-		return fmt.Errorf("chain %s item %s: %w; gave up after waiting %s: %w", pl.Recipe, pl.ItemKey, pe, hold, asynq.SkipRetry)
+		return policy.Permanent(fmt.Errorf("chain %s item %s: %w; gave up after waiting %s", pl.Recipe, pl.ItemKey, pe, hold))
 	}
 	return fmt.Errorf("chain %s item %s: %w (waiting for it to be fixed)", pl.Recipe, pl.ItemKey, pe)
 }
@@ -261,31 +324,15 @@ func (c *Chainer) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// RetryDelay is the asynq RetryDelayFunc of the engine: the API's
-// Retry-After for rate limits, otherwise exponential backoff from 2 s with
-// full jitter, capped at 30 min.
+// RetryDelay is the asynq RetryDelayFunc of the engine: policy.Decide's
+// wait for rate limits (the API's Retry-After) and paused connections,
+// otherwise exponential backoff from 2 s with jitter, capped at 30 min.
 func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
-	var pe *PausedError
-	if errors.As(err, &pe) {
-		return PauseRetry + time.Duration(rand.Int64N(int64(PauseRetry/4)))
-	}
-	if d := transport.RetryAfter(err); d > 0 {
-		return d + time.Duration(rand.Int64N(int64(time.Second)))
-	}
-	d := 2 * time.Second << min(n, 20)
-	if d > 30*time.Minute || d <= 0 {
-		d = 30 * time.Minute
-	}
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+	return policy.Decide(err).Delay(n)
 }
 
-// IsFailure tells asynq which errors count as failures: a rate limit and
-// a paused connection are waited out without spending a retry.
+// IsFailure tells asynq which errors count as failures: everything
+// policy.Decide does not wait out (a rate limit, a paused connection).
 func IsFailure(err error) bool {
-	if errors.Is(err, asynq.SkipRetry) {
-		return true
-	}
-	var rl *transport.RateLimitedError
-	var pe *PausedError
-	return !errors.As(err, &rl) && !errors.As(err, &pe)
+	return policy.Decide(err).Counts()
 }

@@ -179,3 +179,64 @@ func TestRetryDelay(t *testing.T) {
 		t.Fatal("a rate limit counted as a failure")
 	}
 }
+
+// TestChainTaskResult: a chain run by asynq leaves its record as the
+// task's result (what asynqmon shows): status, steps and the ids of what
+// they wrote.
+func TestChainTaskResult(t *testing.T) {
+	e := newChainEnv(t)
+	e.recipe(fmt.Sprintf(chainRecipe, ".trigger.id"))
+	c := e.srv.CreateContact(e.loc, map[string]any{"firstName": "Cy", "email": "cy@example.com"})
+	queue := e.chainer.Prefix + "chain"
+	t.Cleanup(func() {
+		ctx := context.Background()
+		keys, _ := e.rdb.Keys(ctx, "asynq:{"+queue+"}*").Result()
+		if len(keys) > 0 {
+			e.rdb.Del(ctx, keys...)
+		}
+		e.rdb.SRem(ctx, "asynq:queues", queue)
+	})
+	srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{Concurrency: 1, Queues: map[string]int{queue: 1},
+		Logger: quietLogger{}})
+	mux := asynq.NewServeMux()
+	mux.Handle(engine.TypeChain, e.chainer)
+	if err := srv.Start(mux); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	payload, _ := json.Marshal(e.payload(c))
+	client := asynq.NewClientFromRedisClient(e.rdb)
+	info, err := client.Enqueue(asynq.NewTask(engine.TypeChain, payload), asynq.Queue(queue), asynq.Retention(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	insp := asynq.NewInspectorFromRedisClient(e.rdb)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ti, err := insp.GetTaskInfo(queue, info.ID)
+		if err == nil && ti.State == asynq.TaskStateCompleted {
+			var rec history.Chain
+			if err := json.Unmarshal(ti.Result, &rec); err != nil {
+				t.Fatalf("result %q: %v", ti.Result, err)
+			}
+			if rec.Status != engine.ChainCompleted || len(rec.Steps) != 2 || rec.Steps[1].Status != "done" ||
+				rec.Steps[1].ID == "" || rec.ItemKey != fmt.Sprint(c["id"]) {
+				t.Fatalf("result %s", ti.Result)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("chain task not completed: %+v %v", ti, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// quietLogger drops asynq's own logs.
+type quietLogger struct{}
+
+func (quietLogger) Debug(...any) {}
+func (quietLogger) Info(...any)  {}
+func (quietLogger) Warn(...any)  {}
+func (quietLogger) Error(...any) {}
+func (quietLogger) Fatal(...any) {}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -23,15 +24,14 @@ import (
 	"github.com/ghlflow/ghlflow/engine/webhook"
 )
 
-// Caller is the network side the engine needs (engine/transport implements it).
-type Caller interface {
-	actions.Caller
-}
-
 // Config sets up an Engine. Catalog, Caller, Redis and Recipes are required.
 type Config struct {
 	Catalog *catalog.Catalog
-	Caller  Caller
+	// Caller performs the catalog operations of polls and chains
+	// (engine/transport implements it). It is actions.Caller; triggers
+	// declares the same method as triggers.Caller, since triggers and
+	// actions do not import each other.
+	Caller actions.Caller
 	// Redis is the client our own keys and asynq share.
 	Redis redis.UniversalClient
 	// Recipes are the recipe files or folders; they are watched for changes.
@@ -39,8 +39,8 @@ type Config struct {
 	// Prefix goes before our Redis keys (default DefaultPrefix).
 	Prefix string
 	// PollConcurrency and ChainConcurrency size the workers (defaults 8 and
-	// 16); Priorities weights the queues poll, chain and critical (default
-	// 3, 3, 6), named without the prefix that QueueName adds.
+	// 16); Priorities weights the queues poll and chain (default 3 each),
+	// named without the prefix that QueueName adds.
 	PollConcurrency, ChainConcurrency int
 	Priorities                        map[string]int
 	// Retention keeps a completed chain task's id (default 24 h).
@@ -50,6 +50,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// TickEvery is the scheduler's tick (default 1 s).
 	TickEvery time.Duration
+	// SummaryEvery is how often a summary line (polls, new items, chains,
+	// errors) is logged at info level (default 1 min).
+	SummaryEvery time.Duration
 	// Every, when set, replaces every recipe's poll interval (tests and
 	// demos that cannot wait a minute per poll).
 	Every time.Duration
@@ -82,6 +85,7 @@ type Engine struct {
 	// Router routes webhook events to instant recipes (nil without
 	// Config.Locations).
 	Router *Router
+	stats  *Stats
 }
 
 // New builds an Engine and loads the recipes; a bad recipe is an error.
@@ -96,7 +100,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg.ChainConcurrency = 16
 	}
 	if cfg.Priorities == nil {
-		cfg.Priorities = map[string]int{QueuePoll: 3, QueueChain: 3, QueueCritical: 6}
+		cfg.Priorities = map[string]int{QueuePoll: 3, QueueChain: 3}
 	}
 	if cfg.Retention <= 0 {
 		cfg.Retention = DefaultChainRetention
@@ -104,18 +108,22 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 20 * time.Second
 	}
+	if cfg.SummaryEvery <= 0 {
+		cfg.SummaryEvery = time.Minute
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	e := &Engine{cfg: cfg, log: log, reg: NewRegistry(), pauses: NewPauses(cfg.Redis, cfg.Prefix, log)}
+	e := &Engine{cfg: cfg, log: log, reg: NewRegistry(), pauses: NewPauses(cfg.Redis, cfg.Prefix, log), stats: &Stats{}}
 	e.client = asynq.NewClientFromRedisClient(cfg.Redis)
 	e.History = history.New(cfg.Redis, history.Options{Prefix: cfg.Prefix})
 	e.Poller = &Poller{Subs: e.reg, Caller: cfg.Caller, Dedup: dedup.New(cfg.Redis, dedup.Options{Prefix: cfg.Prefix}),
 		Queue: e.client, ChainQueue: QueueName(cfg.Prefix, QueueChain), ChainRetention: cfg.Retention, ChainOptions: []asynq.Option{asynq.MaxRetry(12)},
-		Recorder: historyRecorder{e.History}, Pauser: e.pauses, Budget: cfg.Budget, Logger: log}
+		Recorder: e.History, Pauser: e.pauses, Budget: cfg.Budget, Stats: e.stats, Logger: log}
 	e.Chainer = &Chainer{Subs: e.reg, Runner: &actions.Runner{Catalog: cfg.Catalog, Caller: cfg.Caller}, Redis: cfg.Redis,
-		Prefix: cfg.Prefix, Retention: cfg.Retention, History: e.History, Pauser: e.pauses, OnDone: cfg.OnChain, Logger: log}
+		Prefix: cfg.Prefix, Retention: cfg.Retention, History: e.History, Pauser: e.pauses, OnDone: cfg.OnChain, Stats: e.stats,
+		Logger: log}
 	if cfg.Locations != nil {
 		e.Router = &Router{Events: webhook.NewStore(cfg.Redis, cfg.Prefix), Subs: e.reg, Poller: e.Poller,
 			Locations: cfg.Locations, Metrics: cfg.WebhookMetrics, Logger: log}
@@ -191,6 +199,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		Queues:          queues,
 		RetryDelayFunc:  RetryDelay,
 		IsFailure:       IsFailure,
+		ErrorHandler:    failures{log: e.log, reg: e.reg, stats: e.stats},
 		ShutdownTimeout: e.cfg.ShutdownTimeout,
 		// A poll enqueued while the queues were empty waits at most this
 		// long for a worker (asynq's default is a second).
@@ -219,6 +228,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 		})
 	}
+	wg.Go(func() { e.summarize(ctx, e.cfg.SummaryEvery) })
 	wg.Wait()
 	e.log.Info("shutting down")
 	return nil
@@ -324,20 +334,22 @@ func (r *Registry) set(subs []*Subscription) (added, changed, removed int) {
 	return
 }
 
-// historyRecorder stores poll records in the run history.
-type historyRecorder struct{ h *history.Store }
-
-func (h historyRecorder) RecordPoll(ctx context.Context, rec PollRecord) error {
-	return h.h.AddPoll(ctx, rec.Sub, history.Poll{Time: rec.Start, Took: rec.Took, Slot: rec.Slot, Read: rec.Read,
-		New: rec.New, Enqueued: rec.Enqueued, Requests: rec.Requests, Seeded: rec.Seeded, Capped: rec.Capped, Skipped: rec.Skipped,
-		Error: rec.Err})
-}
-
 // slogAdapter routes asynq's logs to slog.
 type slogAdapter struct{ l *slog.Logger }
 
 func (a slogAdapter) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
 func (a slogAdapter) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
-func (a slogAdapter) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+
+// Warn logs asynq's warnings, but its "Retry exhausted for task id=..."
+// at debug level: the engine's error handler logs the reason of each
+// final failure.
+func (a slogAdapter) Warn(args ...any) {
+	msg := fmt.Sprint(args...)
+	if strings.HasPrefix(msg, "Retry exhausted for task") {
+		a.l.Debug(msg)
+		return
+	}
+	a.l.Warn(msg)
+}
 func (a slogAdapter) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
 func (a slogAdapter) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }

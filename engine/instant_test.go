@@ -22,6 +22,7 @@ import (
 
 	"github.com/ghlflow/ghlflow/catalog/sim"
 	"github.com/ghlflow/ghlflow/engine"
+	"github.com/ghlflow/ghlflow/engine/history"
 	"github.com/ghlflow/ghlflow/engine/transport"
 	"github.com/ghlflow/ghlflow/engine/webhook"
 )
@@ -59,7 +60,7 @@ func newInstantEnvIn(t *testing.T, dir string, opts ...func(*engine.Engine)) *in
 		sub: engine.SubscriptionID("instant-contacts", "acme"), done: map[string][]time.Time{}}
 	eng, err := engine.New(engine.Config{Catalog: cat, Caller: transport.New(transport.Config{Catalog: cat, Connections: conns,
 		BaseURL: ts.URL}), Redis: rdb, Recipes: []string{dir}, Prefix: prefix,
-		Locations: engine.ConnectionLocations{Static: conns}, WebhookMetrics: e.metrics, Logger: quietLogger(),
+		Locations: engine.ConnectionLocations{Static: conns}, WebhookMetrics: e.metrics, Logger: warnLogger(),
 		OnChain: func(r engine.ChainResult) {
 			if r.Status == engine.ChainCompleted {
 				e.mu.Lock()
@@ -96,7 +97,7 @@ func newInstantEnvIn(t *testing.T, dir string, opts ...func(*engine.Engine)) *in
 }
 
 // seed runs the subscription's first poll, as the scheduler would.
-func (e *instantEnv) poll() *engine.PollRecord {
+func (e *instantEnv) poll() *history.Poll {
 	e.t.Helper()
 	rec, err := e.eng.Poller.Poll(context.Background(), e.sub, time.Now().UnixNano())
 	if err != nil {
@@ -355,7 +356,7 @@ func TestInstantRefused(t *testing.T) {
 	}
 }
 
-// quietLogger drops the engine's logs below warnings.
-func quietLogger() *slog.Logger {
+// warnLogger drops the engine's logs below warnings.
+func warnLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

@@ -12,36 +12,10 @@ import (
 
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/engine/dedup"
-	"github.com/ghlflow/ghlflow/engine/transport"
+	"github.com/ghlflow/ghlflow/engine/history"
+	"github.com/ghlflow/ghlflow/engine/policy"
 	"github.com/ghlflow/ghlflow/triggers"
 )
-
-// PollRecord is what one poll did, for the run history.
-type PollRecord struct {
-	Sub    string
-	Recipe string
-	Slot   int64
-	Start  time.Time
-	Took   time.Duration
-	// Requests is the number of API calls (pages) the poll made.
-	Requests int
-	// Read is the number of distinct items read.
-	Read int
-	// New is the number of items found new; Enqueued of those got a new
-	// chain task, Duplicates met an existing one (a poll retried after a
-	// crash).
-	New, Enqueued, Duplicates int
-	// Seeded is true for a subscription's first poll.
-	Seeded bool
-	// Capped is true when the poll stopped at its page cap rather than at
-	// the end of the list or at items seen before.
-	Capped bool
-	// Skipped says why the slot was not polled: the connection is paused,
-	// or its daily budget runs low and the poll was stretched.
-	Skipped string
-	// Err is the failure, "" on success.
-	Err string
-}
 
 // Budget says how long the polls of a connection should wait apart: every,
 // unless its daily API budget runs low (then longer, with a reason).
@@ -50,9 +24,9 @@ type Budget interface {
 	Stretch(ctx context.Context, connection string, every time.Duration) (time.Duration, string, error)
 }
 
-// PollRecorder keeps poll records; the history store implements it.
+// PollRecorder keeps what each poll did; *history.Store implements it.
 type PollRecorder interface {
-	RecordPoll(ctx context.Context, rec PollRecord) error
+	AddPoll(ctx context.Context, sub string, p history.Poll) error
 }
 
 // Pauser holds the connections' pauses: polls and chains of a paused
@@ -97,10 +71,11 @@ type Poller struct {
 	// items at the boundary time are read again and dropped by their keys
 	// (default 1 ms).
 	Overlap time.Duration
-	// Recorder, Pauser and Budget are optional.
+	// Recorder, Pauser, Budget and Stats are optional.
 	Recorder PollRecorder
 	Pauser   Pauser
 	Budget   Budget
+	Stats    *Stats
 	Logger   *slog.Logger
 	Now      func() time.Time
 }
@@ -109,25 +84,22 @@ type Poller struct {
 func (p *Poller) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	var pl PollPayload
 	if err := json.Unmarshal(t.Payload(), &pl); err != nil {
-		return fmt.Errorf("poll payload: %v: %w", err, asynq.SkipRetry)
+		return policy.Permanent(fmt.Errorf("poll payload: %w", err))
 	}
 	_, err := p.Poll(ctx, pl.Sub, pl.Slot)
 	return err
 }
 
-// Poll polls subscription sub for slot and fans out its new items. Errors
-// that a retry cannot fix wrap asynq.SkipRetry.
-func (p *Poller) Poll(ctx context.Context, subID string, slot int64) (*PollRecord, error) {
-	now := time.Now
-	if p.Now != nil {
-		now = p.Now
-	}
-	log := p.logger()
-	rec := &PollRecord{Sub: subID, Slot: slot, Start: now()}
+// Poll polls subscription sub for slot and fans out its new items. What
+// follows a failure is policy.Decide's answer: an authorization failure
+// pauses the connection, and the errors a retry cannot fix are marked
+// permanent (they wrap asynq.SkipRetry).
+func (p *Poller) Poll(ctx context.Context, subID string, slot int64) (*history.Poll, error) {
+	rec := &history.Poll{Sub: subID, Slot: slot, Time: p.now()}
 	sub, ok := p.Subs.Get(subID)
 	if !ok {
 		// Removed since the poll was scheduled.
-		log.Info("poll of a removed subscription", "sub", subID, "slot", slot)
+		p.logger().Info("poll of a removed subscription", "sub", subID, "slot", slot)
 		return rec, nil
 	}
 	rec.Recipe = sub.Recipe.Name
@@ -140,39 +112,57 @@ func (p *Poller) Poll(ctx context.Context, subID string, slot int64) (*PollRecor
 	}
 	if skip := p.stretched(ctx, sub, slot); skip != "" {
 		rec.Skipped = skip
-		log.Info("poll stretched", "sub", subID, "recipe", sub.Recipe.Name, "reason", skip)
+		p.logger().Info("poll stretched", "sub", subID, "recipe", sub.Recipe.Name, "reason", skip)
 		p.record(ctx, rec)
 		return rec, nil
 	}
 	err := p.poll(ctx, sub, rec)
-	rec.Took = now().Sub(rec.Start)
+	rec.Took = p.now().Sub(rec.Time)
+	p.Stats.polled(rec.New)
 	if err != nil {
-		rec.Err = err.Error()
-		if authFailure(err) {
-			if p.Pauser != nil {
-				if perr := p.Pauser.PauseConnection(ctx, sub.Connection, err.Error()); perr != nil {
-					log.Error("pause connection", "connection", sub.Connection, "err", perr)
-				}
-			}
-			err = fmt.Errorf("%w: %w", err, asynq.SkipRetry)
-		} else if permanent(err) {
-			err = fmt.Errorf("%w: %w", err, asynq.SkipRetry)
-		}
+		rec.Error = err.Error()
+		err = p.decide(ctx, sub, err)
 	}
 	p.record(ctx, rec)
 	if err != nil {
 		return rec, fmt.Errorf("poll %s (%s): %w", subID, sub.Recipe.Name, err)
 	}
-	log.Debug("poll", "sub", subID, "recipe", sub.Recipe.Name, "read", rec.Read, "new", rec.New, "requests", rec.Requests)
+	p.logger().Debug("poll", "sub", subID, "recipe", sub.Recipe.Name, "connection", sub.Connection, "read", rec.Read,
+		"new", rec.New, "requests", rec.Requests, "took", rec.Took.Round(time.Millisecond))
 	return rec, nil
 }
 
+// decide applies the error policy to a failed poll: it pauses the
+// connection of an authorization failure and marks what a retry of the
+// same slot cannot fix (the next slot polls again anyway).
+func (p *Poller) decide(ctx context.Context, sub *Subscription, err error) error {
+	switch policy.Decide(err).Action {
+	case policy.Pause:
+		if p.Pauser != nil {
+			if perr := p.Pauser.PauseConnection(ctx, sub.Connection, err.Error()); perr != nil {
+				p.logger().Error("pause connection", "connection", sub.Connection, "err", perr)
+			}
+		}
+		return policy.Permanent(err)
+	case policy.Fail:
+		return policy.Permanent(err)
+	}
+	return err
+}
+
+func (p *Poller) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
 // record keeps rec in the run history, if there is one.
-func (p *Poller) record(ctx context.Context, rec *PollRecord) {
+func (p *Poller) record(ctx context.Context, rec *history.Poll) {
 	if p.Recorder == nil {
 		return
 	}
-	if err := p.Recorder.RecordPoll(ctx, *rec); err != nil {
+	if err := p.Recorder.AddPoll(ctx, rec.Sub, *rec); err != nil {
 		p.logger().Warn("record poll", "sub", rec.Sub, "err", err)
 	}
 }
@@ -196,10 +186,57 @@ func (p *Poller) stretched(ctx context.Context, sub *Subscription, slot int64) s
 	return reason
 }
 
-func (p *Poller) poll(ctx context.Context, sub *Subscription, rec *PollRecord) error {
+// pollPlan is what a poll starts from: the rendered params, the walk's
+// options and the subscription's dedup state.
+type pollPlan struct {
+	params map[string]any
+	opts   triggers.Options
+	state  dedup.State
+	// known holds the dedup decision of every item a page decision
+	// covered (true = seen before).
+	known map[string]bool
+}
+
+// poll runs the stages of one poll: plan, walk the pages, decide what is
+// new, merge the backlog of an earlier capped poll, fan out, commit.
+func (p *Poller) poll(ctx context.Context, sub *Subscription, rec *history.Poll) error {
+	pl, err := p.plan(ctx, sub)
+	if err != nil {
+		return err
+	}
+	res, err := p.walk(ctx, sub, pl, rec)
+	if err != nil {
+		return err
+	}
+	fire, err := p.decideNew(ctx, sub, pl, res)
+	if err != nil {
+		return err
+	}
+	rec.Seeded = !pl.state.Seeded
+	gap, next, err := p.mergeBacklog(ctx, sub, pl, res, len(fire), rec)
+	if err != nil {
+		return err
+	}
+	fire = append(gap, fire...)
+	rec.New = len(fire)
+	// Fan out before marking: a crash in between re-enqueues on the next
+	// try and meets the TaskIDs instead of losing or doubling an item.
+	if err := p.fanOut(ctx, sub, fire, rec); err != nil {
+		return err
+	}
+	items := dedupItems(res.Items)
+	if pl.state.Backlog != nil || next != nil {
+		return p.Dedup.CommitBacklog(ctx, sub.ID, items, sub.keep(), next)
+	}
+	return p.Dedup.Commit(ctx, sub.ID, items, sub.keep())
+}
+
+// plan renders the params and sets the walk's options from the
+// subscription and its dedup state.
+func (p *Poller) plan(ctx context.Context, sub *Subscription) (*pollPlan, error) {
 	params, err := sub.Params()
 	if err != nil {
-		return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		return nil, err
 	}
 	opts := triggers.Options{Dedup: sub.Dedup, MaxPages: sub.MaxPages, Limit: p.PageLimit}
 	if opts.MaxPages <= 0 {
@@ -207,7 +244,7 @@ func (p *Poller) poll(ctx context.Context, sub *Subscription, rec *PollRecord) e
 	}
 	st, err := p.Dedup.State(ctx, sub.ID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !st.Seeded {
 		opts.MaxPages = p.SeedMaxPages
@@ -222,11 +259,14 @@ func (p *Poller) poll(ctx context.Context, sub *Subscription, rec *PollRecord) e
 		}
 		opts.Since = st.Watermark.Add(-overlap)
 	}
-	// Each page is decided as it arrives (one round trip), to stop the
-	// walk where the items become known; the decisions are kept for the
-	// fan-out.
-	known := map[string]bool{}
-	seeded := st.Seeded
+	return &pollPlan{params: params, opts: opts, state: st, known: map[string]bool{}}, nil
+}
+
+// walk reads the trigger's pages. Each page is decided as it arrives (one
+// round trip), to stop the walk where the items become known; the
+// decisions are kept in pl.known for decideNew.
+func (p *Poller) walk(ctx context.Context, sub *Subscription, pl *pollPlan, rec *history.Poll) (*triggers.Result, error) {
+	opts := pl.opts
 	read := 0
 	opts.Seen = func(ctx context.Context, page []triggers.Item) (bool, error) {
 		d, err := p.Dedup.Decide(ctx, sub.ID, dedupItems(page), 0)
@@ -234,10 +274,10 @@ func (p *Poller) poll(ctx context.Context, sub *Subscription, rec *PollRecord) e
 			return false, err
 		}
 		for i, it := range page {
-			known[it.Key] = d.Known[i]
+			pl.known[it.Key] = d.Known[i]
 		}
 		read += len(page)
-		if !seeded {
+		if !pl.state.Seeded {
 			// A first poll needs only the newest page(s): enough for the
 			// backfill; everything older falls under the seed's floor.
 			return read >= sub.Backfill, nil
@@ -246,108 +286,102 @@ func (p *Poller) poll(ctx context.Context, sub *Subscription, rec *PollRecord) e
 		// of the list was seen before; unless that item is known only from
 		// its webhook (newer than the watermark), with lost ones under it.
 		oldest := page[len(page)-1]
-		return d.Known[len(page)-1] && !oldest.Time.After(st.Watermark), nil
+		return d.Known[len(page)-1] && !oldest.Time.After(pl.state.Watermark), nil
 	}
-	res, err := triggers.Poll(ctx, p.Caller, sub.Connection, sub.Op, params, opts)
+	res, err := triggers.Poll(ctx, p.Caller, sub.Connection, sub.Op, pl.params, opts)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rec.Requests, rec.Read = res.Pages, len(res.Items)
 	rec.Capped = !res.End
-	// A walk from the top that stops at its cap leaves new items below
-	// it; the backlog takes later polls there, down to the watermark.
-	resumable := !res.End && seeded && !res.OldestFirst && res.Next != nil && !st.Watermark.IsZero() && opts.Since.IsZero()
-	switch {
-	case !res.End && res.OldestFirst && opts.Since.IsZero():
-		p.logger().Warn("poll stopped at the page cap of a list read oldest first; newer items are out of reach: "+
-			"sort the trigger newest first or use the cursor strategy", "sub", sub.ID, "recipe", sub.Recipe.Name, "pages", res.Pages)
-	case resumable:
-		p.logger().Info("poll reached its page cap before items it had seen; the next polls read on from there",
-			"sub", sub.ID, "recipe", sub.Recipe.Name, "pages", res.Pages)
-	case !res.End && seeded:
-		p.logger().Warn("poll reached the page cap before items it had seen; new items beyond the cap are skipped: "+
-			"raise max_pages or poll more often", "sub", sub.ID, "recipe", sub.Recipe.Name, "pages", res.Pages)
-	}
-	items := dedupItems(res.Items)
+	p.warnCapped(sub, pl, res)
+	return res, nil
+}
 
-	// Items no page decision covered (one-object triggers, lists read
-	// oldest first) are decided now.
-	var rest []int
-	for i, it := range res.Items {
-		if _, ok := known[it.Key]; !ok {
-			rest = append(rest, i)
+// resumable reports whether a walk from the top stopped at its cap with
+// new items below it, which the backlog takes later polls to, down to the
+// watermark.
+func (pl *pollPlan) resumable(res *triggers.Result) bool {
+	return !res.End && pl.state.Seeded && !res.OldestFirst && res.Next != nil && !pl.state.Watermark.IsZero() &&
+		pl.opts.Since.IsZero()
+}
+
+// warnCapped says what a walk stopped by its page cap leaves out.
+func (p *Poller) warnCapped(sub *Subscription, pl *pollPlan, res *triggers.Result) {
+	log := p.logger().With("sub", sub.ID, "recipe", sub.Recipe.Name, "pages", res.Pages)
+	switch {
+	case !res.End && res.OldestFirst && pl.opts.Since.IsZero():
+		log.Warn("poll stopped at the page cap of a list read oldest first; newer items are out of reach: " +
+			"sort the trigger newest first or use the cursor strategy")
+	case pl.resumable(res):
+		log.Info("poll reached its page cap before items it had seen; the next polls read on from there")
+	case !res.End && pl.state.Seeded:
+		log.Warn("poll reached the page cap before items it had seen; new items beyond the cap are skipped: " +
+			"raise max_pages or poll more often")
+	}
+}
+
+// decideNew returns the items to fire, oldest first: on a first poll the
+// backfill, later the items not seen before. Items no page decision
+// covered (one-object triggers, lists read oldest first) are decided now.
+func (p *Poller) decideNew(ctx context.Context, sub *Subscription, pl *pollPlan, res *triggers.Result) ([]triggers.Item, error) {
+	var rest []triggers.Item
+	for _, it := range res.Items {
+		if _, ok := pl.known[it.Key]; !ok {
+			rest = append(rest, it)
 		}
 	}
 	if len(rest) > 0 {
-		sel := make([]dedup.Item, len(rest))
-		for j, i := range rest {
-			sel[j] = items[i]
-		}
-		d, err := p.Dedup.Decide(ctx, sub.ID, sel, 0)
+		d, err := p.Dedup.Decide(ctx, sub.ID, dedupItems(rest), 0)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		for j, i := range rest {
-			known[res.Items[i].Key] = d.Known[j]
+		for j, it := range rest {
+			pl.known[it.Key] = d.Known[j]
 		}
 	}
-	rec.Seeded = !seeded
 	var fire []triggers.Item
-	if !seeded {
+	if !pl.state.Seeded {
 		if n := sub.Backfill; n > 0 {
 			fire = res.Items[max(0, len(res.Items)-n):]
 		}
-	} else {
-		for _, it := range res.Items {
-			if !known[it.Key] {
-				fire = append(fire, it)
-			}
+		return fire, nil
+	}
+	for _, it := range res.Items {
+		if !pl.known[it.Key] {
+			fire = append(fire, it)
 		}
 	}
-	// The backlog of an earlier capped poll: its items are older than
-	// those found new at the top, so they fire first.
-	var next *dedup.Backlog
-	var gap []triggers.Item
-	backlog := st.Backlog
-	if backlog != nil && seeded {
-		var gapEnd bool
-		var gapNext map[string]any
-		gap, gapEnd, gapNext, err = p.walkBacklog(ctx, sub, params, opts, backlog, len(fire), res.Limit, rec)
+	return fire, nil
+}
+
+// mergeBacklog walks the backlog of an earlier capped poll (its items are
+// older than those found new at the top, so they fire first) and returns
+// them with the backlog the commit leaves for the next polls (nil: none).
+func (p *Poller) mergeBacklog(ctx context.Context, sub *Subscription, pl *pollPlan, res *triggers.Result, shift int,
+	rec *history.Poll) (gap []triggers.Item, next *dedup.Backlog, err error) {
+	backlog := pl.state.Backlog
+	pager := triggers.NewPager(sub.Op.Paging, res.Limit)
+	if backlog != nil && pl.state.Seeded {
+		var end bool
+		var at map[string]any
+		gap, end, at, err = p.walkBacklog(ctx, sub, pl, backlog, pager, shift, rec)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		if !gapEnd {
-			next = &dedup.Backlog{Next: gapNext, Offset: triggers.Position(sub.Op.Paging, gapNext, res.Limit), Floor: backlog.Floor}
+		if !end {
+			next = &dedup.Backlog{Next: at, Offset: pager.Position(at), Floor: backlog.Floor}
 		}
 	}
-	if resumable {
+	if pl.resumable(res) {
 		// A new gap at the top; an older one still open is walked through
 		// from here, down to its floor.
-		next = &dedup.Backlog{Next: res.Next, Offset: triggers.Position(sub.Op.Paging, res.Next, res.Limit), Floor: st.Watermark}
+		next = &dedup.Backlog{Next: res.Next, Offset: pager.Position(res.Next), Floor: pl.state.Watermark}
 		if backlog != nil {
 			next.Floor = backlog.Floor
 		}
 	}
-	fire = append(gap, fire...)
-	rec.New = len(fire)
-
-	// Fan out before marking: a crash in between re-enqueues on the next
-	// try and meets the TaskIDs instead of losing or doubling an item.
-	for _, it := range fire {
-		dup, err := p.enqueueChain(ctx, sub, it, rec.Start)
-		if err != nil {
-			return err
-		}
-		if dup {
-			rec.Duplicates++
-		} else {
-			rec.Enqueued++
-		}
-	}
-	if backlog != nil || next != nil {
-		return p.Dedup.CommitBacklog(ctx, sub.ID, items, sub.keep(), next)
-	}
-	return p.Dedup.Commit(ctx, sub.ID, items, sub.keep())
+	return gap, next, nil
 }
 
 // walkBacklog reads on from where an earlier capped poll stopped, pushed
@@ -355,13 +389,14 @@ func (p *Poller) poll(ctx context.Context, sub *Subscription, rec *PollRecord) e
 // items at or under the backlog's floor, the end of the list, or the page
 // cap. It returns the items above the floor, oldest first; end reports
 // that the backlog is done, else next is where to go on.
-func (p *Poller) walkBacklog(ctx context.Context, sub *Subscription, params map[string]any, opts triggers.Options,
-	bl *dedup.Backlog, shift, limit int, rec *PollRecord) (items []triggers.Item, end bool, next map[string]any, err error) {
+func (p *Poller) walkBacklog(ctx context.Context, sub *Subscription, pl *pollPlan, bl *dedup.Backlog, pager triggers.Pager,
+	shift int, rec *history.Poll) (items []triggers.Item, end bool, next map[string]any, err error) {
 	// Offset and page styles start at the position pushed down by the new
 	// items (a page rounded down may start with items fired before, which
 	// meet their chain's TaskID and do not fire again); a cursor holds.
+	opts := pl.opts
 	opts.Start = bl.Next
-	if at := triggers.StartAt(sub.Op.Paging, bl.Offset+shift, limit); at != nil {
+	if at := pager.StartAt(bl.Offset + shift); at != nil {
 		opts.Start = at
 	}
 	floor := bl.Floor
@@ -369,7 +404,7 @@ func (p *Poller) walkBacklog(ctx context.Context, sub *Subscription, params map[
 		oldest := page[len(page)-1]
 		return oldest.Time.IsZero() || !oldest.Time.After(floor), nil
 	}
-	res, err := triggers.Poll(ctx, p.Caller, sub.Connection, sub.Op, params, opts)
+	res, err := triggers.Poll(ctx, p.Caller, sub.Connection, sub.Op, pl.params, opts)
 	if err != nil {
 		return nil, false, nil, fmt.Errorf("backlog: %w", err)
 	}
@@ -384,6 +419,22 @@ func (p *Poller) walkBacklog(ctx context.Context, sub *Subscription, params map[
 		return items, true, nil, nil // cannot go on; what was read is fired
 	}
 	return items, res.End, res.Next, nil
+}
+
+// fanOut enqueues one chain task per item, oldest first.
+func (p *Poller) fanOut(ctx context.Context, sub *Subscription, fire []triggers.Item, rec *history.Poll) error {
+	for _, it := range fire {
+		dup, err := p.enqueueChain(ctx, sub, it, rec.Time)
+		if err != nil {
+			return err
+		}
+		if dup {
+			rec.Duplicates++
+		} else {
+			rec.Enqueued++
+		}
+	}
+	return nil
 }
 
 func (p *Poller) logger() *slog.Logger {
@@ -438,21 +489,6 @@ func dedupItems(items []triggers.Item) []dedup.Item {
 		out[i] = dedup.Item{Key: it.Key, Time: it.Time}
 	}
 	return out
-}
-
-// authFailure reports errors that only fixing the connection cures.
-func authFailure(err error) bool {
-	return errors.Is(err, transport.ErrUnauthorized) || errors.Is(err, transport.ErrScopeMissing) ||
-		errors.Is(err, transport.ErrForbidden)
-}
-
-// permanent reports errors a retry of the same poll cannot fix (the next
-// slot polls again anyway).
-func permanent(err error) bool {
-	var ve *transport.ValidationError
-	var ie *catalog.InputError
-	return errors.As(err, &ve) || errors.As(err, &ie) || errors.Is(err, transport.ErrNotFound) ||
-		errors.Is(err, transport.ErrInput) || errors.Is(err, transport.ErrConnection)
 }
 
 // PollEnqueuer enqueues poll tasks for the scheduler, with the TaskID of

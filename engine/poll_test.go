@@ -18,6 +18,7 @@ import (
 	"github.com/ghlflow/ghlflow/catalog/sim"
 	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/dedup"
+	"github.com/ghlflow/ghlflow/engine/history"
 	"github.com/ghlflow/ghlflow/engine/scheduler"
 	"github.com/ghlflow/ghlflow/engine/transport"
 )
@@ -30,10 +31,10 @@ func (m subMap) Get(id string) (*engine.Subscription, bool) { s, ok := m[id]; re
 // records keeps poll records.
 type records struct {
 	mu  sync.Mutex
-	got []engine.PollRecord
+	got []history.Poll
 }
 
-func (r *records) RecordPoll(_ context.Context, rec engine.PollRecord) error {
+func (r *records) AddPoll(_ context.Context, _ string, rec history.Poll) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.got = append(r.got, rec)
@@ -103,7 +104,7 @@ func (e *pollEnv) addContacts(n int) []string {
 }
 
 // poll runs one poll of recipe and returns its record.
-func (e *pollEnv) poll(recipe string) *engine.PollRecord {
+func (e *pollEnv) poll(recipe string) *history.Poll {
 	e.t.Helper()
 	e.slot++
 	rec, err := e.poller.Poll(context.Background(), e.sub(recipe).ID, e.slot)
@@ -343,7 +344,7 @@ func TestAuthFailurePauses(t *testing.T) {
 	if reason, ok := e.pauses.PausedReason("acme"); !ok || !strings.Contains(reason, "unauthorized") {
 		t.Fatalf("pauses %v", e.pauses.Paused())
 	}
-	if r := e.records.got[0]; r.Err == "" {
+	if r := e.records.got[0]; r.Error == "" {
 		t.Fatalf("record %+v", r)
 	}
 }

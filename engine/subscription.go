@@ -3,11 +3,10 @@ package engine
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
+	"github.com/ghlflow/ghlflow/actions"
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/engine/dedup"
 	"github.com/ghlflow/ghlflow/engine/scheduler"
@@ -76,53 +75,25 @@ func NewSubscription(cat *catalog.Catalog, r *catalog.Recipe) (*Subscription, er
 	}, nil
 }
 
-// Params renders the trigger's params for one poll.
+// Params renders the trigger's params for one poll, converted to the
+// inputs' declared types as step inputs are (actions.Coerce). A param that
+// does not render or convert is an *actions.RenderError naming the input.
 func (s *Subscription) Params() (map[string]any, error) {
 	out := make(map[string]any, len(s.Recipe.Trigger.Params))
 	data := map[string]any{"recipe": s.Recipe.Name}
 	for name, v := range s.Recipe.Trigger.Params {
 		r, err := v.Render(data)
 		if err != nil {
-			return nil, fmt.Errorf("recipe %s: param %s: %w", s.Recipe.Name, name, err)
+			err = fmt.Errorf("input %s: %w", name, err)
+		} else {
+			r, err = actions.Coerce(s.Op.Input(name), r)
 		}
-		out[name] = coerce(s.Op.Input(name), r)
+		if err != nil {
+			return nil, &actions.RenderError{Err: fmt.Errorf("recipe %s: trigger %w", s.Recipe.Name, err)}
+		}
+		out[name] = r
 	}
 	return out, nil
-}
-
-// coerce turns a rendered string into the input's declared type (number,
-// integer, boolean, array, object) when it parses as JSON of that type.
-func coerce(in *catalog.Input, v any) any {
-	str, ok := v.(string)
-	if !ok || in == nil {
-		return v
-	}
-	switch in.Type {
-	case "number", "integer", "boolean", "array", "object":
-		var out any
-		if err := json.Unmarshal([]byte(strings.TrimSpace(str)), &out); err != nil {
-			return v
-		}
-		switch out.(type) {
-		case float64:
-			if in.Type == "number" || in.Type == "integer" {
-				return out
-			}
-		case bool:
-			if in.Type == "boolean" {
-				return out
-			}
-		case []any:
-			if in.Type == "array" {
-				return out
-			}
-		case map[string]any:
-			if in.Type == "object" {
-				return out
-			}
-		}
-	}
-	return v
 }
 
 // SchedulerEntries lists subscriptions as the scheduler takes them.

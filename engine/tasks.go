@@ -20,8 +20,7 @@ const (
 	TypeChain = "chain:run"
 )
 
-// QueueName is the asynq queue of base (QueuePoll, QueueChain,
-// QueueCritical) for an engine whose Redis keys start with prefix: engines
+// QueueName is the asynq queue of base (QueuePoll, QueueChain) for an engine whose Redis keys start with prefix: engines
 // with different prefixes on one Redis never take each other's tasks.
 func QueueName(prefix, base string) string { return rdb.NewKeys(prefix).Queue(base) }
 
@@ -35,8 +34,6 @@ const (
 	QueuePoll = "poll"
 	// QueueChain carries chain tasks.
 	QueueChain = "chain"
-	// QueueCritical carries token refreshes and other urgent work.
-	QueueCritical = "critical"
 )
 
 // DefaultChainRetention is how long a completed chain task keeps its TaskID

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,7 +22,9 @@ import (
 )
 
 // Caller makes one API call of an operation through a connection and
-// returns the response body.
+// returns the response body; engine/transport implements it. actions
+// declares the same method as actions.Caller (triggers and actions do not
+// import each other), and the engine holds one value for both.
 type Caller interface {
 	Call(ctx context.Context, connection string, op *catalog.Operation, input map[string]any) ([]byte, error)
 }
@@ -105,199 +108,177 @@ func Poll(ctx context.Context, caller Caller, conn string, op *catalog.Operation
 	if !op.IsTrigger() {
 		return nil, fmt.Errorf("poll %s: not a trigger", op.ID)
 	}
-	strategy := opts.Dedup
-	if strategy == "" {
-		strategy = op.Dedup
+	w, err := newWalk(op, params, opts)
+	if err != nil {
+		return nil, fmt.Errorf("poll %s: %w", op.ID, err)
 	}
-	maxPages := opts.MaxPages
-	if maxPages <= 0 {
-		maxPages = DefaultMaxPages
-	}
-	input := make(map[string]any, len(params)+4)
-	for k, v := range params {
-		input[k] = v
-	}
-	if strategy == catalog.DedupCursor && !opts.Since.IsZero() && op.Since != nil {
-		v, err := SinceValue(op.Since, opts.Since, input[op.Since.Input])
-		if err != nil {
-			return nil, fmt.Errorf("poll %s: %w", op.ID, err)
-		}
-		input[op.Since.Input] = v
-	}
-	p := op.Paging
-	style := catalog.PagingNone
-	if p != nil && p.Style != "" {
-		style = p.Style
-	}
-	limit := 0
-	if style != catalog.PagingNone && p.Limit != "" {
-		if v, ok := input[p.Limit]; ok {
-			limit = toInt(v)
-		} else {
-			limit = opts.Limit
-			if limit <= 0 {
-				limit = DefaultLimit
-			}
-			if p.MaxLimit > 0 && limit > p.MaxLimit {
-				limit = p.MaxLimit
-			}
-			input[p.Limit] = limit
-		}
-	}
+	return w.run(ctx, caller, conn)
+}
 
-	res := &Result{Limit: limit}
-	seen := map[string]bool{}
-	var all []Item
-	order := 0 // +1 newest first, -1 oldest first, 0 unknown
-	offset, startIdx := 0, 0
-	for k, v := range opts.Start {
-		input[k] = v
-	}
-	if len(opts.Start) > 0 {
-		switch style {
-		case catalog.PagingOffset:
-			offset = toInt(opts.Start[p.Offset])
-		case catalog.PagingPage:
-			startIdx = max(toInt(opts.Start[p.Page])-p.PageBase, 0)
-		}
-	}
-	// backIdx >= 0 is the next page (0-based) of a backward walk: a list
+// walk is the state of one poll's walk over the pages of a list.
+type walk struct {
+	op       *catalog.Operation
+	strategy string
+	opts     Options
+	maxPages int
+	input    map[string]any
+	pager    Pager
+	res      *Result
+	seen     map[string]bool
+	all      []Item
+	// order is +1 when the list reads newest first, -1 oldest first, 0
+	// while unknown.
+	order int
+	// back >= 0 is the next page (0-based) of a walk from the end: a list
 	// read oldest first whose total is known is walked from its last page
 	// towards the first, so the newest items come first.
-	backIdx := -1
-	for page := 0; ; page++ {
-		if page >= maxPages {
-			if backIdx < 0 {
-				res.Next = nextPage(p, style, input, offset, startIdx+page)
-			}
-			return finish(res, all, order), nil
-		}
-		idx := startIdx + page
-		if backIdx >= 0 {
-			idx = backIdx
-			offset = idx * limit
-		}
-		switch style {
-		case catalog.PagingOffset:
-			input[p.Offset] = offset
-		case catalog.PagingPage:
-			input[p.Page] = p.PageBase + idx
-		}
-		body, err := caller.Call(ctx, conn, op, input)
-		res.Pages++
-		if err != nil {
-			return nil, fmt.Errorf("poll %s page %d: %w", op.ID, idx+1, err)
-		}
-		items, err := Extract(op, strategy, body)
-		if err != nil {
-			return nil, fmt.Errorf("poll %s page %d: %w", op.ID, idx+1, err)
-		}
-		if o := pageOrder(items); o != 0 && order == 0 {
-			order = o
-		}
-		if page == 0 && order < 0 && opts.Seen != nil && limit > 0 && p.Total != "" && len(opts.Start) == 0 &&
-			(style == catalog.PagingOffset || style == catalog.PagingPage) {
-			if total := int(gjson.GetBytes(body, p.Total).Int()); total > limit {
-				// The first page only told the order and the total; the
-				// walk starts again from the end.
-				backIdx = (total - 1) / limit
-				continue
-			}
-		}
-		fresh := items[:0:0]
-		for _, it := range items {
-			if !seen[it.Key] {
-				seen[it.Key] = true
-				fresh = append(fresh, it)
-			}
-		}
-		all = append(all, fresh...)
-		if style == catalog.PagingNone || len(items) == 0 {
-			res.End = true
-			return finish(res, all, order), nil
-		}
-		if opts.Seen != nil && (order >= 0 || backIdx >= 0) {
-			known, err := opts.Seen(ctx, newestFirst(items, order))
-			if err != nil {
-				return nil, fmt.Errorf("poll %s page %d: %w", op.ID, idx+1, err)
-			}
-			if known {
-				res.End, res.StoppedAtSeen = true, true
-				return finish(res, all, order), nil
-			}
-		}
-		if backIdx >= 0 {
-			if backIdx--; backIdx < 1 {
-				// Page 0 was read first; its items are the oldest and
-				// known by now or under the floor.
-				res.End = true
-				return finish(res, all, order), nil
-			}
-			continue
-		}
-		offset += len(items)
-		more, err := hasMore(p, body, items, limit, offset, input)
-		if err != nil {
-			return nil, fmt.Errorf("poll %s page %d: %w", op.ID, idx+1, err)
-		}
-		if !more {
-			res.End = true
-			return finish(res, all, order), nil
-		}
-	}
+	back int
 }
 
-// nextPage returns the paging inputs of the page after the last one read:
-// the offset or page number, or the cursor inputs hasMore has set.
-func nextPage(p *catalog.Paging, style string, input map[string]any, offset, idx int) map[string]any {
-	switch style {
-	case catalog.PagingOffset:
-		return map[string]any{p.Offset: offset}
-	case catalog.PagingPage:
-		return map[string]any{p.Page: p.PageBase + idx}
-	case catalog.PagingCursor:
-		next := map[string]any{}
-		for param := range p.Next {
-			if v, ok := input[param]; ok {
-				next[param] = v
-			}
-		}
-		if len(next) > 0 {
-			return next
-		}
+// newWalk prepares the inputs of a poll: the params, the since input of
+// the cursor strategy and the page size.
+func newWalk(op *catalog.Operation, params map[string]any, opts Options) (*walk, error) {
+	w := &walk{op: op, strategy: opts.Dedup, opts: opts, maxPages: opts.MaxPages, seen: map[string]bool{}, back: -1}
+	if w.strategy == "" {
+		w.strategy = op.Dedup
 	}
-	return nil
+	if w.maxPages <= 0 {
+		w.maxPages = DefaultMaxPages
+	}
+	w.input = make(map[string]any, len(params)+4)
+	maps.Copy(w.input, params)
+	if w.strategy == catalog.DedupCursor && !opts.Since.IsZero() && op.Since != nil {
+		v, err := SinceValue(op.Since, opts.Since, w.input[op.Since.Input])
+		if err != nil {
+			return nil, err
+		}
+		w.input[op.Since.Input] = v
+	}
+	limit := pageLimit(op.Paging, w.input, opts.Limit)
+	w.res = &Result{Limit: limit}
+	w.pager = NewPager(op.Paging, limit)
+	return w, nil
 }
 
-// Position returns how many items of the list lie above the page that the
-// paging inputs next start (offset and page styles; 0 for the others).
-func Position(p *catalog.Paging, next map[string]any, limit int) int {
-	if p == nil {
+// pageLimit is the page size of a walk: the params' own, else want (or
+// DefaultLimit) lowered to the API's maximum and set in input. 0 when the
+// list does not page or takes no size.
+func pageLimit(p *catalog.Paging, input map[string]any, want int) int {
+	if p == nil || p.Style == "" || p.Style == catalog.PagingNone || p.Limit == "" {
 		return 0
 	}
-	switch p.Style {
-	case catalog.PagingOffset:
-		return toInt(next[p.Offset])
-	case catalog.PagingPage:
-		return (toInt(next[p.Page]) - p.PageBase) * limit
+	if v, ok := input[p.Limit]; ok {
+		return toInt(v)
 	}
-	return 0
+	limit := want
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	if p.MaxLimit > 0 && limit > p.MaxLimit {
+		limit = p.MaxLimit
+	}
+	input[p.Limit] = limit
+	return limit
 }
 
-// StartAt returns the paging inputs of the page that holds item number pos
-// (offset and page styles; a page style rounds down to the page's first
-// item), or nil for the other styles.
-func StartAt(p *catalog.Paging, pos, limit int) map[string]any {
-	if p == nil || limit <= 0 {
-		return nil
+// run reads pages until the end of the list, known items or the page cap.
+func (w *walk) run(ctx context.Context, caller Caller, conn string) (*Result, error) {
+	w.pager.First(w.input, w.opts.Start)
+	for page := 0; page < w.maxPages; page++ {
+		idx := w.pager.index()
+		body, err := caller.Call(ctx, conn, w.op, w.input)
+		w.res.Pages++
+		if err == nil {
+			var done bool
+			if done, err = w.take(ctx, page, body); done {
+				return finish(w.res, w.all, w.order), nil
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("poll %s page %d: %w", w.op.ID, idx+1, err)
+		}
 	}
-	switch p.Style {
-	case catalog.PagingOffset:
-		return map[string]any{p.Offset: pos}
-	case catalog.PagingPage:
-		return map[string]any{p.Page: p.PageBase + pos/limit}
+	if w.back < 0 {
+		w.res.Next = w.pager.Resume(w.input)
 	}
-	return nil
+	return finish(w.res, w.all, w.order), nil
+}
+
+// take reads one page's answer and sets the inputs of the next page; done
+// reports that the walk is over.
+func (w *walk) take(ctx context.Context, page int, body []byte) (done bool, err error) {
+	items, err := Extract(w.op, w.strategy, body)
+	if err != nil {
+		return false, err
+	}
+	if o := pageOrder(items); o != 0 && w.order == 0 {
+		w.order = o
+	}
+	if page == 0 && w.fromEnd(body) {
+		// The first page only told the order and the total.
+		return false, nil
+	}
+	w.keep(items)
+	if _, one := w.pager.(*nonePager); one || len(items) == 0 {
+		w.res.End = true
+		return true, nil
+	}
+	if known, err := w.reachedKnown(ctx, items); err != nil || known {
+		w.res.End, w.res.StoppedAtSeen = known, known
+		return known, err
+	}
+	if w.back >= 0 {
+		if w.back--; w.back < 1 {
+			// Page 0 was read first; its items are the oldest and known
+			// by now or under the floor.
+			w.res.End = true
+			return true, nil
+		}
+		w.pager.seek(w.input, w.back)
+		return false, nil
+	}
+	more, err := w.pager.Next(w.input, body, items)
+	if err != nil {
+		return false, err
+	}
+	w.res.End = !more
+	return !more, nil
+}
+
+// fromEnd turns the walk of a list read oldest first, whose total is
+// known, to its last page; the walk then goes backwards so that it meets
+// the newest items first and can stop at known ones.
+func (w *walk) fromEnd(body []byte) bool {
+	p, limit := w.op.Paging, w.res.Limit
+	if w.order >= 0 || w.opts.Seen == nil || limit <= 0 || p == nil || p.Total == "" || len(w.opts.Start) > 0 {
+		return false
+	}
+	total := int(gjson.GetBytes(body, p.Total).Int())
+	if total <= limit || !w.pager.seek(w.input, (total-1)/limit) {
+		return false
+	}
+	w.back = (total - 1) / limit
+	return true
+}
+
+// keep adds the page's items not read before in this walk.
+func (w *walk) keep(items []Item) {
+	for _, it := range items {
+		if !w.seen[it.Key] {
+			w.seen[it.Key] = true
+			w.all = append(w.all, it)
+		}
+	}
+}
+
+// reachedKnown asks Options.Seen whether the page holds known items; a
+// list read oldest first from the top is not asked (its known items come
+// first).
+func (w *walk) reachedKnown(ctx context.Context, items []Item) (bool, error) {
+	if w.opts.Seen == nil || (w.order < 0 && w.back < 0) {
+		return false, nil
+	}
+	return w.opts.Seen(ctx, newestFirst(items, w.order))
 }
 
 // newestFirst returns a page's items newest first.
@@ -310,40 +291,6 @@ func newestFirst(items []Item, order int) []Item {
 		out[len(items)-1-i] = it
 	}
 	return out
-}
-
-// hasMore decides whether another page follows, and for the cursor style
-// sets the next page's inputs.
-func hasMore(p *catalog.Paging, body []byte, items []Item, limit, offset int, input map[string]any) (bool, error) {
-	if p.Style == catalog.PagingCursor {
-		if len(p.Next) == 0 {
-			return false, errors.New("cursor paging without next paths")
-		}
-		any := false
-		for param, path := range p.Next {
-			v := gjson.GetBytes(body, path)
-			if !v.Exists() || v.Type == gjson.Null || v.String() == "" {
-				delete(input, param)
-				continue
-			}
-			any = true
-			input[param] = v.Value()
-		}
-		if !any {
-			return false, nil
-		}
-	}
-	if p.HasMore != "" {
-		if v := gjson.GetBytes(body, p.HasMore); v.Exists() {
-			return v.Bool(), nil
-		}
-	}
-	if p.Total != "" {
-		if v := gjson.GetBytes(body, p.Total); v.Exists() && p.Style != catalog.PagingCursor {
-			return offset < int(v.Int()), nil
-		}
-	}
-	return limit <= 0 || len(items) >= limit, nil
 }
 
 // finish puts the items oldest first: by time where the items carry one

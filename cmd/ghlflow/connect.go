@@ -21,6 +21,7 @@ import (
 	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/ghlflow/ghlflow/engine/connstate"
+	"github.com/ghlflow/ghlflow/engine/transport"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -108,6 +109,9 @@ func (c *connectFlags) open(ctx context.Context, cat *catalog.Catalog, redirect 
 		rdb.Close()
 		return nil, nil, nil, err
 	}
+	// Location token exchanges (agency installs, `connect exchange`) go
+	// through the transport like any other call.
+	store.UseExchanger(transport.New(transport.Config{Catalog: cat, Connections: store, Logger: log}))
 	return store, rdb, func() { rdb.Close() }, nil
 }
 

@@ -133,6 +133,7 @@ func runRun(ctx context.Context, args []string) int {
 	}
 	hookMetrics := webhook.NewMetrics(metrics.Registry, cat.WebhookEvents())
 	tr := transport.New(tcfg)
+	store.UseExchanger(tr)
 	eng, err := engine.New(engine.Config{Catalog: cat, Caller: tr, Redis: rdb, Recipes: recipes, Prefix: *prefix,
 		PollConcurrency: *pollN, ChainConcurrency: *chainN, Retention: *retention, TickEvery: *tick, Every: *every, Logger: log,
 		Budget: budget, Locations: engine.ConnectionLocations{Static: static, Store: store}, WebhookMetrics: hookMetrics,
@@ -143,14 +144,9 @@ func runRun(ctx context.Context, args []string) int {
 				attrs = append(attrs, "resumed", r.Resumed)
 			}
 			if r.Err != nil {
-				attrs = append(attrs, "err", r.Err)
-				if !engine.IsFailure(r.Err) {
-					// Waiting out a pause or a rate limit: the pause was
-					// logged once when it began; this repeats every minute.
-					log.Debug("chain", attrs...)
-					return
-				}
-				log.Warn("chain", attrs...)
+				// The engine logs a chain's final failure with its reason,
+				// once; the tries before it are debug lines.
+				log.Debug("chain", append(attrs, "err", r.Err)...)
 				return
 			}
 			log.Info("chain", attrs...)

@@ -15,6 +15,7 @@ import (
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/catalog/sim"
 	"github.com/ghlflow/ghlflow/engine/auth"
+	"github.com/ghlflow/ghlflow/engine/transport"
 	"github.com/ghlflow/ghlflow/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
@@ -158,6 +159,12 @@ func newStore(t testing.TB, rdb *redis.Client, prefix string, keys *auth.Keyring
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Location token exchanges go through a transport, as in `ghlflow run`.
+	cat, err := catalog.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.UseExchanger(transport.New(transport.Config{Catalog: cat, Connections: s, Logger: cfg.Logger}))
 	return s
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -261,9 +260,37 @@ func extraString(tok *oauth2.Token, key string) string {
 	return ""
 }
 
+// LocationTokenRequest is one GHL agency-to-location token exchange (POST
+// /oauth/locationToken, form-encoded companyId and locationId) made with
+// the credential of the agency connection Agency.
+type LocationTokenRequest struct {
+	// App is the app (ghl) and Agency the agency connection.
+	App, Agency string
+	// URL is the exchange endpoint; Version its Version header.
+	URL, Version          string
+	CompanyID, LocationID string
+}
+
+// ErrGrantRefused marks an exchange the API refused for good (the agency
+// connection's credential, or the request, is not accepted): only the user
+// can fix it.
+var ErrGrantRefused = errors.New("grant refused")
+
+// Exchanger makes location token exchanges; engine/transport implements
+// it, so an exchange waits on the rate limiter, renews a refused agency
+// token once and classifies its failures like any other call (a refusal
+// wraps ErrGrantRefused).
+type Exchanger interface {
+	ExchangeLocationToken(ctx context.Context, req LocationTokenRequest) ([]byte, error)
+}
+
+// UseExchanger sets what makes the store's location token exchanges. A
+// transport resolves connections through the store, so it is set after
+// both are made.
+func (s *Store) UseExchanger(x Exchanger) { s.exchanger = x }
+
 // exchange turns the agency connection parent's token into a location
-// token (GHL's POST /oauth/locationToken). A refused agency token is renewed
-// once.
+// token (GHL's POST /oauth/locationToken) through the store's Exchanger.
 func (s *Store) exchange(ctx context.Context, appID, parent, companyID, locationID string) (Credential, []string, error) {
 	app, err := s.oauthApp(appID)
 	if err != nil {
@@ -272,89 +299,47 @@ func (s *Store) exchange(ctx context.Context, appID, parent, companyID, location
 	if app.LocationTokenURL == "" {
 		return Credential{}, nil, fmt.Errorf("app %s has no location token exchange", appID)
 	}
-	p, err := s.Resolve(ctx, parent)
+	if s.exchanger == nil {
+		return Credential{}, nil, fmt.Errorf("app %s: no location token exchange configured", appID)
+	}
+	p, err := s.Get(ctx, parent)
 	if err != nil {
-		if errors.Is(err, ErrNeedsReauth) || errors.Is(err, ErrNotFound) {
+		if errors.Is(err, ErrNotFound) {
 			return Credential{}, nil, fmt.Errorf("%w: agency connection %s: %v", errRefused, parent, err)
 		}
 		return Credential{}, nil, err
 	}
 	if companyID == "" {
-		companyID = p.Conn.CompanyID
+		companyID = p.CompanyID
 	}
-	for attempt := 0; ; attempt++ {
-		cred, scopes, status, err := s.postLocationToken(ctx, app, p.Cred, companyID, locationID)
-		if status == http.StatusUnauthorized && attempt == 0 {
-			if p, err = s.Renew(ctx, parent, p.Cred); err != nil {
-				return Credential{}, nil, fmt.Errorf("%w: agency connection %s: %v", errRefused, parent, err)
-			}
-			continue
-		}
-		return cred, scopes, err
+	version := app.Version
+	if version == "" {
+		version = DefaultLocationTokenVersion
 	}
+	body, err := s.exchanger.ExchangeLocationToken(ctx, LocationTokenRequest{App: appID, Agency: parent, URL: app.LocationTokenURL,
+		Version: version, CompanyID: companyID, LocationID: locationID})
+	if errors.Is(err, ErrGrantRefused) {
+		return Credential{}, nil, fmt.Errorf("%w: location token: %s", errRefused, Redact(err.Error()))
+	}
+	if err != nil {
+		return Credential{}, nil, fmt.Errorf("location token: %s", Redact(err.Error()))
+	}
+	return s.locationCred(body)
 }
 
-func (s *Store) postLocationToken(ctx context.Context, app *OAuthApp, agency Credential, companyID, locationID string) (Credential, []string, int, error) {
-	form := url.Values{"companyId": {companyID}, "locationId": {locationID}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, app.LocationTokenURL, strings.NewReader(form.Encode()))
-	if err != nil {
-		return Credential{}, nil, 0, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Authorization", agency.Authorization())
-	v := app.Version
-	if v == "" {
-		v = DefaultLocationTokenVersion
-	}
-	req.Header.Set("Version", v)
-	resp, err := s.cfg.HTTPClient.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return Credential{}, nil, 0, fmt.Errorf("location token: %v", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return Credential{}, nil, resp.StatusCode, fmt.Errorf("location token: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
-		msg := apiMessage(body)
-		if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests {
-			return Credential{}, nil, resp.StatusCode, fmt.Errorf("%w: location token: %d %s", errRefused, resp.StatusCode, msg)
-		}
-		return Credential{}, nil, resp.StatusCode, fmt.Errorf("location token: %d %s", resp.StatusCode, msg)
-	}
+// locationCred reads an exchange's answer.
+func (s *Store) locationCred(body []byte) (Credential, []string, error) {
 	var out struct {
 		AccessToken string `json:"access_token"`
 		ExpiresIn   int64  `json:"expires_in"`
 		Scope       string `json:"scope"`
-		LocationID  string `json:"locationId"`
 	}
 	if err := json.Unmarshal(body, &out); err != nil || out.AccessToken == "" {
-		return Credential{}, nil, resp.StatusCode, errors.New("location token: no access_token in the answer")
+		return Credential{}, nil, errors.New("location token: no access_token in the answer")
 	}
 	cred := Credential{AccessToken: out.AccessToken}
 	if out.ExpiresIn > 0 {
 		cred.ExpiresAt = s.now().Add(time.Duration(out.ExpiresIn) * time.Second).UTC()
 	}
-	return cred, strings.Fields(out.Scope), resp.StatusCode, nil
-}
-
-// apiMessage returns the "message" of an error body, trimmed.
-func apiMessage(body []byte) string {
-	var m struct {
-		Message any `json:"message"`
-	}
-	if json.Unmarshal(body, &m) != nil {
-		return ""
-	}
-	s := fmt.Sprint(m.Message)
-	if len(s) > 200 {
-		s = s[:200]
-	}
-	return Redact(s)
+	return cred, strings.Fields(out.Scope), nil
 }

@@ -55,13 +55,15 @@ type StoreConfig struct {
 // token) while the others wait for the new token. It implements Source and
 // is safe for concurrent use.
 type Store struct {
-	rdb    redis.UniversalClient
-	keys   rdb.Keys
-	states *connstate.States
-	cfg    StoreConfig
-	ring   *Keyring
-	now    func() time.Time
-	log    *slog.Logger
+	// exchanger makes location token exchanges (UseExchanger).
+	exchanger Exchanger
+	rdb       redis.UniversalClient
+	keys      rdb.Keys
+	states    *connstate.States
+	cfg       StoreConfig
+	ring      *Keyring
+	now       func() time.Time
+	log       *slog.Logger
 }
 
 // NewStore returns a Store for cfg.

@@ -17,28 +17,45 @@ import (
 // subscription.
 const DefaultKeep = 50
 
-// Poll is one poll of a subscription.
+// Poll is what one poll of a subscription did.
 type Poll struct {
-	Time     time.Time     `json:"time"`
-	Took     time.Duration `json:"took"`
-	Slot     int64         `json:"slot"`
-	Read     int           `json:"read"`
-	New      int           `json:"new"`
-	Enqueued int           `json:"enqueued"`
-	Requests int           `json:"requests"`
-	Seeded   bool          `json:"seeded,omitempty"`
-	Capped   bool          `json:"capped,omitempty"`
+	// Sub and Recipe are the subscription polled and its recipe.
+	Sub    string `json:"sub,omitempty"`
+	Recipe string `json:"recipe,omitempty"`
+	// Time is when the poll started, Took how long it ran; Slot is the
+	// scheduling slot it polled.
+	Time time.Time     `json:"time"`
+	Took time.Duration `json:"took"`
+	Slot int64         `json:"slot"`
+	// Read is the number of distinct items read.
+	Read int `json:"read"`
+	// New is the number of items found new; Enqueued of those got a new
+	// chain task, Duplicates met an existing one (a poll retried after a
+	// crash).
+	New        int `json:"new"`
+	Enqueued   int `json:"enqueued"`
+	Duplicates int `json:"duplicates,omitempty"`
+	// Requests is the number of API calls (pages) the poll made.
+	Requests int `json:"requests"`
+	// Seeded is true for a subscription's first poll.
+	Seeded bool `json:"seeded,omitempty"`
+	// Capped is true when the poll stopped at its page cap rather than at
+	// the end of the list or at items seen before.
+	Capped bool `json:"capped,omitempty"`
 	// Skipped says why the slot was not polled (a paused connection, a
 	// daily budget running low).
 	Skipped string `json:"skipped,omitempty"`
-	Error   string `json:"error,omitempty"`
+	// Error is the failure, "" on success.
+	Error string `json:"error,omitempty"`
 }
 
 // Step is one step of a chain run.
 type Step struct {
 	Op     string `json:"op"`
 	Status string `json:"status"` // done, resumed, failed
-	Error  string `json:"error,omitempty"`
+	// ID is the id of what the step wrote, when its output names one.
+	ID    string `json:"id,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // Chain is one run (attempt) of a chain task.

@@ -97,13 +97,6 @@ func (e *Error) Error() string {
 // Unwrap returns the class of failure.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Retryable reports whether err may succeed if the call is made again later:
-// rate limits and transient failures.
-func Retryable(err error) bool {
-	var rl *RateLimitedError
-	return errors.Is(err, ErrTransient) || errors.As(err, &rl)
-}
-
 // RetryAfter returns how long to wait before retrying err: the API's
 // Retry-After for rate limits, 0 when it gives none or err is not a rate
 // limit.

@@ -134,25 +134,52 @@ func (t *Transport) Call(ctx context.Context, connection string, op *catalog.Ope
 
 // Do is Call that also returns the response headers of the final attempt.
 func (t *Transport) Do(ctx context.Context, connection string, op *catalog.Operation, input map[string]any) ([]byte, http.Header, error) {
+	return t.do(ctx, connection, op, input, "")
+}
+
+// do performs op; endpoint, when set, is the URL to send to instead of the
+// app's base URL and op's path.
+func (t *Transport) do(ctx context.Context, connection string, op *catalog.Operation, input map[string]any,
+	endpoint string) ([]byte, http.Header, error) {
 	fail := func(status int, msg string, err error) ([]byte, http.Header, error) {
 		return nil, nil, &Error{Op: op.ID, Connection: connection, Status: status, Message: msg, Err: err}
 	}
-	if t.cfg.Connections == nil {
-		return fail(0, "", fmt.Errorf("%w: no connection source configured", ErrConnection))
-	}
-	res, err := t.cfg.Connections.Resolve(ctx, connection)
+	res, app, err := t.resolve(ctx, connection, op)
 	if err != nil {
-		return fail(0, "", resolveErr(err))
-	}
-	if res.Conn.App != op.App {
-		return fail(0, "", fmt.Errorf("%w: connection is for app %s, operation for %s", ErrConnection, res.Conn.App, op.App))
-	}
-	app := t.cfg.Catalog.App(op.App)
-	if app == nil {
-		return fail(0, "", fmt.Errorf("%w: unknown app %s", ErrConnection, op.App))
+		return fail(0, "", err)
 	}
 	input = withLocation(op, &res.Conn, input)
 	base := t.baseURL(app, &res.Conn)
+	if endpoint != "" {
+		base = endpoint
+	}
+	return t.send(ctx, connection, op, app, base, input, res, fail)
+}
+
+// resolve finds the connection of a call and the app of its operation.
+func (t *Transport) resolve(ctx context.Context, connection string, op *catalog.Operation) (*auth.Resolved, *catalog.App, error) {
+	if t.cfg.Connections == nil {
+		return nil, nil, fmt.Errorf("%w: no connection source configured", ErrConnection)
+	}
+	res, err := t.cfg.Connections.Resolve(ctx, connection)
+	if err != nil {
+		return nil, nil, resolveErr(err)
+	}
+	if res.Conn.App != op.App {
+		return nil, nil, fmt.Errorf("%w: connection is for app %s, operation for %s", ErrConnection, res.Conn.App, op.App)
+	}
+	app := t.cfg.Catalog.App(op.App)
+	if app == nil {
+		return nil, nil, fmt.Errorf("%w: unknown app %s", ErrConnection, op.App)
+	}
+	return res, app, nil
+}
+
+// send makes the attempts of a call: it waits on the limiter, renews a
+// refused credential once, waits out short 429s and retries transient
+// failures of idempotent methods.
+func (t *Transport) send(ctx context.Context, connection string, op *catalog.Operation, app *catalog.App, base string,
+	input map[string]any, res *auth.Resolved, fail func(int, string, error) ([]byte, http.Header, error)) ([]byte, http.Header, error) {
 	resource := Resource(&res.Conn, input)
 	renewed := false
 	idempotent := op.Method == http.MethodGet || op.Method == http.MethodHead
@@ -457,4 +484,29 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-tm.C:
 		return nil
 	}
+}
+
+// ExchangeLocationToken makes a GHL agency-to-location token exchange
+// (auth.Exchanger) like any other call, with the agency connection's
+// credential: it waits on the rate limiter, renews a refused agency token
+// once and classifies failures; a refusal (401, 403, 4xx but 429, an agency
+// connection unknown or needing a new authorization) also wraps
+// auth.ErrGrantRefused.
+func (t *Transport) ExchangeLocationToken(ctx context.Context, req auth.LocationTokenRequest) ([]byte, error) {
+	op := &catalog.Operation{ID: req.App + ".oauth.locationToken", App: req.App, Kind: catalog.KindAction, Method: http.MethodPost,
+		Version: req.Version, Body: catalog.BodyForm, Inputs: []catalog.Input{
+			{Name: "companyId", Type: "string", In: catalog.InBody, Required: true},
+			{Name: "locationId", Type: "string", In: catalog.InBody, Required: true}}}
+	body, _, err := t.do(ctx, req.Agency, op, map[string]any{"companyId": req.CompanyID, "locationId": req.LocationID}, req.URL)
+	if err != nil && refused(err) {
+		return nil, fmt.Errorf("%w: %w", auth.ErrGrantRefused, err)
+	}
+	return body, err
+}
+
+// refused reports the failures of an exchange that only the user can fix.
+func refused(err error) bool {
+	var ve *ValidationError
+	return errors.As(err, &ve) || errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrForbidden) ||
+		errors.Is(err, ErrScopeMissing) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConnection)
 }

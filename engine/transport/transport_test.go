@@ -15,6 +15,7 @@ import (
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/catalog/sim"
 	"github.com/ghlflow/ghlflow/engine/auth"
+	"github.com/ghlflow/ghlflow/engine/policy"
 	"github.com/ghlflow/ghlflow/engine/transport"
 	"github.com/tidwall/gjson"
 )
@@ -149,50 +150,51 @@ func TestErrorClassification(t *testing.T) {
 		}
 	}
 	cases := []struct {
-		name      string
-		conn      string
-		op        string
-		input     map[string]any
-		faults    sim.Faults
-		cfg       transport.Config
-		want      check
-		status    int
-		retryable bool
+		name   string
+		conn   string
+		op     string
+		input  map[string]any
+		faults sim.Faults
+		cfg    transport.Config
+		want   check
+		status int
+		// action is what the error policy makes of the failure.
+		action policy.Action
 	}{
 		{name: "not found", conn: "acme", op: "ghl.contacts.get", input: map[string]any{"contactId": "nope0000000000000000"},
-			want: is(transport.ErrNotFound), status: 404},
+			want: is(transport.ErrNotFound), status: 404, action: policy.Fail},
 		{name: "scope missing", conn: "writer-only", op: "ghl.contacts.get", input: get,
-			want: is(transport.ErrScopeMissing), status: 401},
+			want: is(transport.ErrScopeMissing), status: 401, action: policy.Pause},
 		{name: "revoked token, no refresh", conn: "revoked", op: "ghl.contacts.get", input: get,
-			want: is(transport.ErrUnauthorized), status: 401},
+			want: is(transport.ErrUnauthorized), status: 401, action: policy.Pause},
 		{name: "agency token on a location operation", conn: "agency", op: "ghl.contacts.get", input: get,
-			want: is(transport.ErrForbidden), status: 401},
+			want: is(transport.ErrForbidden), status: 401, action: policy.Pause},
 		{name: "other location", conn: "acme", op: "ghl.contacts.list", input: map[string]any{"locationId": "loc-other"},
-			want: is(transport.ErrForbidden), status: 403},
+			want: is(transport.ErrForbidden), status: 403, action: policy.Pause},
 		{name: "validation 422", conn: "acme", op: "ghl.contacts.list", input: map[string]any{"locationId": "loc-acme", "limit": 500},
-			want: validation("must not be greater than 100"), status: 422},
+			want: validation("must not be greater than 100"), status: 422, action: policy.Fail},
 		{name: "burst 429 once more than attempts", conn: "acme", op: "ghl.contacts.get", input: get,
 			faults: sim.Faults{Burst429: 1}, cfg: transport.Config{Attempts: 1},
-			want: rateLimited(false), status: 429, retryable: true},
+			want: rateLimited(false), status: 429, action: policy.Wait},
 		{name: "server error", conn: "acme", op: "ghl.contacts.get", input: get,
 			faults: sim.Faults{Error5xx: 1}, cfg: transport.Config{Attempts: 2, Backoff: time.Millisecond},
-			want: is(transport.ErrTransient), retryable: true},
+			want: is(transport.ErrTransient), action: policy.Retry},
 		{name: "timeout", conn: "acme", op: "ghl.contacts.get", input: get,
 			faults: sim.Faults{Timeout: 1, TimeoutAfter: 2 * time.Second}, cfg: transport.Config{Attempts: 1, Timeout: 100 * time.Millisecond},
-			want: is(transport.ErrTransient), retryable: true},
+			want: is(transport.ErrTransient), action: policy.Retry},
 		{name: "connection reset", conn: "acme", op: "ghl.contacts.get", input: get,
 			faults: sim.Faults{Reset: 1}, cfg: transport.Config{Attempts: 1},
-			want: is(transport.ErrTransient), retryable: true},
+			want: is(transport.ErrTransient), action: policy.Retry},
 		{name: "response too large", conn: "acme", op: "ghl.contacts.get", input: get, cfg: transport.Config{MaxResponse: 20},
-			want: is(transport.ErrTooLarge)},
+			want: is(transport.ErrTooLarge), action: policy.Fail},
 		{name: "referral rock bad keys", conn: "rr-bad", op: "referralrock.members.new", input: map[string]any{"count": 1},
-			want: is(transport.ErrUnauthorized), status: 401},
+			want: is(transport.ErrUnauthorized), status: 401, action: policy.Pause},
 		{name: "missing required input", conn: "acme", op: "ghl.contacts.get", input: map[string]any{},
-			want: is(transport.ErrInput)},
+			want: is(transport.ErrInput), action: policy.Fail},
 		{name: "unknown connection", conn: "nobody", op: "ghl.contacts.get", input: get,
-			want: is(transport.ErrConnection)},
+			want: is(transport.ErrConnection), action: policy.Fail},
 		{name: "connection of another app", conn: "rz", op: "ghl.contacts.get", input: get,
-			want: is(transport.ErrConnection)},
+			want: is(transport.ErrConnection), action: policy.Fail},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -209,8 +211,8 @@ func TestErrorClassification(t *testing.T) {
 			if tc.status != 0 && transport.Status(err) != tc.status {
 				t.Fatalf("status %d, want %d: %v", transport.Status(err), tc.status, err)
 			}
-			if transport.Retryable(err) != tc.retryable {
-				t.Fatalf("Retryable = %v: %v", !tc.retryable, err)
+			if got := policy.Decide(err).Action; got != tc.action {
+				t.Fatalf("policy: %s, want %s: %v", got, tc.action, err)
 			}
 			e.assertNoSecrets(t, err.Error())
 		})
@@ -286,5 +288,48 @@ func TestStaticConnectionsFile(t *testing.T) {
 	if _, err := auth.LoadStaticConnections("testdata/connections.yaml"); err == nil ||
 		!strings.Contains(err.Error(), "TRANSPORT_TEST_GHL_TOKEN") {
 		t.Fatalf("missing token_env: %v", err)
+	}
+}
+
+// TestExchangeLocationToken: GHL's agency-to-location token exchange is a
+// call like any other: the agency connection's credential, the error
+// classes, and a refusal marked for the connection store.
+func TestExchangeLocationToken(t *testing.T) {
+	e := newEnv(t, sim.Config{})
+	tr := e.transport(transport.Config{Attempts: 1})
+	ctx := context.Background()
+	req := func(agency, loc string) auth.LocationTokenRequest {
+		return auth.LocationTokenRequest{App: "ghl", Agency: agency, URL: e.http.URL + "/oauth/locationToken",
+			Version: auth.DefaultLocationTokenVersion, CompanyID: "simCompany000000000", LocationID: loc}
+	}
+	body, err := tr.ExchangeLocationToken(ctx, req("agency", "loc-acme"))
+	if err != nil || gjson.GetBytes(body, "access_token").String() == "" {
+		t.Fatalf("exchange: %s, %v", body, err)
+	}
+	for _, tc := range []struct {
+		name    string
+		req     auth.LocationTokenRequest
+		class   func(error) bool
+		refused bool
+	}{
+		{name: "a location token", req: req("acme", "loc-acme"),
+			class: func(err error) bool { return errors.Is(err, transport.ErrForbidden) }, refused: true},
+		{name: "a location of another company", req: req("agency", "loc-nowhere"),
+			class: func(err error) bool { var ve *transport.ValidationError; return errors.As(err, &ve) }, refused: true},
+		{name: "an unknown agency connection", req: req("nobody", "loc-acme"),
+			class: func(err error) bool { return errors.Is(err, transport.ErrConnection) }, refused: true},
+		{name: "no answer", req: func() auth.LocationTokenRequest {
+			r := req("agency", "loc-acme")
+			r.URL = "http://127.0.0.1:1/oauth/locationToken"
+			return r
+		}(), class: func(err error) bool { return errors.Is(err, transport.ErrTransient) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tr.ExchangeLocationToken(ctx, tc.req)
+			if err == nil || !tc.class(err) || errors.Is(err, auth.ErrGrantRefused) != tc.refused {
+				t.Fatalf("exchange: %v", err)
+			}
+			e.assertNoSecrets(t, err.Error())
+		})
 	}
 }

@@ -27,7 +27,7 @@
 //	P{sched}:due               zset    engine/scheduler every subscription in force
 //	P{webhooks}:events         stream  engine/webhook   accepted webhook events until processed (then deleted)
 //	P{webhooks}:seen:ID        string  engine/webhook   a delivery's webhookId, WebhookSeenTTL (1 h) after it was accepted
-//	asynq:{PQUEUE}:...         various asynq            the queues PREFIXpoll, PREFIXchain, PREFIXcritical
+//	asynq:{PQUEUE}:...         various asynq            the queues PREFIXpoll and PREFIXchain
 //
 // Earlier versions kept connections under Pconns, Pconn:ID and
 // Pconn-fence:ID and the engine's pauses in Ppaused; auth.MoveLegacyKeys
