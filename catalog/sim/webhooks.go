@@ -131,8 +131,9 @@ func (s *Server) SignWebhook(body []byte) string {
 }
 
 // emit queues an event for every registered URL (nothing happens without
-// URLs). The payload is the object's fields at the top level with type,
-// locationId, timestamp and webhookId, as GHL's event payloads are.
+// URLs). The payload is the object's fields at the top level (or under
+// nestedEvents' key) with type, locationId, timestamp and webhookId, as
+// GHL's event payloads are.
 func (s *Server) emit(loc, typ string, obj map[string]any) {
 	if s.hooks.n.Load() == 0 {
 		return
@@ -156,7 +157,16 @@ func (s *Server) emitRaw(loc, typ string, raw []byte) {
 	s.emitPayload(loc, typ, p)
 }
 
+// nestedEvents are the event types whose payload carries the object under
+// a key instead of at the top level (docs/webhook events/Appointment*.md).
+var nestedEvents = map[string]string{
+	"AppointmentCreate": "appointment", "AppointmentUpdate": "appointment", "AppointmentDelete": "appointment",
+}
+
 func (s *Server) emitPayload(loc, typ string, p map[string]any) {
+	if key := nestedEvents[typ]; key != "" {
+		p = map[string]any{key: p}
+	}
 	p["type"] = typ
 	p["locationId"] = loc
 	p["timestamp"] = isoTime(s.now())

@@ -127,3 +127,41 @@ func TestWebhookDrop(t *testing.T) {
 		t.Fatalf("%d drops left", left)
 	}
 }
+
+// TestWebhookAppointmentNested: appointment events carry the appointment
+// under "appointment", as HighLevel's do; contact events carry the contact
+// at the top level.
+func TestWebhookAppointmentNested(t *testing.T) {
+	got := make(chan []byte, 16)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- b
+	}))
+	defer recv.Close()
+	e := newEnv(t, sim.Config{})
+	t.Cleanup(e.srv.Close)
+	e.srv.AddWebhook(recv.URL)
+	cal := e.call("ghl.calendars.create", map[string]any{"locationId": e.loc, "name": "Demo"})
+	calID, _ := cal["calendar"].(map[string]any)["id"].(string)
+	contact := e.srv.CreateContact(e.loc, map[string]any{"firstName": "Booked"})
+	e.call("ghl.appointments.create", map[string]any{"calendarId": calID, "locationId": e.loc, "contactId": contact["id"],
+		"startTime": time.Now().Add(96 * time.Hour).Format(time.RFC3339), "title": "Demo"})
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case b := <-got:
+			var p map[string]any
+			_ = json.Unmarshal(b, &p)
+			if p["type"] != "AppointmentCreate" {
+				continue
+			}
+			a, ok := p["appointment"].(map[string]any)
+			if !ok || a["title"] != "Demo" || p["locationId"] != e.loc || p["webhookId"] == nil || p["title"] != nil {
+				t.Fatalf("payload: %s", b)
+			}
+			return
+		case <-deadline:
+			t.Fatal("no AppointmentCreate webhook")
+		}
+	}
+}
