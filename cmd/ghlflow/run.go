@@ -214,7 +214,7 @@ func webhookKeys(log *slog.Logger, file string) (webhook.Keys, error) {
 	if file != "" {
 		return webhook.LoadKeys(file)
 	}
-	log.Warn("no --ghl-webhook-key: webhooks verify only with HighLevel's published legacy RSA key (x-wh-signature)")
+	log.Info("no --ghl-webhook-key: webhooks verify only with HighLevel's published legacy RSA key (x-wh-signature)")
 	return webhook.DefaultKeys(), nil
 }
 
