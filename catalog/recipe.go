@@ -221,14 +221,14 @@ func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
 		d.errorAt(at(tn, "max_pages"), "write 0 for the default or a positive cap", "max_pages %d is negative", t.MaxPages)
 	}
 	t.Instant = f.Trigger.Instant
-	if top != nil && t.Instant {
-		validateInstant(d, l.Catalog, tn, top)
-	}
 	if top != nil {
 		t.Dedup = top.Dedup
 		if f.Trigger.Dedup != "" {
 			t.Dedup = f.Trigger.Dedup
 			checkDedup(d, at(tn, "dedup"), top, f.Trigger.Dedup)
+		}
+		if t.Instant {
+			validateInstant(d, l.Catalog, tn, top, t.Dedup)
 		}
 		t.Params = l.compileInputs(d, field(tn, "params"), tn, top, f.Trigger.Params, -1, len(f.Steps), "params")
 	}

@@ -104,9 +104,13 @@ func validateWebhooks(d *decoder, app *App, op *Operation, n *yaml.Node) {
 }
 
 // validateInstant checks a recipe trigger's instant flag against its
-// operation (n is the trigger's node).
-func validateInstant(d *decoder, c *Catalog, n *yaml.Node, op *Operation) {
+// operation and dedup strategy (n is the trigger's node).
+func validateInstant(d *decoder, c *Catalog, n *yaml.Node, op *Operation, strategy string) {
 	if op.Instant() {
+		if strategy == DedupChanged {
+			d.errorAt(at(n, "instant"), "use dedup: id or updated, or remove instant:",
+				"dedup changed keys items by their content, which an event's payload does not share with the API's answer")
+		}
 		return
 	}
 	var with []string

@@ -138,7 +138,8 @@ func (r *Router) Route(ctx context.Context, ev webhook.Event) error {
 	for _, sub := range subs {
 		it, err := triggers.EventItem(sub.Op, sub.Dedup, ev.Body)
 		if err != nil {
-			r.logger().Warn("webhook event without its item", "type", ev.Type, "recipe", sub.Recipe.Name, "err", err)
+			// The poll fires what an event cannot key as it would.
+			r.logger().Debug("webhook event without an item to fire", "type", ev.Type, "recipe", sub.Recipe.Name, "err", err)
 			continue
 		}
 		params, err := sub.Params()

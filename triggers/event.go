@@ -33,6 +33,14 @@ func EventItem(op *catalog.Operation, strategy string, payload []byte) (Item, er
 	if strategy == "" {
 		strategy = op.Dedup
 	}
+	switch {
+	case strategy == catalog.DedupChanged:
+		return Item{}, fmt.Errorf("%s: dedup changed keys by content, which an event does not share with a poll", op.ID)
+	case strategy == catalog.DedupUpdated && (op.ItemUpdated == "" || !r.Get(op.ItemUpdated).Exists()):
+		// Keyed by a hash of its content instead, the item would not be
+		// the one a poll reads: the poll fires it.
+		return Item{}, fmt.Errorf("%s: %w: no update time at %q for dedup updated", op.ID, ErrNoItem, op.ItemUpdated)
+	}
 	keyed := op
 	if id := op.WebhookItemID(); id != op.ItemID {
 		cp := *op

@@ -25,6 +25,11 @@ func TestEventItem(t *testing.T) {
 			"1637930462193:c1", nil},
 		{"ghl.appointments.events.list", "", `{"type":"AppointmentCreate","locationId":"L","appointment":{"id":"a1","calendarId":"cal"}}`, "a1", nil},
 		{"ghl.appointments.events.list", "", `{"type":"AppointmentCreate","locationId":"L","id":"a1"}`, "", triggers.ErrNoItem},
+		{"ghl.opportunities.search", "updated", `{"type":"OpportunityUpdate","locationId":"L","id":"o1","updatedAt":"2021-11-26T12:41:02.193Z"}`,
+			"o1@2021-11-26T12:41:02.193Z", nil},
+		// HighLevel's OpportunityCreate carries no update time.
+		{"ghl.opportunities.search", "updated", `{"type":"OpportunityCreate","locationId":"L","id":"o1","dateAdded":"2021-11-26T12:41:02.193Z"}`,
+			"", triggers.ErrNoItem},
 	} {
 		it, err := triggers.EventItem(cat.MustOp(tc.op), tc.strategy, []byte(tc.payload))
 		if !errors.Is(err, tc.err) || (tc.err == nil && err != nil) {
