@@ -47,7 +47,12 @@ func EventItem(op *catalog.Operation, strategy string, payload []byte) (Item, er
 		cp.ItemID = id
 		keyed = &cp
 	}
-	return keyItem(keyed, strategy, r)
+	it, err := keyItem(keyed, strategy, r)
+	if err == nil && strategy == catalog.DedupCursor && it.Time.IsZero() {
+		// Keyed by a zero time, the item would not be the one a poll reads.
+		return Item{}, fmt.Errorf("%s: %w: no time for dedup cursor", op.ID, ErrNoItem)
+	}
+	return it, err
 }
 
 // EventMatches reports whether an event's item belongs to a poll with

@@ -27,7 +27,10 @@ func TestEventItem(t *testing.T) {
 		{"ghl.appointments.events.list", "", `{"type":"AppointmentCreate","locationId":"L","id":"a1"}`, "", triggers.ErrNoItem},
 		{"ghl.opportunities.search", "updated", `{"type":"OpportunityUpdate","locationId":"L","id":"o1","updatedAt":"2021-11-26T12:41:02.193Z"}`,
 			"o1@2021-11-26T12:41:02.193Z", nil},
-		// HighLevel's OpportunityCreate carries no update time.
+		// HighLevel's opportunity events carry dateAdded, not the API's
+		// createdAt and updatedAt.
+		{"ghl.opportunities.search", "cursor", `{"type":"OpportunityCreate","locationId":"L","id":"o1","dateAdded":"2021-11-26T12:41:02.193Z"}`,
+			"", triggers.ErrNoItem},
 		{"ghl.opportunities.search", "updated", `{"type":"OpportunityCreate","locationId":"L","id":"o1","dateAdded":"2021-11-26T12:41:02.193Z"}`,
 			"", triggers.ErrNoItem},
 	} {
