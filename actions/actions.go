@@ -30,6 +30,30 @@ func Data(recipe string, trigger any, steps []any) map[string]any {
 	return map[string]any{"trigger": trigger, "steps": steps, "recipe": recipe}
 }
 
+// Binding is what a recipe's roles and the .tenant and .connection of its
+// templates resolve to for one tenant. The zero Binding reads roles as
+// connection ids and adds no data.
+type Binding struct {
+	// Tenant is the .tenant of templates (nil: none).
+	Tenant map[string]any
+	// Connection returns the connection of a role (nil: the role is the
+	// connection id).
+	Connection func(role string) (string, bool)
+	// Describe returns the .connection of templates for a connection of
+	// app (nil, or a nil map: none).
+	Describe func(ctx context.Context, connection, app string) (map[string]any, error)
+}
+
+// connection is the connection a role names under the binding.
+func (b Binding) connection(role string) string {
+	if b.Connection != nil {
+		if c, ok := b.Connection(role); ok {
+			return c
+		}
+	}
+	return role
+}
+
 // Runner runs the steps of recipes against a catalog through a Caller.
 type Runner struct {
 	Catalog *catalog.Catalog
@@ -55,10 +79,19 @@ func (e *StepError) Unwrap() error { return e.Err }
 // Filter evaluates the recipe's filter for a trigger item: true when the
 // recipe has none or it renders to "true".
 func Filter(r *catalog.Recipe, trigger any) (bool, error) {
+	return FilterFor(r, Binding{}, trigger)
+}
+
+// FilterFor is Filter with the tenant of b in the data.
+func FilterFor(r *catalog.Recipe, b Binding, trigger any) (bool, error) {
 	if r.Filter == nil {
 		return true, nil
 	}
-	v, err := r.Filter.Render(Data(r.Name, trigger, nil))
+	data := Data(r.Name, trigger, nil)
+	if b.Tenant != nil {
+		data["tenant"] = b.Tenant
+	}
+	v, err := r.Filter.Render(data)
 	if err != nil {
 		return false, fmt.Errorf("recipe %s filter: %w", r.Name, err)
 	}
@@ -198,16 +231,36 @@ func Connection(r *catalog.Recipe, st *catalog.Step) string {
 // RunStep runs step i of recipe r with the outputs of the steps before it
 // and returns its output. Failures are *StepError values wrapping the cause.
 func (rn *Runner) RunStep(ctx context.Context, r *catalog.Recipe, i int, trigger any, steps []any) (any, error) {
+	return rn.RunStepFor(ctx, r, i, Binding{}, trigger, steps)
+}
+
+// RunStepFor is RunStep for the tenant of b: the step's role names its
+// connection, and templates see .tenant and .connection.
+func (rn *Runner) RunStepFor(ctx context.Context, r *catalog.Recipe, i int, b Binding, trigger any, steps []any) (any, error) {
 	st := &r.Steps[i]
 	op := rn.Catalog.Op(st.Op)
 	if op == nil {
 		return nil, &StepError{Recipe: r.Name, Step: i, Op: st.Op, Err: fmt.Errorf("unknown operation")}
 	}
-	in, err := Render(op, st, Data(r.Name, trigger, steps))
+	conn := b.connection(Connection(r, st))
+	data := Data(r.Name, trigger, steps)
+	if b.Tenant != nil {
+		data["tenant"] = b.Tenant
+	}
+	if b.Describe != nil {
+		cd, err := b.Describe(ctx, conn, op.App)
+		if err != nil {
+			return nil, &StepError{Recipe: r.Name, Step: i, Op: st.Op, Err: err}
+		}
+		if cd != nil {
+			data["connection"] = cd
+		}
+	}
+	in, err := Render(op, st, data)
 	if err != nil {
 		return nil, &StepError{Recipe: r.Name, Step: i, Op: st.Op, Err: &RenderError{Err: err}}
 	}
-	body, err := rn.Caller.Call(ctx, Connection(r, st), op, in)
+	body, err := rn.Caller.Call(ctx, conn, op, in)
 	if err != nil {
 		return nil, &StepError{Recipe: r.Name, Step: i, Op: st.Op, Err: err}
 	}

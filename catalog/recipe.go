@@ -31,6 +31,52 @@ type Recipe struct {
 	// lets every item through.
 	Filter *Value
 	Steps  []Step
+	// Roles are the connection roles the recipe declares beyond the app
+	// ids (role → app), for a recipe that needs two connections of one app.
+	Roles map[string]string
+	// Tenants selects the tenants the recipe applies to by their labels
+	// (all must match); nil selects every tenant that has the roles it uses.
+	Tenants map[string]string
+	// UsesConnection is true when a template refers to .connection (the
+	// engine then looks the connection up before rendering).
+	UsesConnection bool
+}
+
+// Uses returns the connection roles the recipe uses, trigger first, each
+// once.
+func (r *Recipe) Uses() []string {
+	out := []string{r.Trigger.Connection}
+	for i := range r.Steps {
+		if c := r.Steps[i].Connection; c != "" && !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// IsRole reports whether name is a role a tenant fills (an app id or a role
+// the recipe declares) rather than the id of one connection.
+func (l *RecipeLoader) IsRole(r *Recipe, name string) bool {
+	if _, ok := r.Roles[name]; ok {
+		return true
+	}
+	return l.Catalog != nil && l.Catalog.App(name) != nil
+}
+
+// ForTenants reports whether the recipe is written for tenants: it names
+// roles (app ids or declared roles) or selects tenants by label. Other
+// recipes name connection ids and run for the built-in default tenant.
+func (r *Recipe) ForTenants(c *Catalog) bool {
+	if r.Tenants != nil {
+		return true
+	}
+	l := &RecipeLoader{Catalog: c}
+	for _, u := range r.Uses() {
+		if l.IsRole(r, u) {
+			return true
+		}
+	}
+	return false
 }
 
 // RecipeTrigger is the polled side of a recipe.
@@ -138,8 +184,10 @@ type recipeFile struct {
 		MaxPages   int            `yaml:"max_pages"`
 		Instant    bool           `yaml:"instant"`
 	} `yaml:"trigger"`
-	Filter string `yaml:"filter"`
-	Steps  []struct {
+	Filter  string            `yaml:"filter"`
+	Roles   map[string]string `yaml:"roles"`
+	Tenants map[string]string `yaml:"tenants"`
+	Steps   []struct {
 		Name       string         `yaml:"name"`
 		Op         string         `yaml:"op"`
 		Connection string         `yaml:"connection"`
@@ -159,7 +207,9 @@ func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
 	}
 	var f recipeFile
 	d.decode(root, &f)
-	r := &Recipe{Name: f.Name, Description: f.Description, File: file, Line: at(root, "name").Line}
+	r := &Recipe{Name: f.Name, Description: f.Description, File: file, Line: at(root, "name").Line,
+		Roles: f.Roles, Tenants: f.Tenants, UsesConnection: usesConnection(data)}
+	l.checkRoles(d, field(root, "roles"), f.Roles)
 	switch {
 	case f.Name == "":
 		d.errorAt(root, "add name: with a short id such as new-contact-welcome", "recipe has no name")
@@ -174,6 +224,15 @@ func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
 	connApps := map[string]string{} // connection → app, as used in this recipe
 	useConn := func(n *yaml.Node, conn string, op *Operation) {
 		if conn == "" || op == nil {
+			return
+		}
+		if app, ok := f.Roles[conn]; ok || l.Catalog.App(conn) != nil {
+			if !ok {
+				app = conn
+			}
+			if app != op.App {
+				d.errorAt(n, fmt.Sprintf("use the %s role or declare one under roles:", op.App), "role %q is a %s connection but %s is a %s operation", conn, app, op.ID, op.App)
+			}
 			return
 		}
 		if l.Connections != nil {
@@ -202,8 +261,9 @@ func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
 	t := &r.Trigger
 	t.Op, t.Connection, t.Every, t.Backfill, t.MaxPages = f.Trigger.Op, f.Trigger.Connection, f.Trigger.Every, f.Trigger.Backfill, f.Trigger.MaxPages
 	top := l.lookupOp(d, at(tn, "op"), f.Trigger.Op, KindTrigger, "trigger")
-	if f.Trigger.Connection == "" {
-		d.errorAt(tn, "add connection: naming the account to poll", "trigger has no connection")
+	if f.Trigger.Connection == "" && top != nil {
+		// A role defaults to the app id: the tenant's connection of the app.
+		t.Connection, f.Trigger.Connection = top.App, top.App
 	}
 	useConn(at(tn, "connection"), f.Trigger.Connection, top)
 	switch {
@@ -258,7 +318,7 @@ func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
 			if top == nil || top.App == op.App {
 				step.Connection = f.Trigger.Connection
 			} else {
-				d.errorAt(n, fmt.Sprintf("add connection: naming a %s connection", op.App), "step %d (%s) has no connection and the trigger's is not a %s connection", i, op.ID, op.App)
+				step.Connection = op.App // the tenant's connection of the app
 			}
 		}
 		useConn(at(n, "connection"), s.Connection, op)
@@ -272,6 +332,34 @@ func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
 	}
 	return r, nil
 }
+
+// checkRoles checks a recipe's declared roles: each names a catalog app and
+// is not itself an app id.
+func (l *RecipeLoader) checkRoles(d *decoder, n *yaml.Node, roles map[string]string) {
+	names := make([]string, 0, len(roles))
+	for k := range roles {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, role := range names {
+		app := roles[role]
+		switch {
+		case !recipeNameRe.MatchString(role):
+			d.errorAt(keyNode(n, role), "use lower-case letters, digits, - and _", "role %q is not a valid id", role)
+		case l.Catalog.App(role) != nil:
+			d.errorAt(keyNode(n, role), "an app id is a role already; declare only other names", "role %q is an app id", role)
+		case l.Catalog.App(app) == nil:
+			d.errorAt(at(n, role), "write an app id: ghl, referralrock, referrizer", "role %q: unknown app %q", role, app)
+		}
+	}
+}
+
+// connectionRefRe finds template references to .connection.
+var connectionRefRe = regexp.MustCompile(`\{\{[^}]*\.connection\b`)
+
+// usesConnection reports whether a recipe's text refers to .connection in
+// a template.
+func usesConnection(data []byte) bool { return connectionRefRe.Match(data) }
 
 // lookupOp finds an operation by id and checks its kind.
 func (l *RecipeLoader) lookupOp(d *decoder, n *yaml.Node, id, kind, where string) *Operation {
@@ -345,7 +433,7 @@ func pagingInputs(op *Operation) []string {
 		out = append(out, op.Since.Input)
 	}
 	if op.App == "ghl" {
-		out = append(out, ConnectionLocationInput)
+		out = append(out, ConnectionLocationInputs...)
 	}
 	return out
 }
@@ -353,6 +441,11 @@ func pagingInputs(op *Operation) []string {
 // ConnectionLocationInput is the GHL input a call fills from its
 // connection's location when a recipe leaves it out.
 const ConnectionLocationInput = "locationId"
+
+// ConnectionLocationInputs are the names under which an operation takes
+// the location (in its path, query or body); a call fills the one the
+// operation has from its connection when the recipe leaves it out.
+var ConnectionLocationInputs = []string{ConnectionLocationInput, "location_id"}
 
 // compileInputs checks a params/input mapping against op's inputs and
 // compiles its values. step is the index of the step (-1 for the trigger).

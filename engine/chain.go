@@ -68,8 +68,17 @@ type Chainer struct {
 	// attempt (the webhook to chain start latency).
 	OnStart func(ChainPayload)
 	// Stats, when set, counts the runs for the engine's summary line.
-	Stats  *Stats
-	Logger *slog.Logger
+	Stats *Stats
+	// Connections (optional) tells templates what a connection stands for.
+	Connections ConnectionLookup
+	// TenantCap caps the chains of one tenant in flight in this process
+	// (0 = no cap), so a tenant's burst leaves workers for the others; a
+	// chain over the cap goes back to the queue (ChainBusy) without
+	// spending a retry. Recipes naming connections are not capped.
+	TenantCap int
+	Logger    *slog.Logger
+
+	gate tenantGate
 }
 
 func (c *Chainer) ckptKey(sub, taskID string) string {
@@ -118,7 +127,7 @@ func (c *Chainer) Run(ctx context.Context, pl ChainPayload, taskID string) (res 
 		if res.Err != nil {
 			res.Record.Error = res.Err.Error()
 		}
-		if c.History != nil {
+		if c.History != nil && res.Status != ChainRemoved && res.Status != ChainBusy {
 			if err := c.History.AddChain(context.WithoutCancel(ctx), pl.Sub, res.Record); err != nil {
 				c.logger().Warn("chain history", "sub", pl.Sub, "err", err)
 			}
@@ -128,6 +137,12 @@ func (c *Chainer) Run(ctx context.Context, pl ChainPayload, taskID string) (res 
 	if !ok {
 		return res
 	}
+	release, err := c.admitTenant(sub)
+	if err != nil {
+		res.Status, res.Err = ChainBusy, err
+		return res
+	}
+	defer release()
 	item, ok := c.admit(sub, pl, &res)
 	if !ok {
 		return res
@@ -163,7 +178,7 @@ func (c *Chainer) admit(sub *Subscription, pl ChainPayload, res *ChainResult) (a
 	err := json.Unmarshal(pl.Item, &item)
 	pass := false
 	if err == nil {
-		pass, err = actions.Filter(r, item)
+		pass, err = actions.FilterFor(r, sub.binding(c.Connections), item)
 	}
 	switch {
 	case err != nil:
@@ -194,7 +209,7 @@ func (c *Chainer) runSteps(ctx context.Context, sub *Subscription, pl ChainPaylo
 			res.Record.Steps = append(res.Record.Steps, history.Step{Op: op, Status: "resumed", ID: outputID(out)})
 			continue
 		}
-		out, err := c.Runner.RunStep(ctx, r, i, item, outs)
+		out, err := c.Runner.RunStepFor(ctx, r, i, sub.binding(c.Connections), item, outs)
 		if err != nil {
 			res.Record.Steps = append(res.Record.Steps, history.Step{Op: op, Status: "failed", Error: err.Error()})
 			c.stepFailed(ctx, sub, pl, err, res)
@@ -265,7 +280,7 @@ func (c *Chainer) stepFailed(ctx context.Context, sub *Subscription, pl ChainPay
 		conn := sub.Connection
 		var se *actions.StepError
 		if errors.As(err, &se) {
-			conn = actions.Connection(r, &r.Steps[se.Step])
+			conn = sub.StepConnection(se.Step)
 		}
 		if c.Pauser != nil {
 			if perr := c.Pauser.PauseConnection(ctx, conn, err.Error()); perr != nil {

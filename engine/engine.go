@@ -20,7 +20,10 @@ import (
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/engine/dedup"
 	"github.com/ghlflow/ghlflow/engine/history"
+	rdbkeys "github.com/ghlflow/ghlflow/engine/internal/rdb"
+	"github.com/ghlflow/ghlflow/engine/recipestore"
 	"github.com/ghlflow/ghlflow/engine/scheduler"
+	"github.com/ghlflow/ghlflow/engine/tenant"
 	"github.com/ghlflow/ghlflow/engine/webhook"
 )
 
@@ -67,7 +70,20 @@ type Config struct {
 	// WebhookMetrics counts routed events and the webhook to chain start
 	// latency (optional).
 	WebhookMetrics *webhook.Metrics
-	Logger         *slog.Logger
+	// Connections, when set, tells templates what a connection stands for
+	// (.connection.location_id, .connection.company_id).
+	Connections ConnectionLookup
+	// TenantChains caps the chains of one tenant in flight in a process
+	// (default a quarter of ChainConcurrency, at least 1; negative: no
+	// cap), so one tenant's burst does not hold back the others' chains.
+	TenantChains int
+	// TenantPolls caps the polls of one tenant in flight in a process
+	// (default a quarter of PollConcurrency, at least 1; negative: no cap).
+	TenantPolls int
+	// TenantRefresh is how often the engine looks for changed tenants
+	// (default 2 s).
+	TenantRefresh time.Duration
+	Logger        *slog.Logger
 }
 
 // Engine runs recipes: the scheduler, the poll and chain workers and the
@@ -86,6 +102,13 @@ type Engine struct {
 	// Config.Locations).
 	Router *Router
 	stats  *Stats
+
+	tenants       *tenant.Store
+	tmu           sync.Mutex // guards recipes and tenantVersion
+	recipes       []*catalog.Recipe
+	tenantVersion int64
+	stored        *recipestore.Store
+	recipeVersion int64
 }
 
 // New builds an Engine and loads the recipes; a bad recipe is an error.
@@ -115,15 +138,27 @@ func New(cfg Config) (*Engine, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	e := &Engine{cfg: cfg, log: log, reg: NewRegistry(), pauses: NewPauses(cfg.Redis, cfg.Prefix, log), stats: &Stats{}}
+	if cfg.TenantPolls == 0 {
+		cfg.TenantPolls = max(1, cfg.PollConcurrency/4)
+	}
+	if cfg.TenantChains == 0 {
+		cfg.TenantChains = max(1, cfg.ChainConcurrency/4)
+	}
+	if cfg.TenantRefresh <= 0 {
+		cfg.TenantRefresh = 2 * time.Second
+	}
+	e := &Engine{cfg: cfg, log: log, reg: NewRegistry(), pauses: NewPauses(cfg.Redis, cfg.Prefix, log), stats: &Stats{},
+		tenants: tenant.NewStore(cfg.Redis, cfg.Prefix), stored: recipestore.New(cfg.Redis, cfg.Prefix)}
 	e.client = asynq.NewClientFromRedisClient(cfg.Redis)
 	e.History = history.New(cfg.Redis, history.Options{Prefix: cfg.Prefix})
 	e.Poller = &Poller{Subs: e.reg, Caller: cfg.Caller, Dedup: dedup.New(cfg.Redis, dedup.Options{Prefix: cfg.Prefix}),
 		Queue: e.client, ChainQueue: QueueName(cfg.Prefix, QueueChain), ChainRetention: cfg.Retention, ChainOptions: []asynq.Option{asynq.MaxRetry(12)},
-		Recorder: e.History, Pauser: e.pauses, Budget: cfg.Budget, Stats: e.stats, Logger: log}
+		Recorder: e.History, Pauser: e.pauses, Budget: cfg.Budget, Stats: e.stats, Logger: log,
+		Connections: cfg.Connections, Pace: TenantPace(cfg.Catalog), Pacer: RedisPacer{Redis: cfg.Redis, Keys: rdbkeys.NewKeys(cfg.Prefix)},
+		TenantCap: max(0, cfg.TenantPolls)}
 	e.Chainer = &Chainer{Subs: e.reg, Runner: &actions.Runner{Catalog: cfg.Catalog, Caller: cfg.Caller}, Redis: cfg.Redis,
 		Prefix: cfg.Prefix, Retention: cfg.Retention, History: e.History, Pauser: e.pauses, OnDone: cfg.OnChain, Stats: e.stats,
-		Logger: log}
+		Logger: log, Connections: cfg.Connections, TenantCap: max(0, cfg.TenantChains)}
 	if cfg.Locations != nil {
 		e.Router = &Router{Events: webhook.NewStore(cfg.Redis, cfg.Prefix), Subs: e.reg, Poller: e.Poller,
 			Locations: cfg.Locations, Metrics: cfg.WebhookMetrics, Logger: log}
@@ -149,32 +184,46 @@ func (e *Engine) Registry() *Registry { return e.reg }
 // Pauses returns the engine's view of the connections' pauses.
 func (e *Engine) Pauses() *Pauses { return e.pauses }
 
-// load reads the recipes and, when they are all valid, puts them in force.
+// load reads the recipes and the tenants and, when they are all valid, puts
+// them in force.
 func (e *Engine) load(ctx context.Context) error {
-	rs, err := catalog.LoadRecipes(e.cfg.Catalog, e.cfg.Recipes...)
+	rs, recipeVersion, err := e.loadRecipes(ctx)
 	if err != nil {
-		return fmt.Errorf("recipes: %w", err)
+		return err
 	}
-	subs := make([]*Subscription, 0, len(rs))
-	for _, r := range rs {
-		s, err := NewSubscription(e.cfg.Catalog, r)
+	e.tmu.Lock()
+	defer e.tmu.Unlock()
+	tenants, version, err := e.tenants.List(ctx)
+	if err != nil {
+		return err
+	}
+	tenants = append([]*tenant.Tenant{defaultTenant}, tenants...)
+	var subs []*Subscription
+	byTenant := make(map[string][]string, len(tenants))
+	for _, t := range tenants {
+		ts, err := e.bind(rs, t)
 		if err != nil {
-			return fmt.Errorf("%s:%d: %w", r.File, r.Line, err)
+			return err
 		}
-		if e.cfg.Every > 0 {
-			s.Every = e.cfg.Every
+		subs = append(subs, ts...)
+		if !t.IsDefault() {
+			byTenant[t.ID] = subIDs(ts)
 		}
-		subs = append(subs, s)
 	}
-	if err := e.sched.Sync(ctx, SchedulerEntries(subs)); err != nil {
+	if err := e.sched.Sync(ctx, SchedulerEntries(scheduled(subs))); err != nil {
 		return fmt.Errorf("schedule: %w", err)
 	}
+	if err := e.tenants.TrackAll(ctx, byTenant); err != nil {
+		return err
+	}
 	added, changed, removed := e.reg.set(subs)
+	e.recipes, e.tenantVersion, e.recipeVersion = rs, version, recipeVersion
 	// A reload is how a fixed static connection is put back in force.
 	if err := e.pauses.liftUnstored(ctx); err != nil {
 		e.log.Warn("resume paused connections", "err", err)
 	}
-	e.log.Info("recipes loaded", "subscriptions", len(subs), "added", added, "changed", changed, "removed", removed)
+	e.log.Info("recipes loaded", "recipes", len(rs), "tenants", len(tenants)-1, "subscriptions", len(subs),
+		"added", added, "changed", changed, "removed", removed)
 	return nil
 }
 
@@ -228,6 +277,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 		})
 	}
+	wg.Go(func() { e.watchTenants(ctx) })
 	wg.Go(func() { e.summarize(ctx, e.cfg.SummaryEvery) })
 	wg.Wait()
 	e.log.Info("shutting down")
@@ -282,13 +332,14 @@ func (e *Engine) watch(ctx context.Context) {
 // Subscriptions. Whether a subscription's connection is paused is for
 // Pauses to say.
 type Registry struct {
-	mu   sync.RWMutex
-	subs map[string]*Subscription
+	mu       sync.RWMutex
+	subs     map[string]*Subscription
+	byTenant map[string][]*Subscription
 }
 
 // NewRegistry returns a registry holding subs.
 func NewRegistry(subs ...*Subscription) *Registry {
-	r := &Registry{subs: map[string]*Subscription{}}
+	r := &Registry{subs: map[string]*Subscription{}, byTenant: map[string][]*Subscription{}}
 	r.set(subs)
 	return r
 }
@@ -331,6 +382,10 @@ func (r *Registry) set(subs []*Subscription) (added, changed, removed int) {
 		}
 	}
 	r.subs = next
+	r.byTenant = map[string][]*Subscription{}
+	for _, s := range subs {
+		r.byTenant[s.Tenant.ID] = append(r.byTenant[s.Tenant.ID], s)
+	}
 	return
 }
 
@@ -353,3 +408,51 @@ func (a slogAdapter) Warn(args ...any) {
 }
 func (a slogAdapter) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
 func (a slogAdapter) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+
+// replaceTenant puts subs in force as the subscriptions of tenant id (none:
+// the tenant is gone) and returns those it had.
+func (r *Registry) replaceTenant(id string, subs []*Subscription) (old []*Subscription) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old = r.byTenant[id]
+	for _, s := range old {
+		delete(r.subs, s.ID)
+	}
+	for _, s := range subs {
+		r.subs[s.ID] = s
+	}
+	if len(subs) == 0 {
+		delete(r.byTenant, id)
+	} else {
+		r.byTenant[id] = subs
+	}
+	return old
+}
+
+// Tenant returns the subscriptions in force of tenant id.
+func (r *Registry) Tenant(id string) []*Subscription {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return append([]*Subscription(nil), r.byTenant[id]...)
+}
+
+// tenantsOutside returns the tenants in force, other than the default, whose
+// id is not in ids (nil ids: none).
+func (r *Registry) tenantsOutside(ids []string) []string {
+	if ids == nil {
+		return nil
+	}
+	keep := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		keep[id] = true
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []string
+	for id := range r.byTenant {
+		if id != tenant.DefaultID && !keep[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}

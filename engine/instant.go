@@ -235,8 +235,12 @@ func (p *Poller) Fire(ctx context.Context, sub *Subscription, it triggers.Item, 
 		if t.IsZero() {
 			t = received
 		}
+		var delay time.Duration
+		if d := p.paces(ctx, sub, 1); d != nil {
+			delay = d[0] // the tenant's chains are paced as a poll's are
+		}
 		dup, err := p.enqueue(ctx, ChainPayload{Sub: sub.ID, Recipe: sub.Recipe.Name, ItemKey: it.Key, Item: it.Raw,
-			Time: t, Enqueued: time.Now(), Received: received})
+			Time: t, Enqueued: time.Now(), Received: received}, delay)
 		if err != nil {
 			return false, err
 		}

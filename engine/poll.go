@@ -49,8 +49,10 @@ type ChainEnqueuer interface {
 type Poller struct {
 	Subs   Subscriptions
 	Caller triggers.Caller
-	Dedup  *dedup.Store
-	Queue  ChainEnqueuer
+	// Connections (optional) tells templates what a connection stands for.
+	Connections ConnectionLookup
+	Dedup       *dedup.Store
+	Queue       ChainEnqueuer
 	// ChainQueue is the asynq queue of chain tasks (default QueueChain).
 	ChainQueue string
 	// ChainRetention keeps a completed chain task's id reserved (default
@@ -71,6 +73,20 @@ type Poller struct {
 	// items at the boundary time are read again and dropped by their keys
 	// (default 1 ms).
 	Overlap time.Duration
+	// Pace, when set, spreads a tenant's chains over time: a tenant's
+	// chains start one every interval across its polls, after the free
+	// ones an idle tenant has banked (see TenantPace). Recipes naming
+	// connections are not paced.
+	Pace func(sub *Subscription) (free int, every time.Duration)
+	// Pacer keeps the tenants' paces (required with Pace).
+	Pacer Pacer
+	// TenantCap caps the polls of one tenant in flight in this process (0
+	// = no cap): a slot over the cap is skipped and recorded (the next
+	// slot polls again), so a tenant whose polls wait on its rate limit
+	// leaves workers for the others. Recipes naming connections are not
+	// capped.
+	TenantCap int
+	gate      tenantGate
 	// Recorder, Pauser, Budget and Stats are optional.
 	Recorder PollRecorder
 	Pauser   Pauser
@@ -110,6 +126,13 @@ func (p *Poller) Poll(ctx context.Context, subID string, slot int64) (*history.P
 			return rec, nil
 		}
 	}
+	release, busy := p.admit(sub)
+	if busy != "" {
+		rec.Skipped = busy
+		p.record(ctx, rec)
+		return rec, nil
+	}
+	defer release()
 	if skip := p.stretched(ctx, sub, slot); skip != "" {
 		rec.Skipped = skip
 		p.logger().Info("poll stretched", "sub", subID, "recipe", sub.Recipe.Name, "reason", skip)
@@ -234,7 +257,7 @@ func (p *Poller) poll(ctx context.Context, sub *Subscription, rec *history.Poll)
 // plan renders the params and sets the walk's options from the
 // subscription and its dedup state.
 func (p *Poller) plan(ctx context.Context, sub *Subscription) (*pollPlan, error) {
-	params, err := sub.Params()
+	params, err := sub.ParamsFor(ctx, p.Connections)
 	if err != nil {
 		return nil, err
 	}
@@ -423,8 +446,13 @@ func (p *Poller) walkBacklog(ctx context.Context, sub *Subscription, pl *pollPla
 
 // fanOut enqueues one chain task per item, oldest first.
 func (p *Poller) fanOut(ctx context.Context, sub *Subscription, fire []triggers.Item, rec *history.Poll) error {
-	for _, it := range fire {
-		dup, err := p.enqueueChain(ctx, sub, it, rec.Time)
+	delays := p.paces(ctx, sub, len(fire))
+	for i, it := range fire {
+		var delay time.Duration
+		if delays != nil {
+			delay = delays[i]
+		}
+		dup, err := p.enqueueChain(ctx, sub, it, rec.Time, delay)
 		if err != nil {
 			return err
 		}
@@ -446,19 +474,19 @@ func (p *Poller) logger() *slog.Logger {
 
 // enqueueChain enqueues the chain of one item; dup reports that its task
 // already existed.
-func (p *Poller) enqueueChain(ctx context.Context, sub *Subscription, it triggers.Item, pollTime time.Time) (dup bool, err error) {
+func (p *Poller) enqueueChain(ctx context.Context, sub *Subscription, it triggers.Item, pollTime time.Time, delay time.Duration) (dup bool, err error) {
 	t := it.Time
 	if t.IsZero() {
 		t = pollTime
 	}
 	return p.enqueue(ctx, ChainPayload{Sub: sub.ID, Recipe: sub.Recipe.Name, ItemKey: it.Key, Item: it.Raw, Time: t,
-		Enqueued: pollTime})
+		Enqueued: pollTime}, delay)
 }
 
 // enqueue puts a chain task on the queue under ChainTaskID(sub, item key),
-// the one id of an item whether a poll or a webhook found it; dup reports
-// that the task already existed.
-func (p *Poller) enqueue(ctx context.Context, pl ChainPayload) (dup bool, err error) {
+// the one id of an item whether a poll or a webhook found it, to start
+// after delay; dup reports that the task already existed.
+func (p *Poller) enqueue(ctx context.Context, pl ChainPayload, delay time.Duration) (dup bool, err error) {
 	payload, err := json.Marshal(pl)
 	if err != nil {
 		return false, fmt.Errorf("chain payload: %w", err)
@@ -473,6 +501,9 @@ func (p *Poller) enqueue(ctx context.Context, pl ChainPayload) (dup bool, err er
 	}
 	opts := append([]asynq.Option{asynq.TaskID(ChainTaskID(pl.Sub, pl.ItemKey)), asynq.Queue(queue),
 		asynq.Retention(retention)}, p.ChainOptions...)
+	if delay > 0 {
+		opts = append(opts, asynq.ProcessIn(delay))
+	}
 	_, err = p.Queue.EnqueueContext(ctx, asynq.NewTask(TypeChain, payload), opts...)
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
 		return true, nil

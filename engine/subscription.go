@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -10,19 +11,26 @@ import (
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/engine/dedup"
 	"github.com/ghlflow/ghlflow/engine/scheduler"
+	"github.com/ghlflow/ghlflow/engine/tenant"
 )
 
-// Subscription is a recipe bound to its trigger connection: the unit the
-// scheduler polls and the dedup state belongs to.
+// Subscription is a recipe bound to a tenant: the unit the scheduler polls
+// and the dedup state, pauses and history belong to. Subscriptions of one
+// recipe share its parsed form; one costs a few hundred bytes.
 type Subscription struct {
 	// ID is stable across reloads: a hash of the recipe name and the
-	// trigger connection (see SubscriptionID).
+	// tenant id, or for the default tenant of the trigger connection (see
+	// SubscriptionID).
 	ID string
+	// Tenant is the tenant the recipe runs for; its roles name the
+	// connections.
+	Tenant *tenant.Tenant
 	// Recipe is the recipe in force.
 	Recipe *catalog.Recipe
 	// Op is the trigger operation.
 	Op *catalog.Operation
-	// Connection is the trigger's connection.
+	// Connection is the trigger's connection (the tenant's connection of
+	// the trigger's role).
 	Connection string
 	// Every is the poll interval.
 	Every time.Duration
@@ -49,8 +57,31 @@ func SubscriptionID(recipe, connection string) string {
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
-// NewSubscription binds recipe r to its trigger operation in cat.
+// NewSubscription binds recipe r, which names connection ids, to its
+// trigger operation in cat for the default tenant.
 func NewSubscription(cat *catalog.Catalog, r *catalog.Recipe) (*Subscription, error) {
+	return NewTenantSubscription(cat, r, defaultTenant)
+}
+
+// defaultTenant is the built-in tenant whose roles are connection ids.
+var defaultTenant = tenant.Default()
+
+// TenantSubscriptionID is the stable id of recipe × tenant.
+func TenantSubscriptionID(recipe string, t *tenant.Tenant, triggerConn string) string {
+	if t.IsDefault() {
+		// Ids from before tenants: the dedup state carries over.
+		return SubscriptionID(recipe, triggerConn)
+	}
+	return SubscriptionID(recipe, "tenant:"+t.ID)
+}
+
+// NewTenantSubscription binds recipe r to tenant t and its trigger
+// operation in cat.
+func NewTenantSubscription(cat *catalog.Catalog, r *catalog.Recipe, t *tenant.Tenant) (*Subscription, error) {
+	conn, ok := t.Connection(r.Trigger.Connection)
+	if !ok {
+		return nil, fmt.Errorf("recipe %s: tenant %s has no %s connection", r.Name, t.ID, r.Trigger.Connection)
+	}
 	op := cat.Op(r.Trigger.Op)
 	if op == nil || !op.IsTrigger() {
 		return nil, fmt.Errorf("recipe %s: %s is not a trigger", r.Name, r.Trigger.Op)
@@ -64,10 +95,11 @@ func NewSubscription(cat *catalog.Catalog, r *catalog.Recipe) (*Subscription, er
 		return nil, fmt.Errorf("recipe %s: no poll interval", r.Name)
 	}
 	return &Subscription{
-		ID:         SubscriptionID(r.Name, r.Trigger.Connection),
+		ID:         TenantSubscriptionID(r.Name, t, conn),
+		Tenant:     t,
 		Recipe:     r,
 		Op:         op,
-		Connection: r.Trigger.Connection,
+		Connection: conn,
 		Every:      every,
 		Dedup:      strategy,
 		Backfill:   r.Trigger.Backfill,
@@ -75,12 +107,36 @@ func NewSubscription(cat *catalog.Catalog, r *catalog.Recipe) (*Subscription, er
 	}, nil
 }
 
+// StepConnection is the connection step i uses: the tenant's connection of
+// the step's role.
+func (s *Subscription) StepConnection(i int) string {
+	role := actions.Connection(s.Recipe, &s.Recipe.Steps[i])
+	if c, ok := s.Tenant.Connection(role); ok {
+		return c
+	}
+	return role
+}
+
 // Params renders the trigger's params for one poll, converted to the
 // inputs' declared types as step inputs are (actions.Coerce). A param that
 // does not render or convert is an *actions.RenderError naming the input.
+// .connection has only the connection's id and app (see ParamsFor).
 func (s *Subscription) Params() (map[string]any, error) {
+	return s.ParamsFor(context.Background(), nil)
+}
+
+// ParamsFor is Params with look (optional) telling .connection the
+// connection's location and company.
+func (s *Subscription) ParamsFor(ctx context.Context, look ConnectionLookup) (map[string]any, error) {
 	out := make(map[string]any, len(s.Recipe.Trigger.Params))
-	data := map[string]any{"recipe": s.Recipe.Name}
+	data := map[string]any{"recipe": s.Recipe.Name, "tenant": s.Tenant.Data()}
+	if s.Recipe.UsesConnection {
+		cd, err := connectionData(ctx, look, s.Connection, s.Op.App)
+		if err != nil {
+			return nil, fmt.Errorf("recipe %s: %w", s.Recipe.Name, err)
+		}
+		data["connection"] = cd
+	}
 	for name, v := range s.Recipe.Trigger.Params {
 		r, err := v.Render(data)
 		if err != nil {

@@ -233,7 +233,11 @@ func isPagingInput(op *catalog.Operation, name string) bool {
 
 // runRecipe implements "ghlflow recipe lint PATH...".
 func runRecipe(ctx context.Context, args []string) int {
-	const usage = "usage: ghlflow recipe lint [--connections FILE] [--redis URL [--prefix P]] PATH...   (files or folders of .yaml recipes)"
+	const usage = "usage: ghlflow recipe lint [--connections FILE] [--redis URL [--prefix P]] PATH...   (files or folders of .yaml recipes)\n" +
+		"       ghlflow recipe put FILE... | list | remove NAME  [--redis URL] [--prefix P]"
+	if len(args) >= 1 && (args[0] == "put" || args[0] == "list" || args[0] == "remove") {
+		return runRecipeStore(ctx, args, os.Stdout, os.Stderr)
+	}
 	if len(args) < 1 || args[0] != "lint" {
 		fmt.Fprintln(os.Stderr, usage)
 		return 2

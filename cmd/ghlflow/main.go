@@ -27,6 +27,7 @@ func commands() map[string]command {
 		"sim":     {"run the simulator of the GHL API and the referral apps", runSim},
 		"run":     {"run the engine: scheduler and workers in one process", runRun},
 		"connect": {"add a connection (OAuth install or token) from a terminal", runConnect},
+		"tenant":  {"add, list, label, pause and remove the tenants recipes run for", runTenant},
 	}
 }
 

@@ -136,7 +136,7 @@ func runRun(ctx context.Context, args []string) int {
 	store.UseExchanger(tr)
 	eng, err := engine.New(engine.Config{Catalog: cat, Caller: tr, Redis: rdb, Recipes: recipes, Prefix: *prefix,
 		PollConcurrency: *pollN, ChainConcurrency: *chainN, Retention: *retention, TickEvery: *tick, Every: *every, Logger: log,
-		Budget: budget, Locations: engine.ConnectionLocations{Static: static, Store: store}, WebhookMetrics: hookMetrics,
+		Budget: budget, Connections: src, Locations: engine.ConnectionLocations{Static: static, Store: store}, WebhookMetrics: hookMetrics,
 		OnChain: func(r engine.ChainResult) {
 			metrics.ObserveChain(r)
 			attrs := []any{"recipe", r.Recipe, "item", r.ItemKey, "steps", r.Steps, "result", r.Status, "took", r.Took.Round(time.Millisecond)}
@@ -163,7 +163,7 @@ func runRun(ctx context.Context, args []string) int {
 		defer closeMon()
 		if len(oauthApps) > 0 {
 			mux := http.NewServeMux()
-			mux.Handle("/oauth/", store.InstallHandler())
+			mux.Handle("/oauth/", store.InstallHandler(engine.InstallTenants(eng.Tenants())))
 			mux.Handle("/", h)
 			h = mux
 			log.Info("oauth install", "start", "http://"+*httpAddr+"/oauth/start?app=ghl&name=NAME&scopes=...", "redirect", *redirect)

@@ -187,8 +187,9 @@ func (s *Store) ExchangeLocation(ctx context.Context, agencyID, locationID, id s
 //	    checks the state, exchanges the code and stores the connection.
 //
 // Mount it behind the API's authentication: starting an install is an
-// administrator's act.
-func (s *Store) InstallHandler() http.Handler {
+// administrator's act. Each hook is told of the connections an install
+// made (the engine makes a tenant of each location).
+func (s *Store) InstallHandler(hooks ...InstallHook) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /oauth/start", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
@@ -215,6 +216,11 @@ func (s *Store) InstallHandler() http.Handler {
 			http.Error(w, "this install link is invalid, was already used or has expired; start again", http.StatusBadRequest)
 			return
 		}
+		for _, hook := range hooks {
+			if err == nil {
+				err = hook(r.Context(), conns)
+			}
+		}
 		if err != nil {
 			s.log.Warn("install failed", "error", Redact(err.Error()))
 			http.Error(w, "the install failed: "+Redact(err.Error()), http.StatusBadGateway)
@@ -230,6 +236,9 @@ func (s *Store) InstallHandler() http.Handler {
 	})
 	return mux
 }
+
+// InstallHook is told of the connections an install made.
+type InstallHook func(ctx context.Context, conns []Connection) error
 
 func splitList(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })

@@ -413,3 +413,16 @@ func (s *Store) Reseal(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+// DeleteConnection removes a stored connection, its sealed credential and
+// its state under prefix, without the keys to open it (removing a tenant).
+func DeleteConnection(ctx context.Context, c redis.UniversalClient, prefix, id string) error {
+	s := &Store{rdb: c, keys: rdb.NewKeys(prefix), states: connstate.New(c, prefix), cfg: StoreConfig{Prefix: prefix}}
+	return s.Delete(ctx, id)
+}
+
+// GetConnection reads a stored connection's metadata under prefix.
+func GetConnection(ctx context.Context, c redis.UniversalClient, prefix, id string) (Connection, error) {
+	s := &Store{rdb: c, keys: rdb.NewKeys(prefix), states: connstate.New(c, prefix), cfg: StoreConfig{Prefix: prefix}}
+	return s.Get(ctx, id)
+}

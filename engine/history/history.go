@@ -158,3 +158,11 @@ func (s *Store) Polls(ctx context.Context, sub string, n int) ([]Poll, error) {
 func (s *Store) Chains(ctx context.Context, sub string, n int) ([]Chain, error) {
 	return list[Chain](ctx, s, s.keys.HistoryChains(sub), n)
 }
+
+// Delete forgets the history of sub.
+func (s *Store) Delete(ctx context.Context, sub string) error {
+	if err := s.rdb.Del(ctx, s.keys.HistoryPolls(sub), s.keys.HistoryChains(sub)).Err(); err != nil {
+		return fmt.Errorf("history delete %s: %w", sub, err)
+	}
+	return nil
+}

@@ -332,3 +332,13 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+// Forget deletes the budget, pause and GCRA state of one resource of app
+// under prefix (a removed tenant's location).
+func Forget(ctx context.Context, c redis.UniversalClient, prefix, app, resource string) error {
+	keys := rdb.NewKeys(prefix)
+	if err := c.Del(ctx, keys.RateState(app, resource), keys.RateBudget(app, resource), keys.RatePause(app, resource)).Err(); err != nil {
+		return fmt.Errorf("forget %s %s: %w", app, resource, err)
+	}
+	return nil
+}

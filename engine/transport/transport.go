@@ -456,23 +456,29 @@ func Resource(c *auth.Connection, input map[string]any) string {
 	return "conn:" + c.ID
 }
 
-// withLocation fills the operation's locationId input from the
-// connection's location when the caller left it out (catalog
-// ConnectionLocationInput). It copies input rather than change it.
+// withLocation fills the operation's location input (locationId or
+// location_id, catalog ConnectionLocationInputs) from the connection's
+// location when the caller left it out. It copies input rather than change
+// it.
 func withLocation(op *catalog.Operation, c *auth.Connection, input map[string]any) map[string]any {
-	name := catalog.ConnectionLocationInput
-	if c.LocationID == "" || op.Input(name) == nil {
+	if c.LocationID == "" {
 		return input
 	}
-	if v, ok := input[name]; ok && v != nil && v != "" {
-		return input
+	for _, name := range catalog.ConnectionLocationInputs {
+		if op.Input(name) == nil {
+			continue
+		}
+		if v, ok := input[name]; ok && v != nil && v != "" {
+			return input
+		}
+		out := make(map[string]any, len(input)+1)
+		for k, v := range input {
+			out[k] = v
+		}
+		out[name] = c.LocationID
+		return out
 	}
-	out := make(map[string]any, len(input)+1)
-	for k, v := range input {
-		out[k] = v
-	}
-	out[name] = c.LocationID
-	return out
+	return input
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

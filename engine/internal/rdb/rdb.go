@@ -27,6 +27,14 @@
 //	P{sched}:due               zset    engine/scheduler every subscription in force
 //	P{webhooks}:events         stream  engine/webhook   accepted webhook events until processed (then deleted)
 //	P{webhooks}:seen:ID        string  engine/webhook   a delivery's webhookId, WebhookSeenTTL (1 h) after it was accepted
+//	P{tenants}                 hash    engine/tenant    tenant id → tenant JSON, until the tenant is removed
+//	P{tenants}:version         string  engine/tenant    the tenants' version, bumped by every change
+//	P{tenants}:changes         zset    engine/tenant    a tenant's id scored by the version of its last change, until it is removed
+//	P{tenants}:removed         string  engine/tenant    the version of the last removal of a tenant
+//	P{tenants}:subs:ID         set     engine/tenant    a tenant's subscription ids, until it is removed
+//	P{recipes}                 hash    engine/recipestore recipe name → recipe YAML stored through the CLI, until removed
+//	P{recipes}:version         string  engine/recipestore bumped by every change of the stored recipes
+//	P{tenant:ID}:pace          string  engine (polls)   when a tenant's next chain may start (ms); a minute after it passes
 //	asynq:{PQUEUE}:...         various asynq            the queues PREFIXpoll and PREFIXchain
 //
 // Earlier versions kept connections under Pconns, Pconn:ID and
@@ -117,6 +125,10 @@ func (k Keys) RateLimit(app, resource string) string {
 // RateBudget is the hash of a resource's budget learned from headers.
 func (k Keys) RateBudget(app, resource string) string { return k.RateLimit(app, resource) + ":budget" }
 
+// RateState is the key go-redis/redis_rate keeps a resource's GCRA state
+// under (it adds "rate:" to the key it is given, RateLimit).
+func (k Keys) RateState(app, resource string) string { return "rate:" + k.RateLimit(app, resource) }
+
 // RatePause holds a resource's requests back while it exists.
 func (k Keys) RatePause(app, resource string) string { return k.RateLimit(app, resource) + ":pause" }
 
@@ -137,7 +149,46 @@ func (k Keys) WebhookSeen(id string) string { return k.webhooks() + ":seen:" + i
 // WebhookGroup is the consumer group of WebhookEvents.
 const WebhookGroup = "routers"
 
-// Queue is the name of an asynq queue (poll, chain, critical) under the
+// Tenants is the hash of tenant id → tenant JSON.
+func (k Keys) Tenants() string { return k.Prefix() + "{tenants}" }
+
+// TenantsVersion is the counter bumped by every tenant change.
+func (k Keys) TenantsVersion() string { return k.Tenants() + ":version" }
+
+// TenantsChanges is the sorted set of tenant ids by the version of their
+// last change.
+func (k Keys) TenantsChanges() string { return k.Tenants() + ":changes" }
+
+// TenantsRemoved is the version of the last removal of a tenant.
+func (k Keys) TenantsRemoved() string { return k.Tenants() + ":removed" }
+
+// Recipes is the hash of stored recipe name → recipe YAML.
+func (k Keys) Recipes() string { return k.Prefix() + "{recipes}" }
+
+// RecipesVersion is the counter bumped by every change of the stored
+// recipes.
+func (k Keys) RecipesVersion() string { return k.Recipes() + ":version" }
+
+// TenantPace is when a tenant's next chain may start (unix ms).
+func (k Keys) TenantPace(id string) string { return k.Prefix() + "{tenant:" + id + "}:pace" }
+
+// TenantSubs is the set of a tenant's subscription ids.
+func (k Keys) TenantSubs(id string) string { return k.Tenants() + ":subs:" + id }
+
+// SubPattern matches every key of every subscription (for a scan).
+func (k Keys) SubPattern() string { return k.sub("*") + "*" }
+
+// SubOf returns the subscription a key of SubPattern belongs to.
+func (k Keys) SubOf(key string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, k.Prefix()+"{sub:")
+	if !ok {
+		return "", false
+	}
+	sub, _, ok := strings.Cut(rest, "}")
+	return sub, ok
+}
+
+// Queue is the name of an asynq queue (poll, chain) under the
 // prefix: engines with different prefixes never take each other's tasks.
 func (k Keys) Queue(base string) string { return k.Prefix() + base }
 
@@ -153,6 +204,7 @@ func (k Keys) KeyPatterns() []string {
 		p + "rl:*:budget", p + "rl:*:pause",
 		p + "{sched}:due",
 		p + "{webhooks}:events", p + "{webhooks}:seen:*",
+		p + "{tenants}", p + "{tenants}:version", p + "{tenants}:changes", p + "{tenants}:removed", p + "{tenants}:subs:*", p + "{tenant:*}:pace", p + "{recipes}", p + "{recipes}:version",
 	}
 }
 

@@ -142,3 +142,32 @@ local ids = {}
 for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
 redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
 return redis.call('XDEL', KEYS[1], unpack(ids))`)
+
+// TenantChange sets or deletes a tenant at the next version, atomically.
+// A set tenant's id is recorded in the change set at that version; a
+// deleted one leaves no trace but the version of the last removal. KEYS:
+// Tenants, TenantsVersion, TenantsChanges, TenantsRemoved. ARGV: id, the
+// tenant JSON ("" deletes). Returns the new version.
+var TenantChange = redis.NewScript(`
+local v = redis.call('INCR', KEYS[2])
+if ARGV[2] == '' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('SET', KEYS[4], v)
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('ZADD', KEYS[3], v, ARGV[1])
+end
+return v`)
+
+// TenantPace reserves ARGV[2] chain slots of a tenant, one every ARGV[3]
+// ms, after those reserved before; a tenant idle for a while has ARGV[4]
+// slots banked, so a small fan-out runs at once. KEYS: TenantPace. ARGV:
+// now (ms), n, every (ms), banked. Returns the time of the first slot (ms).
+var TenantPace = redis.NewScript(`
+local now, n, every, banked = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
+local start = math.max(nxt, now - banked * every)
+local last = start + n * every
+redis.call('SET', KEYS[1], string.format('%d', last), 'PX', math.max(last - now, 0) + 60000)
+return string.format('%d', start)`)
