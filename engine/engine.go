@@ -18,6 +18,7 @@ import (
 
 	"github.com/ghlflow/ghlflow/actions"
 	"github.com/ghlflow/ghlflow/catalog"
+	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/ghlflow/ghlflow/engine/dedup"
 	"github.com/ghlflow/ghlflow/engine/history"
 	rdbkeys "github.com/ghlflow/ghlflow/engine/internal/rdb"
@@ -70,6 +71,10 @@ type Config struct {
 	// WebhookMetrics counts routed events and the webhook to chain start
 	// latency (optional).
 	WebhookMetrics *webhook.Metrics
+	// Installs, when set with Locations, is the connection store the app's
+	// INSTALL and UNINSTALL events make and delete tenants' connections in
+	// (see Lifecycle).
+	Installs *auth.Store
 	// Connections, when set, tells templates what a connection stands for
 	// (.connection.location_id, .connection.company_id).
 	Connections ConnectionLookup
@@ -162,6 +167,9 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Locations != nil {
 		e.Router = &Router{Events: webhook.NewStore(cfg.Redis, cfg.Prefix), Subs: e.reg, Poller: e.Poller,
 			Locations: cfg.Locations, Metrics: cfg.WebhookMetrics, Logger: log}
+		if cfg.Installs != nil {
+			e.Router.Lifecycle = &Lifecycle{Tenants: e.tenants, Conns: cfg.Installs, Logger: log}
+		}
 		if m := cfg.WebhookMetrics; m != nil {
 			e.Chainer.OnStart = func(pl ChainPayload) {
 				if !pl.Received.IsZero() {

@@ -61,6 +61,8 @@ type Router struct {
 	Subs      *Registry
 	Poller    *Poller
 	Locations Locations
+	// Lifecycle, when set, applies the app's install and uninstall events.
+	Lifecycle *Lifecycle
 	// Metrics and Logger are optional.
 	Metrics *webhook.Metrics
 	Logger  *slog.Logger
@@ -130,6 +132,16 @@ func (r *Router) Run(ctx context.Context) error {
 // Route fires the subscriptions one event concerns. An error means the
 // event should be tried again.
 func (r *Router) Route(ctx context.Context, ev webhook.Event) error {
+	if r.Lifecycle != nil {
+		handled, err := r.Lifecycle.Apply(ctx, ev)
+		if err != nil {
+			return err
+		}
+		if handled {
+			r.Metrics.Count(ev.Type, webhook.ResultRouted)
+			return nil
+		}
+	}
 	subs, err := r.targets(ctx, ev)
 	if err != nil {
 		return err
@@ -167,7 +179,7 @@ func (r *Router) targets(ctx context.Context, ev webhook.Event) ([]*Subscription
 	}
 	var out []*Subscription
 	for _, sub := range r.Subs.All() {
-		if !sub.Recipe.Trigger.Instant || !sub.Op.ListensTo(ev.Type) {
+		if !sub.Recipe.Trigger.Instant || !sub.Op.ListensTo(ev.Type) || !sub.Tenant.Active() {
 			continue
 		}
 		loc, err := r.locationOf(ctx, sub.Connection)
