@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -63,8 +64,15 @@ type Config struct {
 	// OnChain is called after each chain run.
 	OnChain func(ChainResult)
 	// Budget, when set, stretches the polls of connections whose daily
-	// API budget runs low.
-	Budget Budget
+	// API budget runs low; when it is also a Planner, the schedule is
+	// stretched for the burst budget too, every PlanEvery (default 5 s).
+	Budget    Budget
+	PlanEvery time.Duration
+	// SaturationEvery is how often, at most, the engine warns that its
+	// workers do not keep up (default 1 min).
+	SaturationEvery time.Duration
+	// Metrics, when set, receives the poll counts.
+	Metrics *Metrics
 	// Locations, when set, turns instant recipes on: the engine routes the
 	// webhook events engine/webhook stored in Redis to them (see Router).
 	Locations Locations
@@ -94,12 +102,16 @@ type Config struct {
 // Engine runs recipes: the scheduler, the poll and chain workers and the
 // subscription registry.
 type Engine struct {
-	cfg     Config
-	log     *slog.Logger
-	reg     *Registry
-	pauses  *Pauses
-	sched   *scheduler.Scheduler
-	client  *asynq.Client
+	cfg    Config
+	log    *slog.Logger
+	reg    *Registry
+	pauses *Pauses
+	sched  *scheduler.Scheduler
+	client *asynq.Client
+	// inspector reads the poll queue (poll states, saturation figures).
+	inspector *asynq.Inspector
+	// served counts the poll tasks the workers ran.
+	served  atomic.Int64
 	History *history.Store
 	Chainer *Chainer
 	Poller  *Poller
@@ -136,6 +148,12 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 20 * time.Second
 	}
+	if cfg.PlanEvery <= 0 {
+		cfg.PlanEvery = DefaultPlanEvery
+	}
+	if cfg.SaturationEvery <= 0 {
+		cfg.SaturationEvery = DefaultSaturationEvery
+	}
 	if cfg.SummaryEvery <= 0 {
 		cfg.SummaryEvery = time.Minute
 	}
@@ -155,10 +173,15 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{cfg: cfg, log: log, reg: NewRegistry(), pauses: NewPauses(cfg.Redis, cfg.Prefix, log), stats: &Stats{},
 		tenants: tenant.NewStore(cfg.Redis, cfg.Prefix), stored: recipestore.New(cfg.Redis, cfg.Prefix)}
 	e.client = asynq.NewClientFromRedisClient(cfg.Redis)
+	e.inspector = asynq.NewInspectorFromRedisClient(cfg.Redis)
+	pollBudget := cfg.Budget
+	if _, ok := cfg.Budget.(Planner); ok {
+		pollBudget = nil // the schedule is stretched instead
+	}
 	e.History = history.New(cfg.Redis, history.Options{Prefix: cfg.Prefix})
 	e.Poller = &Poller{Subs: e.reg, Caller: cfg.Caller, Dedup: dedup.New(cfg.Redis, dedup.Options{Prefix: cfg.Prefix}),
 		Queue: e.client, ChainQueue: QueueName(cfg.Prefix, QueueChain), ChainRetention: cfg.Retention, ChainOptions: []asynq.Option{asynq.MaxRetry(12)},
-		Recorder: e.History, Pauser: e.pauses, Budget: cfg.Budget, Stats: e.stats, Logger: log,
+		Recorder: e.History, Pauser: e.pauses, Budget: pollBudget, Stats: e.stats, Logger: log,
 		Connections: cfg.Connections, Pace: TenantPace(cfg.Catalog), Pacer: RedisPacer{Redis: cfg.Redis, Keys: rdbkeys.NewKeys(cfg.Prefix)},
 		TenantCap: max(0, cfg.TenantPolls)}
 	e.Chainer = &Chainer{Subs: e.reg, Runner: &actions.Runner{Catalog: cfg.Catalog, Caller: cfg.Caller}, Redis: cfg.Redis,
@@ -178,8 +201,8 @@ func New(cfg Config) (*Engine, error) {
 			}
 		}
 	}
-	e.sched = scheduler.New(cfg.Redis, &PollEnqueuer{Queue: e.client, PollQueue: QueueName(cfg.Prefix, QueuePoll)}, scheduler.Options{Prefix: cfg.Prefix,
-		TickEvery: cfg.TickEvery, Logger: log})
+	e.sched = scheduler.New(cfg.Redis, &PollEnqueuer{Queue: e.client, Inspector: e.inspector, Redis: cfg.Redis, PollQueue: QueueName(cfg.Prefix, QueuePoll)},
+		scheduler.Options{Prefix: cfg.Prefix, TickEvery: cfg.TickEvery, Logger: log, OnSkip: e.onSkip})
 	if err := e.load(context.Background()); err != nil {
 		return nil, err
 	}
@@ -264,13 +287,14 @@ func (e *Engine) Run(ctx context.Context) error {
 		Logger:            slogAdapter{e.log},
 	})
 	mux := asynq.NewServeMux()
-	mux.Handle(TypePoll, e.Poller)
+	mux.Handle(TypePoll, e.countPolls(e.Poller))
 	mux.Handle(TypeChain, e.Chainer)
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start workers: %w", err)
 	}
 	defer e.client.Close()
 	defer srv.Shutdown()
+	e.plan(ctx) // the first ticks already keep to the budgets
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := e.sched.Run(ctx); err != nil {
@@ -286,6 +310,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { e.watchTenants(ctx) })
+	wg.Go(func() { e.watchLoad(ctx) })
 	wg.Go(func() { e.summarize(ctx, e.cfg.SummaryEvery) })
 	wg.Wait()
 	e.log.Info("shutting down")
