@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 
@@ -93,7 +94,7 @@ func validateWebhooks(d *decoder, app *App, op *Operation, n *yaml.Node) {
 		d.errorAt(wn, "set item_id: to the path of the item's id in the event", "trigger %s: webhook items need an id", op.ID)
 	}
 	mn := field(wn, "match")
-	for _, input := range sortedKeys(w.Match) {
+	for _, input := range slices.Sorted(maps.Keys(w.Match)) {
 		if op.Input(input) == nil {
 			d.errorAt(keyNode(mn, input), "name one of the operation's inputs", "trigger %s: webhook match input %q is not an input", op.ID, input)
 		}
@@ -137,14 +138,5 @@ func joinMax(s []string, n int) string {
 		}
 		out += v
 	}
-	return out
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }

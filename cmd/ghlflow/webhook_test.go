@@ -33,7 +33,7 @@ func (e *e2eEnv) startInstant(t *testing.T) (func() *syncBuf, func()) {
 	var out *syncBuf
 	var kill func()
 	start := func() *syncBuf {
-		cmd, o := e.start("--every", "0", "--ghl-webhook-key", key, "--chain-concurrency", "8")
+		cmd, o := e.start("--every", "15m", "--ghl-webhook-key", key, "--chain-concurrency", "8")
 		out = o
 		kill = func() {
 			_ = cmd.Process.Signal(syscall.SIGKILL)
