@@ -51,7 +51,8 @@ func TestSteadySmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"polls_demanded_per_s", "polls_served_per_s", "lag_p50_ms", "lag_p99_ms", "lag_max_ms",
-		"engine_cpu_ms_per_poll", "redis_cpu_ms_per_poll", "sim_cpu_ms_per_poll", "engine_rss_bytes", "redis_bytes_per_sub",
+		"engine_cpu_ms_per_poll", "redis_cpu_ms_per_poll", "sim_cpu_ms_per_poll", "engine_rss_bytes", "engine_heap_inuse_bytes", "redis_bytes_per_sub",
+		"redis_commands_per_poll",
 		"ghl_requests_per_poll", "action_latency_p50_ms", "action_latency_p99_ms", "http_429s", "lost", "duplicate_actions",
 		"duplicate_chain_runs", "series"} {
 		if _, ok := m[k]; !ok {
@@ -70,7 +71,7 @@ func TestSteadySmoke(t *testing.T) {
 	if rep.ItemsCreated < 10 || rep.Lost != 0 || rep.DuplicateActions != 0 || rep.Actions != rep.ItemsCreated*3 {
 		t.Errorf("%d items, %d actions of %d, %d lost, %d duplicate", rep.ItemsCreated, rep.Actions, rep.ActionsExpected, rep.Lost, rep.DuplicateActions)
 	}
-	if rep.EngineCPUms <= 0 || rep.RedisCPUms <= 0 || rep.EngineRSS <= 0 || rep.LagMaxMs <= 0 || rep.ActionP99Ms <= 0 {
+	if rep.EngineCPUms <= 0 || rep.RedisCPUms <= 0 || rep.EngineRSS <= 0 || rep.EngineHeap <= 0 || rep.LagMaxMs <= 0 || rep.ActionP99Ms <= 0 {
 		t.Errorf("a figure is zero: %+v", rep)
 	}
 }

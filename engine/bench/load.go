@@ -128,6 +128,7 @@ func (s *sampler) take(ctx context.Context, e *env) sample {
 	for _, w := range e.workers {
 		sm.EngineCPU += w.cpuTicks()
 		s.maxRSS["engine"] = max(s.maxRSS["engine"], procRSS(w.pid()))
+		s.maxRSS["heap"] = max(s.maxRSS["heap"], w.heapInUse(ctx))
 	}
 	sm.SimCPU = e.sim.cpuTicks()
 	s.maxRSS["sim"] = max(s.maxRSS["sim"], procRSS(e.sim.pid()))

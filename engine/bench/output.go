@@ -39,6 +39,7 @@ func (r *Report) Table(w io.Writer) {
 	row("Redis commands per poll", "%.1f %v", r.RedisCommands, fmtTop(r.RedisTop))
 	row("RSS: engine (largest worker) / Redis / sim", "%s (%.0f B per subscription) / %s / %s",
 		mb(r.EngineRSS), r.EngineRSSPerSub, mb(r.RedisRSS), mb(r.SimRSS))
+	row("engine heap in use (largest worker)", "%s (%.0f B per subscription)", mb(r.EngineHeap), r.EngineHeapPerSub)
 	row("Redis used memory", "%s (%.0f B per subscription)", mb(r.RedisUsedMemory), r.RedisBytesPerSub)
 	row("GHL requests per poll", "%.3f (shared polls: %v)", r.RequestsPerPoll, r.SharePolls)
 	row("item → action p50 / p99", "%.0f / %.0f ms", r.ActionP50Ms, r.ActionP99Ms)

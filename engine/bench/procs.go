@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,9 +24,12 @@ type proc struct {
 	args []string
 	env  []string
 	log  string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	// metrics is the Prometheus endpoint of an engine process ("" for
+	// the others).
+	metrics string
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{}
 	// cpuBase holds the CPU ticks of earlier incarnations (a killed and
 	// restarted worker keeps counting).
 	cpuBase int64
@@ -101,6 +105,34 @@ func (p *proc) cpuTicks() int64 {
 		}
 	}
 	return base
+}
+
+// heapInUse reads go_memstats_heap_inuse_bytes from the process's
+// metrics (0 when it does not answer).
+func (p *proc) heapInUse(ctx context.Context) int64 {
+	if p.metrics == "" {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.metrics, nil)
+	if err != nil {
+		return 0
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int64(f)
+		}
+	}
+	return 0
 }
 
 // clockTick is USER_HZ, the unit of /proc/PID/stat's CPU times (100 on

@@ -49,6 +49,8 @@ type Report struct {
 
 	EngineRSS        int64   `json:"engine_rss_bytes"`
 	EngineRSSPerSub  float64 `json:"engine_rss_per_sub_bytes"`
+	EngineHeap       int64   `json:"engine_heap_inuse_bytes"`
+	EngineHeapPerSub float64 `json:"engine_heap_per_sub_bytes"`
 	RedisRSS         int64   `json:"redis_rss_bytes"`
 	SimRSS           int64   `json:"sim_rss_bytes"`
 	RedisUsedMemory  int64   `json:"redis_used_memory_bytes"`
@@ -128,6 +130,8 @@ func (e *env) report(ctx context.Context, first, last sample, smp *sampler, item
 	}
 	smp.mu.Lock()
 	r.EngineRSS, r.RedisRSS, r.SimRSS = smp.maxRSS["engine"], smp.maxRSS["redis"], smp.maxRSS["sim"]
+	r.EngineHeap = smp.maxRSS["heap"]
+	r.EngineHeapPerSub = float64(r.EngineHeap) / float64(e.subs)
 	smp.mu.Unlock()
 	r.EngineRSSPerSub = float64(r.EngineRSS) / float64(e.subs)
 	if st, err := e.simStats(ctx); err == nil {

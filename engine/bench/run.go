@@ -62,11 +62,17 @@ func setup(ctx context.Context, cfg Config) (*env, error) {
 	e.subs = cfg.Tenants * cfg.Recipes
 	key := auth.GenerateKey()
 	for i := range cfg.Workers {
+		port, err := freePort()
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		httpAddr := fmt.Sprintf("127.0.0.1:%d", port)
 		w := &proc{name: fmt.Sprintf("worker-%d", i+1), log: filepath.Join(cfg.Dir, fmt.Sprintf("worker-%d.log", i+1)),
-			env: []string{auth.EnvSecretKey + "=" + key},
+			env: []string{auth.EnvSecretKey + "=" + key}, metrics: "http://" + httpAddr + "/metrics",
 			args: []string{cfg.Bin, "run", "--recipes", filepath.Join(cfg.Dir, "recipes"),
 				"--connections", filepath.Join(cfg.Dir, "connections.yaml"), "--redis", "redis://" + e.redis.addr + "/0",
-				"--http", "", "--every", cfg.Every.String(), "--poll-concurrency", strconv.Itoa(cfg.PollConcurrency)}}
+				"--http", httpAddr, "--every", cfg.Every.String(), "--poll-concurrency", strconv.Itoa(cfg.PollConcurrency)}}
 		if cfg.SharePolls {
 			w.args = append(w.args, "--share-polls")
 		}
