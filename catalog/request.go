@@ -146,9 +146,19 @@ const BodyForm = "form"
 // escapeBodyPath keeps sjson's dots (nesting) but escapes the characters
 // sjson would read as wildcards or modifiers.
 func escapeBodyPath(p string) string {
-	r := strings.NewReplacer("*", `\*`, "?", `\?`, "|", `\|`, "#", `\#`, "@", `\@`)
-	return r.Replace(p)
+	if !strings.ContainsAny(p, bodyPathSpecial) {
+		return p
+	}
+	return bodyPathEscaper.Replace(p)
 }
+
+// bodyPathSpecial are the characters escapeBodyPath escapes, and
+// bodyPathEscaper escapes them (built once: a Replacer is safe for
+// concurrent use, and building one per request cost more than the rest of
+// the request).
+const bodyPathSpecial = "*?|#@"
+
+var bodyPathEscaper = strings.NewReplacer("*", `\*`, "?", `\?`, "|", `\|`, "#", `\#`, "@", `\@`)
 
 // scalarString formats an input value for a path or query string.
 func scalarString(v any) string {

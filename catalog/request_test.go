@@ -62,3 +62,20 @@ func TestNewRequestInputErrors(t *testing.T) {
 		t.Errorf("unknown input: %v", err)
 	}
 }
+
+// BenchmarkNewRequestSearch builds the request of a contacts search with a
+// sort, as every poll of a "new contacts" trigger does.
+func BenchmarkNewRequestSearch(b *testing.B) {
+	c := mustCatalog(b)
+	op := c.MustOp("ghl.contacts.search")
+	app := c.App(op.App)
+	in := map[string]any{"locationId": "L1", "pageLimit": 100, "page": 1,
+		"sort": []any{map[string]any{"field": "dateAdded", "direction": "desc"}}}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := catalog.NewRequest(ctx, app, op, "http://sim", in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
