@@ -370,11 +370,9 @@ func Extract(op *catalog.Operation, strategy string, body []byte) ([]Item, error
 // keyItem computes an item's id, time and key.
 func keyItem(op *catalog.Operation, strategy string, r gjson.Result) (Item, error) {
 	it := Item{Raw: json.RawMessage(r.Raw)}
-	if op.ItemID != "" {
-		it.ID = r.Get(op.ItemID).String()
-	}
-	created := fieldTime(r, op.ItemCreated)
-	updated := fieldTime(r, op.ItemUpdated)
+	idv, createdv, updatedv := itemFields(op, r)
+	it.ID = idv.String()
+	created, updated := ParseTime(createdv), ParseTime(updatedv)
 	switch strategy {
 	case catalog.DedupID, "":
 		if it.ID == "" {
@@ -386,10 +384,7 @@ func keyItem(op *catalog.Operation, strategy string, r gjson.Result) (Item, erro
 			return it, fmt.Errorf("%s: item without an id at %q", op.ID, op.ItemID)
 		}
 		it.Time = first(updated, created)
-		ver := ""
-		if op.ItemUpdated != "" {
-			ver = r.Get(op.ItemUpdated).String()
-		}
+		ver := updatedv.String()
 		if ver == "" {
 			ver = "#" + contentHash(r.Raw)
 		}
@@ -403,7 +398,7 @@ func keyItem(op *catalog.Operation, strategy string, r gjson.Result) (Item, erro
 	case catalog.DedupChanged:
 		it.Time = updated
 		if !updated.IsZero() {
-			it.Key = it.ID + "@" + r.Get(op.ItemUpdated).String()
+			it.Key = it.ID + "@" + updatedv.String()
 		} else {
 			it.Key = it.ID + "#" + contentHash(r.Raw)
 		}
@@ -411,6 +406,46 @@ func keyItem(op *catalog.Operation, strategy string, r gjson.Result) (Item, erro
 		return it, fmt.Errorf("%s: unknown dedup strategy %q", op.ID, strategy)
 	}
 	return it, nil
+}
+
+// itemFields reads an item's id, created and updated values (a path left
+// empty reads as nothing). When every path is a plain key, as in nearly
+// every operation, one pass over the item's fields finds all three
+// instead of one scan per path.
+func itemFields(op *catalog.Operation, r gjson.Result) (id, created, updated gjson.Result) {
+	if !plainKey(op.ItemID) || !plainKey(op.ItemCreated) || !plainKey(op.ItemUpdated) {
+		get := func(path string) gjson.Result {
+			if path == "" {
+				return gjson.Result{}
+			}
+			return r.Get(path)
+		}
+		return get(op.ItemID), get(op.ItemCreated), get(op.ItemUpdated)
+	}
+	var seenID, seenCreated, seenUpdated bool
+	r.ForEach(func(k, v gjson.Result) bool {
+		// The first of a repeated key counts, as with Get.
+		if k.Str == "" {
+			return true
+		}
+		if k.Str == op.ItemID && !seenID {
+			id, seenID = v, true
+		}
+		if k.Str == op.ItemCreated && !seenCreated {
+			created, seenCreated = v, true
+		}
+		if k.Str == op.ItemUpdated && !seenUpdated {
+			updated, seenUpdated = v, true
+		}
+		return true
+	})
+	return id, created, updated
+}
+
+// plainKey reports whether path names one key of the object itself: no
+// nesting, wildcards, modifiers or escapes ("" is plain: it reads nothing).
+func plainKey(path string) bool {
+	return !strings.ContainsAny(path, ".*?|#@\\!")
 }
 
 func first(a, b time.Time) time.Time {
@@ -432,15 +467,6 @@ func contentHash(raw string) string {
 	}
 	sum := sha256.Sum256(canon)
 	return hex.EncodeToString(sum[:12])
-}
-
-// fieldTime reads a time at path: RFC 3339 text, a date, or a number of
-// epoch milliseconds (seconds when small).
-func fieldTime(r gjson.Result, path string) time.Time {
-	if path == "" {
-		return time.Time{}
-	}
-	return ParseTime(r.Get(path))
 }
 
 // ParseTime reads a JSON value as a time: RFC 3339 text, a date, or epoch
