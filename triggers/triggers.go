@@ -477,8 +477,12 @@ func ParseTime(v gjson.Result) time.Time {
 		return epoch(v.Float())
 	case gjson.String:
 		s := v.String()
-		if f, err := strconv.ParseFloat(s, 64); err == nil {
-			return epoch(f)
+		// Only a plain number is tried as epoch time: a failed ParseFloat
+		// allocates its error, and most times are text.
+		if s != "" && s[0] >= '0' && s[0] <= '9' && !strings.ContainsAny(s, "-:T /") {
+			if f, err := strconv.ParseFloat(s, 64); err == nil {
+				return epoch(f)
+			}
 		}
 		for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"} {
 			if t, err := time.Parse(layout, s); err == nil {
