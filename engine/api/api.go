@@ -115,7 +115,6 @@ func New(cfg Config) *API {
 	for _, rt := range a.routes {
 		a.mux.Handle(rt.Method+" "+rt.Path, a.guard(rt))
 	}
-	a.mux.HandleFunc("GET "+Base+"/openapi.json", a.openapi)
 	a.mux.HandleFunc(Base+"/", func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := a.authenticate(w, r); ok {
 			writeError(w, http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path, "")
@@ -228,6 +227,11 @@ func (a *API) guard(rt Route) http.Handler {
 			return
 		}
 		if !k.Operator() && !rt.Tenant {
+			// Another tenant's object is not found, whatever the route.
+			if strings.HasPrefix(rt.Path, Base+"/tenants/{id}") && r.PathValue("id") != k.Tenant {
+				notFound(w, "tenant", r.PathValue("id"))
+				return
+			}
 			writeError(w, http.StatusForbidden, "forbidden", "this route needs an operator key", "")
 			return
 		}

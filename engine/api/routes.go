@@ -32,6 +32,7 @@ func (a *API) table() []Route {
 		{"POST", b + "/subscriptions/{id}/replay", "Fire one item's chain again", true, accepted, "Replay", "ReplayRequest", a.replaySub},
 		{"GET", b + "/runs", "List recent chain runs (filters: subscription, status)", true, ok, "RunList", "", a.listRuns},
 		{"GET", b + "/runs/{id}", "Get a chain run with each step's input, output, error and duration", true, ok, "Run", "", a.getRun},
+		{"GET", b + "/openapi.json", "This document", true, ok, "", "", a.openapi},
 		{"POST", b + "/runs/{id}/retry", "Retry an archived (failed) run", true, accepted, "Replay", "", a.retryRun},
 	}
 }
