@@ -28,6 +28,7 @@ func commands() map[string]command {
 		"run":     {"run the engine: scheduler and workers in one process", runRun},
 		"connect": {"add a connection (OAuth install or token) from a terminal", runConnect},
 		"tenant":  {"add, list, label, pause and remove the tenants recipes run for", runTenant},
+		"apikey":  {"create, list and revoke the keys of the HTTP API", runAPIKey},
 	}
 }
 
