@@ -152,11 +152,9 @@ func runRun(ctx context.Context, args []string) int {
 		h, closeMon := engine.Handler(rdb, asynq.RedisClientOpt{Addr: ropt.Addr, Username: ropt.Username,
 			Password: ropt.Password, DB: ropt.DB}, metrics.Registry)
 		defer closeMon()
+		h = siteHandler(ctx, log, siteConfig{rdb: rdb, prefix: *prefix, cat: cat, eng: eng, store: store, recipes: recipes,
+			oauth: len(oauthApps) > 0, engineHTTP: h})
 		if len(oauthApps) > 0 {
-			mux := http.NewServeMux()
-			mux.Handle("/oauth/", store.InstallHandler(engine.InstallTenants(eng.Tenants())))
-			mux.Handle("/", h)
-			h = mux
 			log.Info("oauth install", "start", "http://"+*httpAddr+"/oauth/start?app=ghl&name=NAME&scopes=...", "redirect", *redirect)
 		}
 		ln, err := net.Listen("tcp", *httpAddr)
@@ -171,7 +169,8 @@ func runRun(ctx context.Context, args []string) int {
 			defer cancel()
 			_ = hs.Shutdown(sctx)
 		}()
-		log.Info("monitoring", "url", "http://"+ln.Addr().String()+"/monitoring/")
+		log.Info("http", "pages", "http://"+ln.Addr().String()+"/", "api", "http://"+ln.Addr().String()+"/api/v1/",
+			"monitoring", "http://"+ln.Addr().String()+"/monitoring/")
 	}
 	if err := eng.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "ghlflow run:", err)

@@ -186,8 +186,14 @@ func (s *statusRecorder) Flush() {
 // CookieName is the cookie the login form sets: the key itself, HttpOnly.
 const CookieName = "ghlflow_key"
 
+// CSRFHeader must accompany a request that changes something and is
+// authenticated by the login cookie: a page's script sets it, a form on
+// another site cannot.
+const CSRFHeader = "X-Ghlflow-Csrf"
+
 // Presented returns the key a request presents: "Authorization: Bearer
-// KEY", "X-API-Key: KEY" or the login cookie.
+// KEY", "X-API-Key: KEY" or the login cookie. A cookie on a request that
+// is not GET or HEAD counts only with CSRFHeader.
 func Presented(r *http.Request) string {
 	if h := r.Header.Get("Authorization"); h != "" {
 		if k, ok := strings.CutPrefix(h, "Bearer "); ok {
@@ -199,9 +205,17 @@ func Presented(r *http.Request) string {
 		return strings.TrimSpace(k)
 	}
 	if c, err := r.Cookie(CookieName); err == nil {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Header.Get(CSRFHeader) == "" {
+			return ""
+		}
 		return c.Value
 	}
 	return ""
+}
+
+// Authenticate returns the key r presents, or apikey.ErrNotFound.
+func (a *API) Authenticate(r *http.Request) (apikey.Key, error) {
+	return a.cfg.Keys.Lookup(r.Context(), Presented(r))
 }
 
 // authenticate finds the request's key, answering 401 when there is none.
