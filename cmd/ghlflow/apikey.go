@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 
 	"github.com/redis/go-redis/v9"
@@ -15,80 +13,73 @@ import (
 	"github.com/ghlflow/ghlflow/engine/apikey"
 )
 
-const apikeyUsage = `usage: ghlflow apikey COMMAND [flags]
-
-API keys open the HTTP API, the pages and /monitoring. An operator key
+const apikeyDetails = `API keys open the HTTP API, the pages and /monitoring. An operator key
 reaches everything; a tenant key (--tenant ID) only that tenant's objects.
 A key is printed once, when it is made: only its hash is stored.
 GHLFLOW_ADMIN_TOKEN, when set in the server's environment, is one more
-operator key that is never stored.
+operator key that is never stored.`
 
-commands:
-  create [--tenant ID] [--name NAME]   make a key and print it
-  list   [--tenant ID]                 list the keys (never the keys themselves)
-  revoke KEY_ID                        revoke a key
-`
-
-// runAPIKey is `ghlflow apikey`.
-func runAPIKey(ctx context.Context, args []string) int {
-	return apikeyMain(ctx, args, os.Stdout, os.Stderr)
-}
-
-func apikeyMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stderr, apikeyUsage)
-		return 2
-	}
-	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("apikey "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	redisURL := fs.String("redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL")
-	prefix := fs.String("prefix", engine.DefaultPrefix, "prefix of the engine's Redis keys")
-	tenantID := fs.String("tenant", "", "the tenant a key reaches (\"\" = an operator key)")
-	name := fs.String("name", "", "what the key is for")
-	var pos []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
+// apikeyCommand is `ghlflow apikey`: makes, lists and revokes the keys of
+// the HTTP API. Its subcommands write to stdout and stderr.
+func apikeyCommand(stdout, stderr io.Writer) *command {
+	leaf := func(name, summary, args string, nargs int, tenantFlag bool, act func(ctx context.Context, keys *apikey.Store, tenantID, keyName string, pos []string) error) *command {
+		return &command{name: name, summary: summary, args: args, setup: func(fs *flag.FlagSet) runFunc {
+			var redisURL, prefix, tenantID, keyName string
+			redisFlag(fs, &redisURL)
+			fs.StringVar(&prefix, "prefix", engine.DefaultPrefix, "prefix of the engine's Redis keys")
+			if tenantFlag {
+				fs.StringVar(&tenantID, "tenant", "", "the tenant's keys (\"\" = an operator key, or every key for list)")
+			}
+			if name == "create" {
+				fs.StringVar(&keyName, "name", "", "what the key is for")
+			}
+			return func(ctx context.Context, pos []string) int {
+				if len(pos) != nargs {
+					fmt.Fprintf(stderr, "usage: ghlflow apikey %s %s\nRun 'ghlflow apikey %s --help' for its flags.\n", name, args, name)
+					return 2
+				}
+				opt, err := redisOptions(redisURL)
+				if err != nil {
+					fmt.Fprintln(stderr, "ghlflow apikey:", err)
+					return 2
+				}
+				rdb := redis.NewClient(opt)
+				defer rdb.Close()
+				if err := act(ctx, apikey.New(rdb, prefix, ""), tenantID, keyName, pos); err != nil {
+					fmt.Fprintln(stderr, "ghlflow apikey "+name+":", err)
+					return 1
+				}
 				return 0
 			}
-			return 2
-		}
-		if args = fs.Args(); len(args) > 0 {
-			pos, args = append(pos, args[0]), args[1:]
-		}
+		}}
 	}
-	opt, err := redis.ParseURL(*redisURL)
-	if err != nil {
-		fmt.Fprintln(stderr, "ghlflow apikey: --redis:", err)
-		return 2
-	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
-	keys := apikey.New(rdb, *prefix, "")
-	switch {
-	case sub == "create" && len(pos) == 0:
-		var secret string
-		var k apikey.Key
-		if secret, k, err = keys.Create(ctx, *tenantID, *name); err == nil {
-			fmt.Fprintf(stderr, "key %s made for %s; it is shown once:\n", k.ID, scopeOf(k))
-			fmt.Fprintln(stdout, secret)
-		}
-	case sub == "list" && len(pos) == 0:
-		err = listKeys(ctx, keys, *tenantID, stdout)
-	case sub == "revoke" && len(pos) == 1:
-		if err = keys.Revoke(ctx, "", pos[0]); err == nil {
-			fmt.Fprintf(stdout, "key %s revoked\n", pos[0])
-		}
-	default:
-		fmt.Fprint(stderr, apikeyUsage)
-		return 2
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "ghlflow apikey "+sub+":", err)
-		return 1
-	}
-	return 0
+	return &command{name: "apikey", summary: "create, list and revoke the keys of the HTTP API", details: apikeyDetails,
+		subs: []*command{
+			leaf("create", "make a key and print it (once)", "", 0, true, func(ctx context.Context, keys *apikey.Store, tenantID, keyName string, _ []string) error {
+				secret, k, err := keys.Create(ctx, tenantID, keyName)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stderr, "key %s made for %s; it is shown once:\n", k.ID, scopeOf(k))
+				fmt.Fprintln(stdout, secret)
+				return nil
+			}),
+			leaf("list", "list the keys (never the keys themselves)", "", 0, true, func(ctx context.Context, keys *apikey.Store, tenantID, _ string, _ []string) error {
+				return listKeys(ctx, keys, tenantID, stdout)
+			}),
+			leaf("revoke", "revoke a key", "KEY_ID", 1, false, func(ctx context.Context, keys *apikey.Store, _, _ string, pos []string) error {
+				if err := keys.Revoke(ctx, "", pos[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "key %s revoked\n", pos[0])
+				return nil
+			}),
+		}}
+}
+
+// apikeyMain runs `ghlflow apikey ARGS` with the given output.
+func apikeyMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return execute(ctx, apikeyCommand(stdout, stderr), "ghlflow apikey", args, stdout, stderr)
 }
 
 func scopeOf(k apikey.Key) string {
