@@ -31,6 +31,7 @@ type runOptions struct {
 	pollN, chainN                                 int
 	retention, tick, every                        time.Duration
 	everySet, dev, noLimit, verbose               bool
+	monitoringWrite                               bool
 }
 
 // runCommand is `ghlflow run`: the scheduler and the workers in one
@@ -56,6 +57,7 @@ func runCommand() *command {
 			fs.StringVar(&o.redirect, "oauth-redirect", "", "OAuth redirect URL registered with the marketplace app (default http://HTTP/oauth/callback)")
 			fs.BoolVar(&o.noLimit, "no-rate-limit", false, "send without the shared per-location rate limiter (not for real APIs)")
 			fs.BoolVar(&o.verbose, "v", false, "debug logs")
+			fs.BoolVar(&o.monitoringWrite, "monitoring-write", false, "let /monitoring delete, archive and run tasks (read-only by default)")
 			return func(ctx context.Context, args []string) int {
 				fs.Visit(func(f *flag.Flag) { o.everySet = o.everySet || f.Name == "every" })
 				if len(args) > 0 {
@@ -197,11 +199,13 @@ func runEngine(ctx context.Context, o *runOptions) int {
 	}
 	warnScopes(ctx, log, cat, eng, known)
 	if o.httpAddr != "" {
-		h, closeMon := engine.Handler(rdb, asynq.RedisClientOpt{Addr: ropt.Addr, Username: ropt.Username,
-			Password: ropt.Password, DB: ropt.DB}, metrics.Registry)
+		aopt := asynq.RedisClientOpt{Addr: ropt.Addr, Username: ropt.Username, Password: ropt.Password, DB: ropt.DB}
+		h, closeMon := engine.Handler(rdb, aopt, metrics.Registry)
 		defer closeMon()
+		mon, closeMon2 := engine.Monitoring(aopt, o.monitoringWrite)
+		defer closeMon2()
 		h = siteHandler(ctx, log, siteConfig{rdb: rdb, prefix: o.prefix, cat: cat, eng: eng, store: store, recipes: o.recipes,
-			oauth: len(oauthApps) > 0, engineHTTP: h})
+			oauth: len(oauthApps) > 0, engineHTTP: h, monitoring: mon})
 		if len(oauthApps) > 0 {
 			log.Info("oauth install", "start", "http://"+o.httpAddr+"/oauth/start?app=ghl&name=NAME&scopes=...", "redirect", o.redirect)
 		}

@@ -29,7 +29,8 @@ type siteConfig struct {
 	store      *auth.Store
 	recipes    []string
 	oauth      bool
-	engineHTTP http.Handler // /monitoring, /healthz, /metrics
+	engineHTTP http.Handler // /healthz, /metrics
+	monitoring http.Handler // the asynq web UI at /monitoring
 }
 
 // siteHandler serves the API at /api/v1, the pages at /, /monitoring
@@ -42,7 +43,7 @@ func siteHandler(ctx context.Context, log *slog.Logger, c siteConfig) http.Handl
 	}
 	a := api.New(api.Config{Redis: c.rdb, Prefix: c.prefix, Catalog: c.cat, Keys: keys, Subscriptions: c.eng.Registry(),
 		Connections: c.store, Poller: c.eng.Poller, RecipeFiles: c.recipes, Logger: log})
-	cfg := web.Config{API: a, Monitoring: c.engineHTTP, Fallback: c.engineHTTP, Logger: log}
+	cfg := web.Config{API: a, Monitoring: c.monitoring, Fallback: c.engineHTTP, Logger: log}
 	if c.oauth {
 		cfg.OAuth = c.store.InstallHandler(engine.InstallTenants(c.eng.Tenants()))
 	}
