@@ -136,3 +136,46 @@ func TestEndToEndThroughAPI(t *testing.T) {
 	}
 	t.Logf("%d responses checked against the OpenAPI document and for the token", len(f.bodies))
 }
+
+// TestFailedPollReason: a poll refused with a revoked token shows its
+// reason in the subscription (last_error, errors counted) and the
+// subscription as held by its connection, without the token.
+func TestFailedPollReason(t *testing.T) {
+	f := newFixture(t, "testdata/recipes")
+	f.sim.AddLocation("loc-acme")
+	tok := f.sim.IssueToken(sim.TokenSpec{LocationID: "loc-acme", Private: true})
+	f.must(f.admin, "POST", "/api/v1/tenants", map[string]any{"id": "acme"}, 201, nil)
+	f.must(f.admin, "POST", "/api/v1/tenants/acme/connections", map[string]any{"role": "ghl", "app": "ghl", "kind": "private",
+		"token": tok.AccessToken, "location_id": "loc-acme"}, 201, nil)
+	if !f.sim.RevokeToken(tok.AccessToken) {
+		t.Fatal("the simulator did not revoke the token")
+	}
+	f.run()
+	var subs listOf[api.SubscriptionView]
+	until(t, 10*time.Second, "acme's subscription", func() bool {
+		f.must(f.admin, "GET", "/api/v1/subscriptions?tenant=acme", nil, 200, &subs)
+		return len(subs.Items) == 1
+	})
+	var d api.SubscriptionDetail
+	until(t, 15*time.Second, "the failed poll's reason", func() bool {
+		f.must(f.admin, "GET", "/api/v1/subscriptions/"+subs.Items[0].ID, nil, 200, &d)
+		return d.LastError != nil
+	})
+	if d.Counters.Errors == 0 || !strings.Contains(d.LastError.Reason, "401") {
+		t.Fatalf("last error %+v, counters %+v", d.LastError, d.Counters)
+	}
+	until(t, 10*time.Second, "the subscription held by its connection", func() bool {
+		f.must(f.admin, "GET", "/api/v1/subscriptions/"+subs.Items[0].ID, nil, 200, &d)
+		return d.Status == api.SubConnectionPaused && d.ConnectionStatus == "needs_reauth"
+	})
+	var conns listOf[api.ConnectionView]
+	f.must(f.admin, "GET", "/api/v1/tenants/acme/connections", nil, 200, &conns)
+	if len(conns.Items) != 1 || conns.Items[0].Status != "needs_reauth" || conns.Items[0].Reason == "" {
+		t.Fatalf("connections: %+v", conns)
+	}
+	for _, b := range f.bodies {
+		if strings.Contains(b, tok.AccessToken) {
+			t.Fatalf("a response carries the token: %s", b)
+		}
+	}
+}
