@@ -41,7 +41,7 @@ func TestBrowser(t *testing.T) {
 	defer cancelT()
 	dir := t.TempDir()
 	shot := func(name string) error {
-		buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+		buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			return err
 		}
