@@ -186,7 +186,7 @@ func New(cfg Config) (*Engine, error) {
 		Queue: e.client, ChainQueue: QueueName(cfg.Prefix, QueueChain), ChainRetention: cfg.Retention, ChainOptions: []asynq.Option{asynq.MaxRetry(12)},
 		Recorder: e.History, Pauser: e.pauses, Budget: pollBudget, Stats: e.stats, Logger: log,
 		Connections: cfg.Connections, Pace: TenantPace(cfg.Catalog), Pacer: RedisPacer{Redis: cfg.Redis, Keys: rdbkeys.NewKeys(cfg.Prefix)},
-		TenantCap: max(0, cfg.TenantPolls)}
+		TenantCap: max(0, cfg.TenantPolls), SubPauses: NewSubPauses(cfg.Redis, cfg.Prefix)}
 	if cfg.SharePolls {
 		e.Poller.Shared = NewSharedPages(cfg.Redis, cfg.Prefix)
 	}
