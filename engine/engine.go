@@ -111,6 +111,9 @@ type Engine struct {
 	tenantVersion int64
 	stored        *recipestore.Store
 	recipeVersion int64
+	// roles are the roles Run started (for the saturation warning: a
+	// scheduler alone serves no polls).
+	roles Roles
 }
 
 // New builds an Engine and loads the recipes; a bad recipe is an error.
@@ -168,14 +171,23 @@ func New(cfg Config) (*Engine, error) {
 		Queue: e.client, ChainQueue: QueueName(cfg.Prefix, QueueChain), ChainRetention: cfg.Retention, ChainOptions: []asynq.Option{asynq.MaxRetry(12)},
 		Recorder: e.History, Pauser: e.pauses, Budget: pollBudget, Stats: e.stats, Logger: log,
 		Connections: cfg.Connections, Pace: TenantPace(cfg.Catalog), Pacer: RedisPacer{Redis: cfg.Redis, Keys: rdbkeys.NewKeys(cfg.Prefix)},
-		TenantCap: max(0, cfg.TenantPolls)}
-	e.Chainer = &Chainer{Subs: e.reg, Runner: &actions.Runner{Catalog: cfg.Catalog, Caller: cfg.Caller}, Redis: cfg.Redis,
+		TenantCap: max(0, cfg.TenantPolls), Metrics: cfg.Metrics}
+	var stepCaller actions.Caller = cfg.Caller
+	if cfg.Metrics != nil {
+		stepCaller = timedCaller{Caller: cfg.Caller, m: cfg.Metrics}
+	}
+	e.Chainer = &Chainer{Subs: e.reg, Runner: &actions.Runner{Catalog: cfg.Catalog, Caller: stepCaller}, Redis: cfg.Redis,
 		Prefix: cfg.Prefix, Retention: cfg.Retention, History: e.History, Pauser: e.pauses, OnDone: cfg.OnChain, Stats: e.stats,
 		Logger: log, Connections: cfg.Connections, TenantCap: max(0, cfg.TenantChains)}
 	e.sched = scheduler.New(cfg.Redis, &PollEnqueuer{Queue: e.client, Inspector: e.inspector, Redis: cfg.Redis, PollQueue: QueueName(cfg.Prefix, QueuePoll)},
 		scheduler.Options{Prefix: cfg.Prefix, TickEvery: cfg.TickEvery, Logger: log, OnSkip: e.onSkip})
 	if err := e.load(context.Background()); err != nil {
 		return nil, err
+	}
+	if cfg.Metrics != nil {
+		if err := cfg.Metrics.Registry.Register(newStateCollector(e)); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
 	}
 	return e, nil
 }
@@ -235,49 +247,6 @@ func (e *Engine) Reload(ctx context.Context) error {
 		e.log.Error("reload refused, the running recipes stay", "err", err)
 		return err
 	}
-	return nil
-}
-
-// Run runs the scheduler and the workers until ctx ends, reloading the
-// recipes on file changes and SIGHUP, then shuts down gracefully.
-func (e *Engine) Run(ctx context.Context) error {
-	queues := make(map[string]int, len(e.cfg.Priorities))
-	for base, weight := range e.cfg.Priorities {
-		queues[QueueName(e.cfg.Prefix, base)] = weight
-	}
-	srv := asynq.NewServerFromRedisClient(e.cfg.Redis, asynq.Config{
-		Concurrency:     e.cfg.PollConcurrency + e.cfg.ChainConcurrency,
-		Queues:          queues,
-		RetryDelayFunc:  RetryDelay,
-		IsFailure:       IsFailure,
-		ErrorHandler:    failures{log: e.log, reg: e.reg, stats: e.stats},
-		ShutdownTimeout: e.cfg.ShutdownTimeout,
-		// A poll enqueued while the queues were empty waits at most this
-		// long for a worker (asynq's default is a second).
-		TaskCheckInterval: 200 * time.Millisecond,
-		Logger:            slogAdapter{e.log},
-	})
-	mux := asynq.NewServeMux()
-	mux.Handle(TypePoll, e.countPolls(e.Poller))
-	mux.Handle(TypeChain, e.Chainer)
-	if err := srv.Start(mux); err != nil {
-		return fmt.Errorf("start workers: %w", err)
-	}
-	defer e.client.Close()
-	defer srv.Shutdown()
-	e.plan(ctx) // the first ticks already keep to the budgets
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := e.sched.Run(ctx); err != nil {
-			e.log.Error("scheduler", "err", err)
-		}
-	})
-	wg.Go(func() { e.watch(ctx) })
-	wg.Go(func() { e.watchTenants(ctx) })
-	wg.Go(func() { e.watchLoad(ctx) })
-	wg.Go(func() { e.summarize(ctx, e.cfg.SummaryEvery) })
-	wg.Wait()
-	e.log.Info("shutting down")
 	return nil
 }
 
