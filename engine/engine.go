@@ -114,6 +114,8 @@ type Engine struct {
 	// roles are the roles Run started (for the saturation warning: a
 	// scheduler alone serves no polls).
 	roles Roles
+	// ready is set once RunRoles started its roles.
+	ready atomic.Bool
 }
 
 // New builds an Engine and loads the recipes; a bad recipe is an error.

@@ -47,11 +47,9 @@ func (e *Engine) Run(ctx context.Context) error { return e.RunRoles(ctx, AllRole
 // RunRoles runs the given roles until ctx ends. Every role keeps the
 // recipes and the tenants in force (file changes, SIGHUP, stored recipes
 // and tenants): workers need them to run polls and chains, schedulers to
-// know what is due.
+// know what is due, and a process with no role (an HTTP front) to answer
+// about them.
 func (e *Engine) RunRoles(ctx context.Context, roles Roles) error {
-	if roles&AllRoles == 0 {
-		return fmt.Errorf("run: no role")
-	}
 	e.roles = roles
 	defer e.client.Close()
 	if roles&RoleWorker != 0 {
@@ -74,8 +72,10 @@ func (e *Engine) RunRoles(ctx context.Context, roles Roles) error {
 	wg.Go(func() { e.watch(ctx) })
 	wg.Go(func() { e.watchTenants(ctx) })
 	wg.Go(func() { e.summarize(ctx, e.cfg.SummaryEvery) })
+	e.ready.Store(true)
 	e.log.Info("engine started", "roles", roles.String())
 	wg.Wait()
+	e.ready.Store(false)
 	e.log.Info("shutting down", "roles", roles.String())
 	return nil
 }

@@ -20,15 +20,18 @@ type command struct {
 }
 
 func commands() map[string]command {
-	return map[string]command{
+	cmds := map[string]command{
 		"catalog": {"list and show the operations of the catalog", runCatalog},
 		"recipe":  {"lint recipe files against the catalog", runRecipe},
 		"schema":  {"print the JSON Schema of recipe files", runSchema},
 		"sim":     {"run the simulator of the GHL API and the referral apps", runSim},
-		"run":     {"run the engine: scheduler and workers in one process", runRun},
 		"connect": {"add a connection (OAuth install or token) from a terminal", runConnect},
 		"tenant":  {"add, list, label, pause and remove the tenants recipes run for", runTenant},
 	}
+	for _, r := range roles {
+		cmds[r.name] = command{r.help, roleCommand(r)}
+	}
+	return cmds
 }
 
 func main() {
@@ -60,7 +63,7 @@ func usage(cmds map[string]command) {
 	sort.Strings(names)
 	fmt.Fprintln(os.Stderr, "usage: ghlflow COMMAND [flags]\n\ncommands:")
 	for _, name := range names {
-		fmt.Fprintf(os.Stderr, "  %-8s %s\n", name, cmds[name].help)
+		fmt.Fprintf(os.Stderr, "  %-10s %s\n", name, cmds[name].help)
 	}
 	fmt.Fprintln(os.Stderr, "\nRun 'ghlflow COMMAND -h' for a command's flags.")
 }
