@@ -61,6 +61,9 @@ func (f failures) about(t *asynq.Task, err error) []any {
 		var pl PollPayload
 		if json.Unmarshal(t.Payload(), &pl) == nil {
 			sub = pl.Sub
+			// A subscription's polls share one task id; the slot tells
+			// them apart.
+			attrs = append(attrs, "slot", pl.Slot)
 		}
 	case TypeChain:
 		var pl ChainPayload

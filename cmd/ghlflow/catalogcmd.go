@@ -11,8 +11,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/auth"
@@ -306,11 +304,10 @@ func runRecipe(ctx context.Context, args []string) int {
 // storedConnections reads the connections of the store at redisURL, without
 // their credentials (which lint never opens).
 func storedConnections(ctx context.Context, redisURL, prefix string) ([]auth.Connection, error) {
-	opt, err := redis.ParseURL(redisURL)
+	rdb, err := dialRedis(redisURL)
 	if err != nil {
 		return nil, fmt.Errorf("--redis: %w", err)
 	}
-	rdb := redis.NewClient(opt)
 	defer rdb.Close()
 	return auth.ListConnections(ctx, rdb, prefix)
 }

@@ -9,8 +9,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/recipestore"
@@ -43,12 +41,11 @@ func runRecipeStore(ctx context.Context, args []string, stdout, stderr io.Writer
 			pos, args = append(pos, args[0]), args[1:]
 		}
 	}
-	opt, err := redis.ParseURL(*redisURL)
+	rdb, err := dialRedis(*redisURL)
 	if err != nil {
 		fmt.Fprintln(stderr, "ghlflow recipe: --redis:", err)
 		return 2
 	}
-	rdb := redis.NewClient(opt)
 	defer rdb.Close()
 	st := recipestore.New(rdb, *prefix)
 	switch {

@@ -354,6 +354,15 @@ func warnScopes(ctx context.Context, log *slog.Logger, cat *catalog.Catalog, eng
 	}
 }
 
+// dialRedis returns a client of the Redis at url (any URL redisconn reads).
+func dialRedis(url string) (redis.UniversalClient, error) {
+	o, err := redisconn.Parse(url)
+	if err != nil {
+		return nil, err
+	}
+	return o.Client(), nil
+}
+
 func envOr(name, def string) string {
 	if v := strings.TrimSpace(os.Getenv(name)); v != "" {
 		return v

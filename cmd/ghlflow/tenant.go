@@ -71,12 +71,11 @@ func tenantMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			pos, args = append(pos, args[0]), args[1:]
 		}
 	}
-	opt, err := redis.ParseURL(*redisURL)
+	rdb, err := dialRedis(*redisURL)
 	if err != nil {
 		fmt.Fprintln(stderr, "ghlflow tenant: --redis:", err)
 		return 2
 	}
-	rdb := redis.NewClient(opt)
 	defer rdb.Close()
 	t := tenantCmd{rdb: rdb, prefix: *prefix, store: tenant.NewStore(rdb, *prefix), out: stdout}
 	switch {
@@ -105,7 +104,7 @@ func tenantMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 
 // tenantCmd runs the tenant subcommands against one Redis.
 type tenantCmd struct {
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	prefix string
 	store  *tenant.Store
 	out    io.Writer
