@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,10 +26,10 @@ import (
 	"github.com/ghlflow/ghlflow/internal/config"
 )
 
-// role is what one engine process does: serve (HTTP: pages, OAuth,
-// monitoring), worker, scheduler, or all of them.
+// role is what one engine process does: serve (HTTP: monitoring, OAuth
+// installs), worker, scheduler, or all of them.
 type role struct {
-	name, help string
+	name, summary string
 	// engine are the engine roles the process runs.
 	engine engine.Roles
 	// front: the process serves the HTTP front (monitoring, OAuth).
@@ -36,14 +38,23 @@ type role struct {
 	httpAddr string
 }
 
-// roles are the engine's process roles; run is all's old name.
+// roles are the engine's process roles; run is all's earlier name.
 var roles = []role{
-	{name: "serve", help: "serve HTTP: monitoring, OAuth installs, /healthz, /readyz, /metrics", front: true, httpAddr: "127.0.0.1:8080"},
-	{name: "worker", help: "run the poll and chain queues", engine: engine.RoleWorker},
-	{name: "scheduler", help: "enqueue the polls that are due (any number of them)", engine: engine.RoleScheduler},
-	{name: "all", help: "serve, worker and scheduler in one process", engine: engine.AllRoles, front: true, httpAddr: "127.0.0.1:8080"},
-	{name: "run", help: "the same as all", engine: engine.AllRoles, front: true, httpAddr: "127.0.0.1:8080"},
+	{name: "serve", summary: "serve HTTP: monitoring, OAuth installs, /healthz, /readyz and /metrics", front: true, httpAddr: "127.0.0.1:8080"},
+	{name: "worker", summary: "run the poll and chain queues (any number of workers)", engine: engine.RoleWorker},
+	{name: "scheduler", summary: "enqueue the polls that are due (any number of schedulers)", engine: engine.RoleScheduler},
+	{name: "all", summary: "serve, worker and scheduler in one process", engine: engine.AllRoles, front: true, httpAddr: "127.0.0.1:8080"},
+	{name: "run", summary: "the same as all", engine: engine.AllRoles, front: true, httpAddr: "127.0.0.1:8080"},
 }
+
+// roleDetails is the help every role shares.
+const roleDetails = `Every flag may also come from the environment, as GHLFLOW_ and the flag's name in
+capitals with - as _ (GHLFLOW_POLL_CONCURRENCY), or from the YAML file of --config
+(keys are the flag names). The command line wins over the environment, the
+environment over the file. --redis also reads REDIS_URL.
+
+The recipes are linted first, against every connection (the file and the store):
+the process does not start on an error.`
 
 // engineOptions are the flags of the engine's roles.
 type engineOptions struct {
@@ -54,17 +65,49 @@ type engineOptions struct {
 	devKeyFile, redirect                          string
 	pollN, chainN                                 int
 	retention, tick, every                        time.Duration
-	dev, noLimit, verbose                         bool
+	everySet, dev, noLimit, verbose               bool
 }
 
-// engineFlags is the flag set of role r, which fills o.
-func engineFlags(r role, o *engineOptions) *flag.FlagSet {
-	fs := flag.NewFlagSet(r.name, flag.ContinueOnError)
-	fs.StringVar(&o.config, "config", "", "YAML file of settings (keys are the flag names); flags and "+config.EnvPrefix+"* variables win")
+// roleCommands are the commands of the roles.
+func roleCommands() []*command {
+	cmds := make([]*command, len(roles))
+	for i, r := range roles {
+		cmds[i] = roleCommand(r)
+	}
+	return cmds
+}
+
+// roleCommand is the command of role r.
+func roleCommand(r role) *command {
+	return &command{name: r.name, summary: r.summary, details: roleDetails,
+		setup: func(fs *flag.FlagSet) runFunc {
+			var o engineOptions
+			engineFlags(fs, r, &o)
+			return func(ctx context.Context, args []string) int {
+				if len(args) > 0 {
+					fmt.Fprintf(os.Stderr, "ghlflow %s: unexpected argument %q (recipes go in --recipes)\n", r.name, args[0])
+					return 2
+				}
+				if o.config == "" {
+					o.config = os.Getenv(config.EnvName("config"))
+				}
+				if err := config.Apply(fs, config.Source{File: o.config, Aliases: configAliases}); err != nil {
+					fmt.Fprintf(os.Stderr, "ghlflow %s: %v\n", r.name, err)
+					return 2
+				}
+				o.everySet = o.every != 0 || isSet(fs, "every")
+				return runRole(ctx, r, &o)
+			}
+		}}
+}
+
+// engineFlags registers the flags of role r on fs, into o.
+func engineFlags(fs *flag.FlagSet, r role, o *engineOptions) {
+	fs.StringVar(&o.config, "config", "", "YAML file of settings, keyed by flag name (env "+config.EnvName("config")+")")
 	fs.Var(&o.recipes, "recipes", "recipe file or folder (repeatable; "+config.EnvName("recipes")+" separates them with commas)")
-	fs.StringVar(&o.redisURL, "redis", "redis://127.0.0.1:6379/0", "Redis URL: redis://, rediss://, redis-sentinel://HOST:PORT,.../MASTER, redis-cluster://HOST:PORT,... (also REDIS_URL)")
+	redisFlag(fs, &o.redisURL)
 	fs.StringVar(&o.connFile, "connections", "", "static connections file (YAML)")
-	fs.StringVar(&o.httpAddr, "http", r.httpAddr, "HTTP address (\"\" = off): /healthz, /readyz and /metrics"+frontHelp(r))
+	fs.StringVar(&o.httpAddr, "http", r.httpAddr, "HTTP address (\"\" = off) of /healthz, /readyz and /metrics"+frontHelp(r))
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics on this address alone instead of on --http")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.baseURL, "base-url", "", "send every app's requests to this base URL (a simulator)")
@@ -73,13 +116,12 @@ func engineFlags(r role, o *engineOptions) *flag.FlagSet {
 	fs.IntVar(&o.chainN, "chain-concurrency", 16, "chain workers")
 	fs.DurationVar(&o.retention, "retention", engine.DefaultChainRetention, "how long a completed chain keeps its task id")
 	fs.DurationVar(&o.tick, "tick", time.Second, "scheduler tick")
-	fs.DurationVar(&o.every, "every", 0, "poll every subscription at this interval instead of the recipe's (tests, demos)")
+	fs.DurationVar(&o.every, "every", 0, "poll every subscription at this interval (at least 1s) instead of the recipe's; below 1m for tests and demos only")
 	fs.BoolVar(&o.dev, "dev", false, "dev mode: without "+auth.EnvSecretKey+", seal secrets with a generated development key (loudly)")
 	fs.StringVar(&o.devKeyFile, "dev-key-file", "", "where dev mode keeps its key (default in the temp folder)")
 	fs.StringVar(&o.redirect, "oauth-redirect", "", "OAuth redirect URL registered with the marketplace app (default http://HTTP/oauth/callback)")
 	fs.BoolVar(&o.noLimit, "no-rate-limit", false, "send without the shared per-location rate limiter (not for real APIs)")
 	fs.BoolVar(&o.verbose, "v", false, "debug logs")
-	return fs
 }
 
 func frontHelp(r role) string {
@@ -89,47 +131,30 @@ func frontHelp(r role) string {
 	return ""
 }
 
+func isSet(fs *flag.FlagSet, name string) (set bool) {
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
 // configAliases are environment variables read after a flag's GHLFLOW_ one.
 var configAliases = map[string][]string{"redis": {"REDIS_URL"}}
 
-// roleCommand is the entry point of role r.
-func roleCommand(r role) func(ctx context.Context, args []string) int {
-	return func(ctx context.Context, args []string) int {
-		var o engineOptions
-		fs := engineFlags(r, &o)
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if o.config == "" {
-			o.config = os.Getenv(config.EnvName("config"))
-		}
-		if err := config.Apply(fs, config.Source{File: o.config, Aliases: configAliases}); err != nil {
-			fmt.Fprintf(os.Stderr, "ghlflow %s: %v\n", r.name, err)
-			return 2
-		}
-		if len(o.recipes) == 0 {
-			fmt.Fprintf(os.Stderr, "ghlflow %s: --recipes is required\n", r.name)
-			return 2
-		}
-		log, err := newLogger(os.Stderr, o.logFormat, o.verbose)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "ghlflow %s: %v\n", r.name, err)
-			return 2
-		}
-		slog.SetDefault(log)
-		if err := runRole(ctx, r, &o, log); err != nil {
-			fmt.Fprintf(os.Stderr, "ghlflow %s: %v\n", r.name, err)
-			var u usageError
-			if errors.As(err, &u) {
-				return 2
-			}
-			return 1
-		}
-		return 0
+// roleEnvironment are the environment variables the roles read besides the
+// GHLFLOW_ ones of their flags: secrets and the OAuth client, which have no
+// flags, and the Redis address of the other commands.
+var roleEnvironment = []string{"REDIS_URL", "REDIS_ADDR", auth.EnvSecretKey, auth.EnvSecretKeyFile,
+	auth.EnvGHLClientID, auth.EnvGHLClientSecret}
+
+// MinEvery is the shortest --every: one second.
+const MinEvery = time.Second
+
+// checkEvery refuses an --every below MinEvery (0s and negative ones too,
+// when given).
+func checkEvery(every time.Duration, set bool) error {
+	if set && every < MinEvery {
+		return fmt.Errorf("--every %s: write at least %s (or leave it out for the recipes' intervals)", every, MinEvery)
 	}
+	return nil
 }
 
 // newLogger is the process's logger: text or JSON lines on w.
@@ -147,51 +172,83 @@ func newLogger(w io.Writer, format string, verbose bool) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: text or json", format)
 }
 
-// usageError is a mistake of the command line or the configuration (exit
-// code 2).
+// usageError is a mistake of the command line, the configuration or the
+// setup (exit code 2).
 type usageError struct{ error }
 
 func (u usageError) Unwrap() error { return u.error }
 
+// runRole runs role r with o until ctx is done.
+func runRole(ctx context.Context, r role, o *engineOptions) int {
+	// Output to a closed pipe (ghlflow run | head) must not kill the
+	// engine before it leaves asynq's server and worker sets: writes then
+	// fail with EPIPE instead.
+	signal.Ignore(syscall.SIGPIPE)
+	fail := func(err error) int {
+		fmt.Fprintf(os.Stderr, "ghlflow %s: %v\n", r.name, err)
+		if errors.As(err, new(usageError)) {
+			return 2
+		}
+		return 1
+	}
+	if len(o.recipes) == 0 {
+		return fail(usageError{errors.New("--recipes is required")})
+	}
+	if err := checkEvery(o.every, o.everySet); err != nil {
+		return fail(usageError{err})
+	}
+	log, err := newLogger(os.Stderr, o.logFormat, o.verbose)
+	if err != nil {
+		return fail(usageError{err})
+	}
+	slog.SetDefault(log)
+	if o.everySet && o.every < catalog.MinEvery {
+		log.Warn("test setting: every subscription polls every "+o.every.String()+", faster than recipes may ask (1m to 15m); not for real APIs", "every", o.every)
+	}
+	p, err := openProcess(ctx, o, log)
+	if err != nil {
+		return fail(err)
+	}
+	defer p.close()
+	if !lintBeforeRun(r.name, p.cat, o.recipes, p.known, log) {
+		return 1
+	}
+	if err := p.newEngine(o); err != nil {
+		return fail(err)
+	}
+	if r.front {
+		warnScopes(log, p.cat, p.eng, p.known)
+	}
+	if err := p.serveHTTP(r, o); err != nil {
+		return fail(err)
+	}
+	if err := p.eng.RunRoles(ctx, r.engine); err != nil {
+		return fail(err)
+	}
+	return 0
+}
+
 // process is what a role's process holds while it runs.
 type process struct {
-	log       *slog.Logger
-	cat       *catalog.Catalog
-	redis     *redisconn.Options
-	rdb       redis.UniversalClient
-	store     *auth.Store
-	static    *auth.Static
-	oauth     map[string]*auth.OAuthApp
-	metrics   *engine.Metrics
-	eng       *engine.Engine
-	redirect  string
-	closeFunc []func()
+	log     *slog.Logger
+	cat     *catalog.Catalog
+	redis   *redisconn.Options
+	rdb     redis.UniversalClient
+	store   *auth.Store // nil without a secret key and nothing sealed
+	static  *auth.Static
+	known   []auth.Connection
+	oauth   map[string]*auth.OAuthApp
+	metrics *engine.Metrics
+	eng     *engine.Engine
+	// redirect is the OAuth redirect URL.
+	redirect string
+	closers  []func()
 }
 
 func (p *process) close() {
-	for i := len(p.closeFunc) - 1; i >= 0; i-- {
-		p.closeFunc[i]()
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		p.closers[i]()
 	}
-}
-
-// runRole starts the engine's parts of role r and its HTTP side, until ctx
-// ends.
-func runRole(ctx context.Context, r role, o *engineOptions, log *slog.Logger) error {
-	p, err := openProcess(ctx, o, log)
-	if err != nil {
-		return err
-	}
-	defer p.close()
-	if err := p.newEngine(o); err != nil {
-		return err
-	}
-	if r.front {
-		warnScopes(ctx, log, p.cat, p.eng, p.store, p.static)
-	}
-	if err := p.serveHTTP(ctx, r, o); err != nil {
-		return err
-	}
-	return p.eng.RunRoles(ctx, r.engine)
 }
 
 // openProcess connects to Redis and opens the connections.
@@ -201,11 +258,11 @@ func openProcess(ctx context.Context, o *engineOptions, log *slog.Logger) (*proc
 	if p.cat, err = catalog.Default(); err != nil {
 		return nil, fmt.Errorf("load catalog: %w", err)
 	}
-	if p.redis, err = redisconn.Parse(o.redisURL); err != nil {
-		return nil, usageError{fmt.Errorf("--redis: %w", err)}
+	if p.redis, err = parseRedis(o.redisURL); err != nil {
+		return nil, usageError{err}
 	}
 	p.rdb = p.redis.Client()
-	p.closeFunc = append(p.closeFunc, func() { _ = p.rdb.Close() })
+	p.closers = append(p.closers, func() { _ = p.rdb.Close() })
 	if err := p.rdb.Ping(ctx).Err(); err != nil {
 		p.close()
 		return nil, fmt.Errorf("redis %s: %w", strings.Join(p.redis.Addrs(), ","), err)
@@ -217,47 +274,69 @@ func openProcess(ctx context.Context, o *engineOptions, log *slog.Logger) (*proc
 	return p, nil
 }
 
+// openConnections reads the static connections file, then the sealed
+// store in Redis (OAuth installs, `ghlflow connect`).
 func (p *process) openConnections(ctx context.Context, o *engineOptions) error {
 	if n, err := auth.MoveLegacyKeys(ctx, p.rdb, o.prefix); err != nil {
 		return err
 	} else if n > 0 {
 		p.log.Info("connections moved to their current keys", "connections", n)
 	}
-	// Connections: the static file first, then the sealed store in Redis
-	// (OAuth installs, `ghlflow connect`).
-	keys, err := auth.LoadKeyring(auth.KeyConfig{Dev: o.dev, DevFile: o.devKeyFile, Logger: p.log})
-	if errors.Is(err, auth.ErrNoKey) {
-		return usageError{fmt.Errorf("no secret key: set %s (make one with 'ghlflow connect keygen') or %s, "+
-			"or pass --dev to try ghlflow with a generated development key", auth.EnvSecretKey, auth.EnvSecretKeyFile)}
-	}
-	if err != nil {
-		return err
-	}
 	p.redirect = o.redirect
 	if p.redirect == "" && o.httpAddr != "" {
 		p.redirect = "http://" + o.httpAddr + "/oauth/callback"
 	}
+	var err error
 	if p.oauth, err = auth.OAuthFromEnv(p.cat, o.baseURL, p.redirect); err != nil {
 		return fmt.Errorf("OAuth client: %w", err)
-	}
-	p.store, err = auth.NewStore(auth.StoreConfig{Redis: p.rdb, Prefix: o.prefix, Keys: keys, OAuth: p.oauth, Logger: p.log,
-		OnRefresh: p.metrics.ObserveRefresh})
-	if err != nil {
-		return err
 	}
 	if o.connFile != "" {
 		if p.static, err = auth.LoadStaticConnections(o.connFile); err != nil {
 			return err
 		}
+		p.known = append(p.known, p.static.List()...)
 	}
-	return nil
+	stored, err := auth.ListConnections(ctx, p.rdb, o.prefix)
+	if err != nil {
+		return fmt.Errorf("list stored connections: %w", err)
+	}
+	p.known = append(p.known, stored...)
+	p.store, err = p.openStore(o, len(stored) > 0)
+	return err
+}
+
+// openStore opens the sealed connection store. Without a secret key it
+// returns nil when nothing needs one: no stored connection to open and no
+// OAuth client to install new ones with.
+func (p *process) openStore(o *engineOptions, haveStored bool) (*auth.Store, error) {
+	keys, err := auth.LoadKeyring(auth.KeyConfig{Dev: o.dev, DevFile: o.devKeyFile, Logger: p.log})
+	if errors.Is(err, auth.ErrNoKey) {
+		if !haveStored && len(p.oauth) == 0 {
+			p.log.Debug("no secret key and nothing sealed: running with the static connections only")
+			return nil, nil
+		}
+		why := "the connection store in Redis holds sealed connections"
+		if !haveStored {
+			why = "an OAuth client is configured, whose installs are sealed"
+		}
+		return nil, usageError{fmt.Errorf("no secret key, and %s: set %s (make one with 'ghlflow connect keygen') or %s, "+
+			"or pass --dev to try ghlflow with a generated development key", why, auth.EnvSecretKey, auth.EnvSecretKeyFile)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return auth.NewStore(auth.StoreConfig{Redis: p.rdb, Prefix: o.prefix, Keys: keys, OAuth: p.oauth, Logger: p.log,
+		OnRefresh: p.metrics.ObserveRefresh})
 }
 
 // newEngine builds the engine on the process's connections.
 func (p *process) newEngine(o *engineOptions) error {
-	src := auth.Multi{p.store}
+	src := auth.Multi{}
 	if p.static != nil {
-		src = auth.Multi{p.static, p.store}
+		src = append(src, p.static)
+	}
+	if p.store != nil {
+		src = append(src, p.store)
 	}
 	var budget engine.Budget
 	tcfg := transport.Config{Catalog: p.cat, Connections: src, BaseURL: o.baseURL, Logger: p.log, Observer: p.metrics}
@@ -267,7 +346,9 @@ func (p *process) newEngine(o *engineOptions) error {
 		budget = &engine.LimiterBudget{Limiter: limiter, Connections: src}
 	}
 	tr := transport.New(tcfg)
-	p.store.UseExchanger(tr)
+	if p.store != nil {
+		p.store.UseExchanger(tr)
+	}
 	var err error
 	p.eng, err = engine.New(engine.Config{Catalog: p.cat, Caller: tr, Redis: p.rdb, Recipes: o.recipes, Prefix: o.prefix,
 		PollConcurrency: o.pollN, ChainConcurrency: o.chainN, Retention: o.retention, TickEvery: o.tick, Every: o.every, Logger: p.log,
@@ -275,8 +356,8 @@ func (p *process) newEngine(o *engineOptions) error {
 	return err
 }
 
-// onChain counts a chain run and logs it; a failure's reason is logged
-// once by the engine, the tries before it are debug lines.
+// onChain counts a chain run and logs it. The engine logs a chain's final
+// failure with its reason, once; the tries before it are debug lines.
 func (p *process) onChain(r engine.ChainResult) {
 	p.metrics.ObserveChain(r)
 	attrs := []any{"recipe", r.Recipe, "item", r.ItemKey, "run", r.TaskID, "steps", r.Steps, "result", r.Status,
@@ -293,7 +374,7 @@ func (p *process) onChain(r engine.ChainResult) {
 
 // serveHTTP starts the HTTP side of role r: the probes and metrics of
 // every role, and the front (monitoring, OAuth installs) of serve and all.
-func (p *process) serveHTTP(ctx context.Context, r role, o *engineOptions) error {
+func (p *process) serveHTTP(r role, o *engineOptions) error {
 	metricsReg := p.metrics.Registry
 	if o.metricsAddr != "" {
 		if err := p.listen(o.metricsAddr, engine.Probes(p.rdb, nil, p.metrics.Registry)); err != nil {
@@ -308,15 +389,18 @@ func (p *process) serveHTTP(ctx context.Context, r role, o *engineOptions) error
 	mux := engine.Probes(p.rdb, p.eng.Ready, metricsReg)
 	if r.front {
 		front, closeMon := engine.Handler(p.rdb, p.redis.Asynq(), metricsReg)
-		p.closeFunc = append(p.closeFunc, func() { _ = closeMon() })
+		p.closers = append(p.closers, func() { _ = closeMon() })
 		mux.Handle("/", front)
-		if len(p.oauth) > 0 {
+		if len(p.oauth) > 0 && p.store != nil {
 			mux.Handle("/oauth/", p.store.InstallHandler(engine.InstallTenants(p.eng.Tenants())))
 			p.log.Info("oauth install", "start", "http://"+o.httpAddr+"/oauth/start?app=ghl&name=NAME&scopes=...", "redirect", p.redirect)
 		}
 		p.log.Info("monitoring", "url", "http://"+o.httpAddr+"/monitoring/")
 	}
-	return p.listen(o.httpAddr, mux)
+	if err := p.listen(o.httpAddr, mux); err != nil {
+		return fmt.Errorf("--http: %w", err)
+	}
+	return nil
 }
 
 // listen serves h on addr until the process closes.
@@ -327,7 +411,7 @@ func (p *process) listen(addr string, h http.Handler) error {
 	}
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
-	p.closeFunc = append(p.closeFunc, func() {
+	p.closers = append(p.closers, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = hs.Shutdown(sctx)
@@ -335,37 +419,38 @@ func (p *process) listen(addr string, h http.Handler) error {
 	return nil
 }
 
+// lintBeforeRun checks the recipes as 'ghlflow recipe lint' does, against
+// every connection there is: the engine starts only when there is no
+// error. Warnings are logged.
+func lintBeforeRun(cmd string, cat *catalog.Catalog, paths []string, conns []auth.Connection, log *slog.Logger) bool {
+	l := &catalog.RecipeLoader{Catalog: cat, Connections: connectionApps(conns), AllConnections: true}
+	_, err := l.Load(paths...)
+	for _, w := range l.Warnings {
+		log.Warn("recipe", "warning", w.Error())
+	}
+	if err == nil {
+		return true
+	}
+	var es catalog.Errors
+	if errors.As(err, &es) {
+		for _, e := range es {
+			fmt.Fprintln(os.Stderr, e)
+		}
+		fmt.Fprintf(os.Stderr, "ghlflow %s: %d problem(s) in the recipes; 'ghlflow recipe lint' checks them without starting\n", cmd, len(es))
+	} else {
+		fmt.Fprintf(os.Stderr, "ghlflow %s: %v\n", cmd, err)
+	}
+	return false
+}
+
 // warnScopes logs every recipe step whose connection lacks the scope it
 // needs (the call would be refused with a 403).
-func warnScopes(ctx context.Context, log *slog.Logger, cat *catalog.Catalog, eng *engine.Engine, store *auth.Store, static *auth.Static) {
-	conns, err := store.List(ctx)
-	if err != nil {
-		log.Warn("list connections", "err", err)
-	}
-	if static != nil {
-		conns = append(conns, static.List()...)
-	}
+func warnScopes(log *slog.Logger, cat *catalog.Catalog, eng *engine.Engine, conns []auth.Connection) {
 	var recipes []*catalog.Recipe
 	for _, s := range eng.Registry().All() {
 		recipes = append(recipes, s.Recipe)
 	}
 	for _, w := range auth.CheckScopes(cat, recipes, conns) {
-		log.Warn("missing scope", "recipe", w.Recipe, "op", w.Op, "connection", w.Connection, "scope", w.Scope, "at", fmt.Sprintf("%s:%d", w.File, w.Line))
+		log.Warn("missing scope", "recipe", w.Recipe, "op", w.Op, "connection", w.Connection, "scope", w.Scope, "at", fmt.Sprintf("%s:%d", w.File, w.Line), "fix", w.Fix())
 	}
-}
-
-// dialRedis returns a client of the Redis at url (any URL redisconn reads).
-func dialRedis(url string) (redis.UniversalClient, error) {
-	o, err := redisconn.Parse(url)
-	if err != nil {
-		return nil, err
-	}
-	return o.Client(), nil
-}
-
-func envOr(name, def string) string {
-	if v := strings.TrimSpace(os.Getenv(name)); v != "" {
-		return v
-	}
-	return def
 }
