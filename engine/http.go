@@ -11,8 +11,9 @@ import (
 )
 
 // Handler serves the engine's HTTP side: the asynq web UI at /monitoring
-// (read-only), /healthz (Redis answers) and /metrics (Prometheus). The
-// returned close function releases the UI's Redis connections.
+// (read-only), /healthz (Redis answers) and, when reg is set, /metrics
+// (Prometheus). The returned close function releases the UI's Redis
+// connections.
 func Handler(rdb redis.UniversalClient, redisOpt asynq.RedisConnOpt, reg *prometheus.Registry) (http.Handler, func() error) {
 	mux := http.NewServeMux()
 	mon := asynqmon.New(asynqmon.Options{RootPath: "/monitoring", RedisConnOpt: redisOpt, ReadOnly: true})
@@ -25,9 +26,8 @@ func Handler(rdb redis.UniversalClient, redisOpt asynq.RedisConnOpt, reg *promet
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	if reg == nil {
-		reg = prometheus.NewRegistry()
+	if reg != nil {
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	}
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return mux, mon.Close
 }

@@ -116,7 +116,8 @@ func runRoles(t *testing.T, e *e2eEnv, redisURL string, contacts int, during fun
 	for i := range 20 {
 		e.srv.CreateContact(e.loc, map[string]any{"firstName": fmt.Sprintf("Old%d", i), "email": fmt.Sprintf("old%d@example.com", i)})
 	}
-	serve := r.start("serve", "serve")
+	metricsAddr := freeAddr(t)
+	serve := r.start("serve", "serve", "--metrics-addr", metricsAddr)
 	r.start("scheduler-1", "scheduler")
 	r.start("scheduler-2", "scheduler")
 	worker := r.start("worker", "worker", "--log-format", "json", "--chain-concurrency", "4")
@@ -149,6 +150,13 @@ func runRoles(t *testing.T, e *e2eEnv, redisURL string, contacts int, during fun
 	}
 	if code, body := serve.get("/monitoring/"); code != 200 || !strings.Contains(body, "Asynq - Monitoring") {
 		t.Errorf("serve /monitoring/: %d %.200s", code, body)
+	}
+	// serve's metrics are on --metrics-addr alone.
+	if code, _ := serve.get("/metrics"); code != http.StatusNotFound {
+		t.Errorf("serve /metrics on --http: %d, want 404 with --metrics-addr", code)
+	}
+	if code, body := (&rolesProc{http: metricsAddr}).get("/metrics"); code != 200 || !strings.Contains(body, "ghlflow_queue_tasks") {
+		t.Errorf("serve --metrics-addr /metrics: %d %.200s", code, body)
 	}
 	return r
 }
