@@ -218,9 +218,18 @@ func TestRunWithStoredOAuthConnection(t *testing.T) {
 	if n := e.srv.RequestCount("oauth.token", ""); n != 1 {
 		t.Fatalf("%d calls to the token endpoint, want one refresh", n)
 	}
+	resp, err := http.Get("http://" + e.http + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `ghlflow_token_refreshes_total{result="ok"} 1`) {
+		t.Errorf("/metrics does not count the refresh:\n%s", grepLines(string(metrics), "ghlflow_token"))
+	}
 	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken},
 		"client_id": {"sim-client"}, "client_secret": {"sim-secret"}}
-	resp, err := http.PostForm(e.simURL+"/oauth/token", form)
+	resp, err = http.PostForm(e.simURL+"/oauth/token", form)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,4 +323,15 @@ func TestRunEndToEnd(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no graceful exit")
 	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
