@@ -19,7 +19,8 @@ const (
 	// RoleScheduler enqueues the polls that are due, plans the stretches
 	// for the API budgets and watches for saturation.
 	RoleScheduler Roles = 1 << iota
-	// RoleWorker runs the poll and chain tasks.
+	// RoleWorker runs the poll and chain tasks and routes the webhook
+	// events received.
 	RoleWorker
 	// AllRoles is the scheduler and the workers in one process.
 	AllRoles = RoleScheduler | RoleWorker
@@ -68,6 +69,14 @@ func (e *Engine) RunRoles(ctx context.Context, roles Roles) error {
 			}
 		})
 		wg.Go(func() { e.watchLoad(ctx) })
+	}
+	if roles&RoleWorker != 0 && e.Router != nil {
+		// Workers share the webhook events through a consumer group.
+		wg.Go(func() {
+			if err := e.Router.Run(ctx); err != nil {
+				e.log.Error("webhook router", "err", err)
+			}
+		})
 	}
 	wg.Go(func() { e.watch(ctx) })
 	wg.Go(func() { e.watchTenants(ctx) })

@@ -23,6 +23,7 @@ import (
 	"github.com/ghlflow/ghlflow/engine/ratelimit"
 	"github.com/ghlflow/ghlflow/engine/redisconn"
 	"github.com/ghlflow/ghlflow/engine/transport"
+	"github.com/ghlflow/ghlflow/engine/webhook"
 	"github.com/ghlflow/ghlflow/internal/config"
 )
 
@@ -40,8 +41,8 @@ type role struct {
 
 // roles are the engine's process roles; run is all's earlier name.
 var roles = []role{
-	{name: "serve", summary: "serve HTTP: monitoring, OAuth installs, /healthz, /readyz and /metrics", front: true, httpAddr: "127.0.0.1:8080"},
-	{name: "worker", summary: "run the poll and chain queues (any number of workers)", engine: engine.RoleWorker},
+	{name: "serve", summary: "serve HTTP: monitoring, OAuth installs, webhooks, /healthz, /readyz and /metrics", front: true, httpAddr: "127.0.0.1:8080"},
+	{name: "worker", summary: "run the poll and chain queues and route webhook events (any number of workers)", engine: engine.RoleWorker},
 	{name: "scheduler", summary: "enqueue the polls that are due (any number of schedulers)", engine: engine.RoleScheduler},
 	{name: "all", summary: "serve, worker and scheduler in one process", engine: engine.AllRoles, front: true, httpAddr: "127.0.0.1:8080"},
 	{name: "run", summary: "the same as all", engine: engine.AllRoles, front: true, httpAddr: "127.0.0.1:8080"},
@@ -62,7 +63,7 @@ type engineOptions struct {
 	recipes                                       multiFlag
 	redisURL, connFile, httpAddr, baseURL, prefix string
 	metricsAddr, logFormat                        string
-	devKeyFile, redirect                          string
+	devKeyFile, redirect, hookKey                 string
 	pollN, chainN                                 int
 	retention, tick, every                        time.Duration
 	everySet, dev, noLimit, verbose               bool
@@ -121,6 +122,7 @@ func engineFlags(fs *flag.FlagSet, r role, o *engineOptions) {
 	fs.StringVar(&o.devKeyFile, "dev-key-file", "", "where dev mode keeps its key (default in the temp folder)")
 	fs.StringVar(&o.redirect, "oauth-redirect", "", "OAuth redirect URL registered with the marketplace app (default http://HTTP/oauth/callback)")
 	fs.BoolVar(&o.noLimit, "no-rate-limit", false, "send without the shared per-location rate limiter (not for real APIs)")
+	fs.StringVar(&o.hookKey, "ghl-webhook-key", "", "PEM file of the public key(s) HighLevel signs webhooks with (default: its published legacy RSA key only; env GHLFLOW_GHL_WEBHOOK_KEY_FILE too)")
 	fs.BoolVar(&o.verbose, "v", false, "debug logs")
 }
 
@@ -137,12 +139,12 @@ func isSet(fs *flag.FlagSet, name string) (set bool) {
 }
 
 // configAliases are environment variables read after a flag's GHLFLOW_ one.
-var configAliases = map[string][]string{"redis": {"REDIS_URL"}}
+var configAliases = map[string][]string{"redis": {"REDIS_URL"}, "ghl-webhook-key": {"GHLFLOW_GHL_WEBHOOK_KEY_FILE"}}
 
 // roleEnvironment are the environment variables the roles read besides the
 // GHLFLOW_ ones of their flags: secrets and the OAuth client, which have no
 // flags, and the Redis address of the other commands.
-var roleEnvironment = []string{"REDIS_URL", "REDIS_ADDR", auth.EnvSecretKey, auth.EnvSecretKeyFile,
+var roleEnvironment = []string{"REDIS_URL", "REDIS_ADDR", "GHLFLOW_GHL_WEBHOOK_KEY_FILE", auth.EnvSecretKey, auth.EnvSecretKeyFile,
 	auth.EnvGHLClientID, auth.EnvGHLClientSecret}
 
 // MinEvery is the shortest --every: one second.
@@ -239,6 +241,7 @@ type process struct {
 	known   []auth.Connection
 	oauth   map[string]*auth.OAuthApp
 	metrics *engine.Metrics
+	hooks   *webhook.Metrics
 	eng     *engine.Engine
 	// redirect is the OAuth redirect URL.
 	redirect string
@@ -349,10 +352,12 @@ func (p *process) newEngine(o *engineOptions) error {
 	if p.store != nil {
 		p.store.UseExchanger(tr)
 	}
+	p.hooks = webhook.NewMetrics(p.metrics.Registry, p.cat.WebhookEvents())
 	var err error
 	p.eng, err = engine.New(engine.Config{Catalog: p.cat, Caller: tr, Redis: p.rdb, Recipes: o.recipes, Prefix: o.prefix,
 		PollConcurrency: o.pollN, ChainConcurrency: o.chainN, Retention: o.retention, TickEvery: o.tick, Every: o.every, Logger: p.log,
-		Budget: budget, Connections: src, Metrics: p.metrics, OnChain: p.onChain})
+		Budget: budget, Connections: src, Metrics: p.metrics, OnChain: p.onChain,
+		Locations: engine.ConnectionLocations{Static: p.static, Store: p.store}, WebhookMetrics: p.hooks, Installs: p.store})
 	return err
 }
 
@@ -373,7 +378,8 @@ func (p *process) onChain(r engine.ChainResult) {
 }
 
 // serveHTTP starts the HTTP side of role r: the probes and metrics of
-// every role, and the front (monitoring, OAuth installs) of serve and all.
+// every role, and the front (monitoring, OAuth installs, the webhook
+// receiver) of serve and all.
 func (p *process) serveHTTP(r role, o *engineOptions) error {
 	metricsReg := p.metrics.Registry
 	if o.metricsAddr != "" {
@@ -388,7 +394,12 @@ func (p *process) serveHTTP(r role, o *engineOptions) error {
 	}
 	mux := engine.Probes(p.rdb, p.eng.Ready, metricsReg)
 	if r.front {
-		front, closeMon := engine.Handler(p.rdb, p.redis.Asynq(), metricsReg)
+		hookKeys, err := webhookKeys(p.log, o.hookKey)
+		if err != nil {
+			return err
+		}
+		receiver := &webhook.Handler{Keys: hookKeys, Store: webhook.NewStore(p.rdb, o.prefix), Metrics: p.hooks, Logger: p.log}
+		front, closeMon := engine.Handler(p.rdb, p.redis.Asynq(), metricsReg, engine.Mount{Pattern: engine.WebhookPath, Handler: receiver})
 		p.closers = append(p.closers, func() { _ = closeMon() })
 		mux.Handle("/", front)
 		if len(p.oauth) > 0 && p.store != nil {
@@ -453,4 +464,14 @@ func warnScopes(log *slog.Logger, cat *catalog.Catalog, eng *engine.Engine, conn
 	for _, w := range auth.CheckScopes(cat, recipes, conns) {
 		log.Warn("missing scope", "recipe", w.Recipe, "op", w.Op, "connection", w.Connection, "scope", w.Scope, "at", fmt.Sprintf("%s:%d", w.File, w.Line), "fix", w.Fix())
 	}
+}
+
+// webhookKeys are the keys of --ghl-webhook-key, or HighLevel's published
+// legacy key.
+func webhookKeys(log *slog.Logger, file string) (webhook.Keys, error) {
+	if file != "" {
+		return webhook.LoadKeys(file)
+	}
+	log.Info("no --ghl-webhook-key: webhooks verify only with HighLevel's published legacy RSA key (x-wh-signature)")
+	return webhook.DefaultKeys(), nil
 }
