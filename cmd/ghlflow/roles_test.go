@@ -236,3 +236,35 @@ func pollFailures(t *testing.T, log string) []map[string]any {
 	}
 	return out
 }
+
+// TestRolesInstant: serve receives the simulator's signed webhooks and a
+// worker in another process routes them: a new contact's chain of a
+// 15-minute recipe runs within seconds, once.
+func TestRolesInstant(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three processes")
+	}
+	e := newE2E(t)
+	key := filepath.Join(t.TempDir(), "ghl-webhook.pem")
+	writeTestFile(t, key, e.srv.WebhookPublicKeyPEM())
+	r := &rolesRun{e: e, redis: e.redis, procs: map[string]*rolesProc{}}
+	args := []string{"--recipes", "testdata/instantrecipes", "--every", "15m"}
+	serve := r.start("serve", "serve", append(args, "--ghl-webhook-key", key)...)
+	r.start("scheduler", "scheduler", args...)
+	r.start("worker", "worker", args...)
+	for name, p := range r.procs {
+		waitFor(t, 60*time.Second, name+" ready", p.out, func() bool { code, _ := p.get("/readyz"); return code == 200 })
+	}
+	e.srv.AddWebhook("http://" + serve.http + "/webhooks/ghl")
+	t.Cleanup(e.srv.Close)
+	time.Sleep(500 * time.Millisecond) // the worker's router joins its consumer group
+	created := time.Now()
+	id := fmt.Sprint(e.srv.CreateContact(e.loc, map[string]any{"firstName": "Instant"})["id"])
+	waitFor(t, 10*time.Second, "the instant chain's note", nil, func() bool { return e.notes()[id] == 1 })
+	t.Logf("contact created → note written in %v across serve and worker", time.Since(created))
+	time.Sleep(time.Second)
+	if n := e.notes()[id]; n != 1 {
+		t.Fatalf("%d notes, want one\n%s", n, r.output())
+	}
+	r.stop()
+}
