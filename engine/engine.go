@@ -188,7 +188,8 @@ func New(cfg Config) (*Engine, error) {
 		Queue: e.client, ChainQueue: QueueName(cfg.Prefix, QueueChain), ChainRetention: cfg.Retention, ChainOptions: []asynq.Option{asynq.MaxRetry(12)},
 		Recorder: e.History, Pauser: e.pauses, Budget: pollBudget, Stats: e.stats, Logger: log,
 		Connections: cfg.Connections, Pace: TenantPace(cfg.Catalog), Pacer: RedisPacer{Redis: cfg.Redis, Keys: rdbkeys.NewKeys(cfg.Prefix)},
-		TenantCap: max(0, cfg.TenantPolls), Metrics: cfg.Metrics}
+		TenantCap: max(0, cfg.TenantPolls), Metrics: cfg.Metrics,
+		SubPauses: NewSubPauses(cfg.Redis, cfg.Prefix)}
 	var stepCaller actions.Caller = cfg.Caller
 	if cfg.Metrics != nil {
 		stepCaller = timedCaller{Caller: cfg.Caller, m: cfg.Metrics}

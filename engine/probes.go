@@ -3,8 +3,6 @@ package engine
 import (
 	"net/http"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -14,8 +12,8 @@ func (e *Engine) Ready() bool { return e.ready.Load() }
 
 // Probes serves what every role answers on its HTTP address: /healthz (the
 // process and Redis answer), /readyz (the same, and ready says the process
-// does its work) and, when reg is set, /metrics.
-func Probes(rdb redis.UniversalClient, ready func() bool, reg *prometheus.Registry) *http.ServeMux {
+// does its work) and, when metrics is set, /metrics.
+func Probes(rdb redis.UniversalClient, ready func() bool, metrics http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := rdb.Ping(r.Context()).Err(); err != nil {
@@ -35,8 +33,8 @@ func Probes(rdb redis.UniversalClient, ready func() bool, reg *prometheus.Regist
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	if reg != nil {
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if metrics != nil {
+		mux.Handle("/metrics", metrics)
 	}
 	return mux
 }

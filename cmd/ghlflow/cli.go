@@ -40,6 +40,7 @@ type command struct {
 // root is the command tree of ghlflow.
 func root() *command {
 	subs := []*command{
+		apikeyCommand(os.Stdout, os.Stderr),
 		catalogCommand(),
 		connectCommand(),
 		recipeCommand(),

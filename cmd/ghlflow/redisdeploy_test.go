@@ -74,6 +74,10 @@ func TestRolesOnRedisCluster(t *testing.T) {
 	e := newE2E(t)
 	r := runRoles(t, e, "redis-cluster://"+strings.Join(addrs, ","), 6, nil)
 	r.stop()
+	// The commands reach the cluster through the same URL.
+	if out := r.ghlflowCmd("tenant", "list"); !strings.Contains(out, "acme-t") || !strings.Contains(out, "broken") {
+		t.Errorf("ghlflow tenant list on the cluster:\n%s", out)
+	}
 	// The keys are spread over the masters.
 	for _, p := range ports {
 		c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", p)})

@@ -29,6 +29,7 @@ type rolesProc struct {
 	cmd  *exec.Cmd
 	out  *syncBuf
 	http string
+	key  string // the operator key sent with requests
 }
 
 // ghlflowCmd runs a one-shot ghlflow command and fails t when it fails.
@@ -48,10 +49,10 @@ func (r *rolesRun) ghlflowCmd(args ...string) string {
 func (r *rolesRun) start(name, role string, extra ...string) *rolesProc {
 	t := r.e.t
 	t.Helper()
-	p := &rolesProc{http: freeAddr(t), out: &syncBuf{}}
+	p := &rolesProc{http: freeAddr(t), out: &syncBuf{}, key: r.e.admin}
 	args := append([]string{role, "--recipes", t.TempDir(), "--connections", r.e.conns, "--http", p.http}, extra...)
 	p.cmd = exec.Command(ghlflowBin(t), args...)
-	p.cmd.Env = append(os.Environ(), auth.EnvSecretKey+"="+r.e.key, "REDIS_URL="+r.redis, "GHLFLOW_PREFIX="+r.e.prefix,
+	p.cmd.Env = append(os.Environ(), auth.EnvSecretKey+"="+r.e.key, EnvAdminToken+"="+r.e.admin, "REDIS_URL="+r.redis, "GHLFLOW_PREFIX="+r.e.prefix,
 		"GHLFLOW_EVERY=1s", "GHLFLOW_TICK=100ms")
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
@@ -67,15 +68,10 @@ func (r *rolesRun) start(name, role string, extra ...string) *rolesProc {
 	return p
 }
 
-// get returns the status and body of GET path on p's HTTP address.
+// get returns the status and body of GET path on p's HTTP address, with
+// the operator key.
 func (p *rolesProc) get(path string) (int, string) {
-	resp, err := http.Get("http://" + p.http + path)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
+	return getWithKey("http://"+p.http+path, p.key)
 }
 
 func (r *rolesRun) output() string {
@@ -104,15 +100,46 @@ func (r *rolesRun) stop() {
 	}
 }
 
-// runRoles runs the split engine on redisURL: it stores a tenant (and a
-// tenant whose connection does not exist) and a tenant recipe, starts the
-// roles, creates contacts in the simulator and waits for every note. during,
-// when set, runs while chains are under way.
+// call sends method path with body to p's API with the operator key and
+// wants status.
+func (p *rolesProc) call(t *testing.T, method, path, body string, status int) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+p.http+"/api/v1"+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+p.key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != status {
+		t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, got, status)
+	}
+}
+
+// completedRuns counts the completed runs of tenant the API lists.
+func (p *rolesProc) completedRuns(tenant string) int {
+	var l struct {
+		Items []struct {
+			Tenant, Status string
+		} `json:"items"`
+	}
+	if err := getJSON("http://"+p.http+"/api/v1/runs?status=completed&limit=500&tenant="+tenant, p.key, &l); err != nil {
+		return -1
+	}
+	return len(l.Items)
+}
+
+// runRoles runs the split engine on redisURL: it starts the roles, stores
+// a tenant (and a tenant whose connection does not exist) and a tenant
+// recipe through serve's API, creates contacts in the simulator and waits
+// until the API lists every run completed and the simulator has every
+// note. during, when set, runs while chains are under way.
 func runRoles(t *testing.T, e *e2eEnv, redisURL string, contacts int, during func()) *rolesRun {
 	r := &rolesRun{e: e, redis: redisURL, procs: map[string]*rolesProc{}}
-	r.ghlflowCmd("tenant", "add", "acme-t", "--name", "Acme", "--connection", "ghl=acme")
-	r.ghlflowCmd("tenant", "add", "broken", "--name", "Broken", "--connection", "ghl=nope")
-	r.ghlflowCmd("recipe", "put", filepath.Join("testdata", "rolesrecipes", "welcome.yaml"))
 	for i := range 20 {
 		e.srv.CreateContact(e.loc, map[string]any{"firstName": fmt.Sprintf("Old%d", i), "email": fmt.Sprintf("old%d@example.com", i)})
 	}
@@ -124,6 +151,13 @@ func runRoles(t *testing.T, e *e2eEnv, redisURL string, contacts int, during fun
 	for name, p := range r.procs {
 		waitFor(t, 60*time.Second, name+" ready", p.out, func() bool { code, _ := p.get("/readyz"); return code == 200 })
 	}
+	recipe, err := os.ReadFile(filepath.Join("testdata", "rolesrecipes", "welcome.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve.call(t, "PUT", "/recipes/roles-welcome", string(recipe), http.StatusOK)
+	serve.call(t, "POST", "/tenants", `{"id": "acme-t", "name": "Acme", "connections": {"ghl": "acme"}}`, http.StatusCreated)
+	serve.call(t, "POST", "/tenants", `{"id": "broken", "name": "Broken", "connections": {"ghl": "nope"}}`, http.StatusCreated)
 	waitFor(t, 60*time.Second, "the first poll", worker.out, func() bool {
 		_, body := worker.get("/metrics")
 		return strings.Contains(body, `ghlflow_poll_results_total{result="ok"}`)
@@ -136,8 +170,8 @@ func runRoles(t *testing.T, e *e2eEnv, redisURL string, contacts int, during fun
 			during()
 		}
 	}
-	waitFor(t, 120*time.Second, fmt.Sprintf("%d notes", contacts), nil, func() bool {
-		return len(e.srv.Writes("ghl.contacts.notes.create")) >= contacts
+	waitFor(t, 120*time.Second, fmt.Sprintf("%d completed runs in the API", contacts), nil, func() bool {
+		return serve.completedRuns("acme-t") >= contacts
 	})
 	time.Sleep(3 * time.Second) // more polls: nothing else may fire
 	notes := e.srv.Writes("ghl.contacts.notes.create")

@@ -15,10 +15,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/engine"
+	"github.com/ghlflow/ghlflow/engine/apikey"
 	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/ghlflow/ghlflow/engine/ratelimit"
 	"github.com/ghlflow/ghlflow/engine/redisconn"
@@ -67,6 +69,7 @@ type engineOptions struct {
 	pollN, chainN                                 int
 	retention, tick, every                        time.Duration
 	everySet, dev, noLimit, verbose               bool
+	monitoringWrite                               bool
 }
 
 // roleCommands are the commands of the roles.
@@ -124,6 +127,9 @@ func engineFlags(fs *flag.FlagSet, r role, o *engineOptions) {
 	fs.BoolVar(&o.noLimit, "no-rate-limit", false, "send without the shared per-location rate limiter (not for real APIs)")
 	fs.StringVar(&o.hookKey, "ghl-webhook-key", "", "PEM file of the public key(s) HighLevel signs webhooks with (default: its published legacy RSA key only; env GHLFLOW_GHL_WEBHOOK_KEY_FILE too)")
 	fs.BoolVar(&o.verbose, "v", false, "debug logs")
+	if r.front {
+		fs.BoolVar(&o.monitoringWrite, "monitoring-write", false, "let /monitoring delete, archive and run tasks (read-only by default)")
+	}
 }
 
 func frontHelp(r role) string {
@@ -144,7 +150,7 @@ var configAliases = map[string][]string{"redis": {"REDIS_URL"}, "ghl-webhook-key
 // roleEnvironment are the environment variables the roles read besides the
 // GHLFLOW_ ones of their flags: secrets and the OAuth client, which have no
 // flags, and the Redis address of the other commands.
-var roleEnvironment = []string{"REDIS_URL", "REDIS_ADDR", "GHLFLOW_GHL_WEBHOOK_KEY_FILE", auth.EnvSecretKey, auth.EnvSecretKeyFile,
+var roleEnvironment = []string{"REDIS_URL", "REDIS_ADDR", "GHLFLOW_GHL_WEBHOOK_KEY_FILE", EnvAdminToken, auth.EnvSecretKey, auth.EnvSecretKeyFile,
 	auth.EnvGHLClientID, auth.EnvGHLClientSecret}
 
 // MinEvery is the shortest --every: one second.
@@ -221,7 +227,7 @@ func runRole(ctx context.Context, r role, o *engineOptions) int {
 	if r.front {
 		warnScopes(log, p.cat, p.eng, p.known)
 	}
-	if err := p.serveHTTP(r, o); err != nil {
+	if err := p.serveHTTP(ctx, r, o); err != nil {
 		return fail(err)
 	}
 	if err := p.eng.RunRoles(ctx, r.engine); err != nil {
@@ -378,40 +384,78 @@ func (p *process) onChain(r engine.ChainResult) {
 }
 
 // serveHTTP starts the HTTP side of role r: the probes and metrics of
-// every role, and the front (monitoring, OAuth installs, the webhook
-// receiver) of serve and all.
-func (p *process) serveHTTP(r role, o *engineOptions) error {
-	metricsReg := p.metrics.Registry
+// every role, and the front of serve and all: the API, the pages,
+// /monitoring, OAuth installs and the webhook receiver. /metrics on --http
+// takes an operator key; on --metrics-addr it is open.
+func (p *process) serveHTTP(ctx context.Context, r role, o *engineOptions) error {
+	keys := apikey.New(p.rdb, o.prefix, os.Getenv(EnvAdminToken))
+	metrics := operatorOnly(keys, promhttp.HandlerFor(p.metrics.Registry, promhttp.HandlerOpts{}))
 	if o.metricsAddr != "" {
-		if err := p.listen(o.metricsAddr, engine.Probes(p.rdb, nil, p.metrics.Registry)); err != nil {
+		open := engine.Probes(p.rdb, nil, promhttp.HandlerFor(p.metrics.Registry, promhttp.HandlerOpts{}))
+		if err := p.listen(o.metricsAddr, open); err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)
 		}
 		p.log.Info("metrics", "url", "http://"+o.metricsAddr+"/metrics")
-		metricsReg = nil
+		metrics = nil
 	}
 	if o.httpAddr == "" {
 		return nil
 	}
-	mux := engine.Probes(p.rdb, p.eng.Ready, metricsReg)
+	mux := engine.Probes(p.rdb, p.eng.Ready, metrics)
 	if r.front {
-		hookKeys, err := webhookKeys(p.log, o.hookKey)
+		front, err := p.front(ctx, o)
 		if err != nil {
 			return err
 		}
-		receiver := &webhook.Handler{Keys: hookKeys, Store: webhook.NewStore(p.rdb, o.prefix), Metrics: p.hooks, Logger: p.log}
-		front, closeMon := engine.Handler(p.rdb, p.redis.Asynq(), metricsReg, engine.Mount{Pattern: engine.WebhookPath, Handler: receiver})
-		p.closers = append(p.closers, func() { _ = closeMon() })
 		mux.Handle("/", front)
-		if len(p.oauth) > 0 && p.store != nil {
-			mux.Handle("/oauth/", p.store.InstallHandler(engine.InstallTenants(p.eng.Tenants())))
-			p.log.Info("oauth install", "start", "http://"+o.httpAddr+"/oauth/start?app=ghl&name=NAME&scopes=...", "redirect", p.redirect)
-		}
-		p.log.Info("monitoring", "url", "http://"+o.httpAddr+"/monitoring/")
+		p.log.Info("http", "pages", "http://"+o.httpAddr+"/", "api", "http://"+o.httpAddr+"/api/v1/",
+			"monitoring", "http://"+o.httpAddr+"/monitoring/")
 	}
 	if err := p.listen(o.httpAddr, mux); err != nil {
 		return fmt.Errorf("--http: %w", err)
 	}
 	return nil
+}
+
+// front is the HTTP front of serve and all: the API, the pages and
+// /monitoring behind keys, OAuth installs and the webhook receiver.
+func (p *process) front(ctx context.Context, o *engineOptions) (http.Handler, error) {
+	hookKeys, err := webhookKeys(p.log, o.hookKey)
+	if err != nil {
+		return nil, err
+	}
+	receiver := &webhook.Handler{Keys: hookKeys, Store: webhook.NewStore(p.rdb, o.prefix), Metrics: p.hooks, Logger: p.log}
+	base, closeBase := engine.Handler(p.rdb, p.redis.Asynq(), nil, engine.Mount{Pattern: engine.WebhookPath, Handler: receiver})
+	mon, closeMon := engine.Monitoring(p.redis.Asynq(), o.monitoringWrite)
+	p.closers = append(p.closers, func() { _ = closeBase(); _ = closeMon() })
+	oauth := len(p.oauth) > 0 && p.store != nil
+	if oauth {
+		p.log.Info("oauth install", "start", "http://"+o.httpAddr+"/oauth/start?app=ghl&name=NAME&scopes=...", "redirect", p.redirect)
+	}
+	return siteHandler(ctx, p.log, siteConfig{rdb: p.rdb, prefix: o.prefix, cat: p.cat, eng: p.eng, store: p.store,
+		recipes: o.recipes, oauth: oauth, engineHTTP: base, monitoring: mon}), nil
+}
+
+// operatorOnly serves h to requests with an operator key (Authorization:
+// Bearer KEY); Prometheus sends one with its authorization setting.
+func operatorOnly(keys *apikey.Store, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			http.Error(w, "an operator key is required (Authorization: Bearer KEY)", http.StatusUnauthorized)
+			return
+		}
+		k, err := keys.Lookup(r.Context(), secret)
+		if err != nil {
+			http.Error(w, "an operator key is required", http.StatusUnauthorized)
+			return
+		}
+		if !k.Operator() {
+			http.Error(w, "an operator key is required", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // listen serves h on addr until the process closes.
