@@ -137,7 +137,7 @@ func (p *rolesProc) completedRuns(tenant string) int {
 // a tenant (and a tenant whose connection does not exist) and a tenant
 // recipe through serve's API, creates contacts in the simulator and waits
 // until the API lists every run completed and the simulator has every
-// note. during, when set, runs while chains are under way.
+// note, none lost. during, when set, runs while chains are under way.
 func runRoles(t *testing.T, e *e2eEnv, redisURL string, contacts int, during func()) *rolesRun {
 	r := &rolesRun{e: e, redis: redisURL, procs: map[string]*rolesProc{}}
 	for i := range 20 {
@@ -179,8 +179,15 @@ func runRoles(t *testing.T, e *e2eEnv, redisURL string, contacts int, during fun
 	for _, w := range notes {
 		seen[w.Path]++
 	}
-	if len(notes) != contacts || len(seen) != contacts {
+	// Every new contact, and no other, gets its note. Across a failover a
+	// write the old master acknowledged but had not replicated may be lost,
+	// so a chain may run twice (at least once); without one, exactly once.
+	twice := len(notes) - len(seen)
+	if len(seen) != contacts || (during == nil && twice != 0) {
 		t.Fatalf("%d notes on %d contacts, want one on each of %d\n%s", len(notes), len(seen), contacts, r.output())
+	}
+	if twice > 0 {
+		t.Logf("%d of %d notes written twice across the failover", twice, contacts)
 	}
 	if code, body := serve.get("/monitoring/"); code != 200 || !strings.Contains(body, "Asynq - Monitoring") {
 		t.Errorf("serve /monitoring/: %d %.200s", code, body)
