@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"github.com/tidwall/gjson"
 
 	"github.com/ghlflow/ghlflow/actions"
+	"github.com/ghlflow/ghlflow/engine/echo"
 	"github.com/ghlflow/ghlflow/engine/history"
 	"github.com/ghlflow/ghlflow/engine/internal/rdb"
 	"github.com/ghlflow/ghlflow/engine/policy"
@@ -26,6 +29,9 @@ const (
 	ChainFailed    = "failed"
 	ChainPaused    = "paused"
 	ChainRemoved   = "removed"
+	// ChainEcho is an item skipped as the echo of a write of ghlflow's own
+	// (engine/echo): a two-way sync does not send it back.
+	ChainEcho = "echo"
 )
 
 // ChainResult is what one run of a chain task did.
@@ -73,7 +79,10 @@ type Chainer struct {
 	// chain over the cap goes back to the queue (ChainBusy) without
 	// spending a retry. Recipes naming connections are not capped.
 	TenantCap int
-	Logger    *slog.Logger
+	// Echo, when set, recognises items that are the echo of a step's own
+	// write; they end as ChainEcho without running the steps.
+	Echo   *echo.Store
+	Logger *slog.Logger
 
 	gate tenantGate
 }
@@ -137,6 +146,11 @@ func (c *Chainer) Run(ctx context.Context, pl ChainPayload, taskID string) (res 
 		return res
 	}
 	defer release()
+	if c.isEcho(ctx, sub, pl) {
+		res.Status = ChainEcho
+		c.Stats.echoed()
+		return res
+	}
 	item, ok := c.admit(sub, pl, &res)
 	if !ok {
 		return res
@@ -203,7 +217,7 @@ func (c *Chainer) runSteps(ctx context.Context, sub *Subscription, pl ChainPaylo
 			res.Record.Steps = append(res.Record.Steps, history.Step{Op: op, Status: "resumed", ID: outputID(out)})
 			continue
 		}
-		out, err := c.Runner.RunStepFor(ctx, r, i, sub.binding(c.Connections), item, outs)
+		out, ran, err := c.Runner.RunStepWhen(ctx, r, i, sub.binding(c.Connections), item, outs)
 		if err != nil {
 			res.Record.Steps = append(res.Record.Steps, history.Step{Op: op, Status: "failed", Error: err.Error()})
 			c.stepFailed(ctx, sub, pl, err, res)
@@ -212,9 +226,54 @@ func (c *Chainer) runSteps(ctx context.Context, sub *Subscription, pl ChainPaylo
 		c.checkpoint(ctx, key, pl.Sub, i, out)
 		outs = append(outs, out)
 		res.Steps++
-		res.Record.Steps = append(res.Record.Steps, history.Step{Op: op, Status: "done", ID: outputID(out)})
+		status := "done"
+		if !ran {
+			status = "skipped"
+		}
+		res.Record.Steps = append(res.Record.Steps, history.Step{Op: op, Status: status, ID: outputID(out)})
 	}
 	res.Status = ChainCompleted
+}
+
+// isEcho reports whether the item is the echo of a step's own write to the
+// same object through the trigger's connection.
+func (c *Chainer) isEcho(ctx context.Context, sub *Subscription, pl ChainPayload) bool {
+	if c.Echo == nil || sub.Op == nil || sub.Op.ItemID == "" || strings.HasPrefix(sub.Op.ItemID, "[") {
+		return false
+	}
+	id := gjson.GetBytes(pl.Item, sub.Op.ItemID).String()
+	var item map[string]any
+	if id == "" || json.Unmarshal(pl.Item, &item) != nil {
+		return false
+	}
+	hit, err := c.Echo.Match(ctx, sub.Connection, id, item)
+	if err != nil {
+		c.logger().Warn("chain echo", "sub", pl.Sub, "item", pl.ItemKey, "err", err)
+	}
+	return hit
+}
+
+// RecordWrite keeps the fingerprint of a step's write (actions.Runner's
+// OnWrite): the object is the output's id, or the last path input named
+// *Id (the contact whose tags a step added).
+func (c *Chainer) RecordWrite(ctx context.Context, w actions.Write) {
+	if c.Echo == nil {
+		return
+	}
+	id := outputID(w.Output)
+	if id == "" {
+		for _, in := range w.Op.Inputs {
+			if v, ok := w.Input[in.Name].(string); ok && in.In == "path" && strings.HasSuffix(in.Name, "Id") && v != "" {
+				id = v
+			}
+		}
+	}
+	if id == "" {
+		return
+	}
+	if err := c.Echo.Record(ctx, w.Connection, id, w.Input); err != nil {
+		c.logger().Warn("chain echo record", "op", w.Op.ID, "err", err)
+	}
 }
 
 // resumed returns step i's output checkpointed by an earlier attempt.

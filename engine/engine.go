@@ -19,6 +19,7 @@ import (
 	"github.com/ghlflow/ghlflow/actions"
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/engine/dedup"
+	"github.com/ghlflow/ghlflow/engine/echo"
 	"github.com/ghlflow/ghlflow/engine/history"
 	rdbkeys "github.com/ghlflow/ghlflow/engine/internal/rdb"
 	"github.com/ghlflow/ghlflow/engine/recipestore"
@@ -77,6 +78,9 @@ type Config struct {
 	// (default 2 s).
 	TenantRefresh time.Duration
 	Logger        *slog.Logger
+	// EchoWindow is how long the fingerprint of a step's write waits for
+	// its echo (engine/echo; echo.DefaultWindow when 0).
+	EchoWindow time.Duration
 }
 
 // Engine runs recipes: the scheduler, the poll and chain workers and the
@@ -148,7 +152,9 @@ func New(cfg Config) (*Engine, error) {
 		TenantCap: max(0, cfg.TenantPolls)}
 	e.Chainer = &Chainer{Subs: e.reg, Runner: &actions.Runner{Catalog: cfg.Catalog, Caller: cfg.Caller}, Redis: cfg.Redis,
 		Prefix: cfg.Prefix, Retention: cfg.Retention, History: e.History, Pauser: e.pauses, OnDone: cfg.OnChain, Stats: e.stats,
-		Logger: log, Connections: cfg.Connections, TenantCap: max(0, cfg.TenantChains)}
+		Logger: log, Connections: cfg.Connections, TenantCap: max(0, cfg.TenantChains),
+		Echo: &echo.Store{Redis: cfg.Redis, Prefix: cfg.Prefix, Window: cfg.EchoWindow}}
+	e.Chainer.Runner.OnWrite = e.Chainer.RecordWrite
 	e.sched = scheduler.New(cfg.Redis, &PollEnqueuer{Queue: e.client, PollQueue: QueueName(cfg.Prefix, QueuePoll)}, scheduler.Options{Prefix: cfg.Prefix,
 		TickEvery: cfg.TickEvery, Logger: log})
 	if err := e.load(context.Background()); err != nil {

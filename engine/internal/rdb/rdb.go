@@ -33,6 +33,7 @@
 //	P{recipes}                 hash    engine/recipestore recipe name → recipe YAML stored through the CLI, until removed
 //	P{recipes}:version         string  engine/recipestore bumped by every change of the stored recipes
 //	P{tenant:ID}:pace          string  engine (polls)   when a tenant's next chain may start (ms); a minute after it passes
+//	P{echo:CONN}:OBJ           string  engine/echo      the fields a step wrote to object OBJ through connection CONN; the echo window (24 h by default) or until its echo is seen
 //	asynq:{PQUEUE}:...         various asynq            the queues PREFIXpoll and PREFIXchain
 //
 // Earlier versions kept connections under Pconns, Pconn:ID and
@@ -156,6 +157,10 @@ func (k Keys) RecipesVersion() string { return k.Recipes() + ":version" }
 // TenantPace is when a tenant's next chain may start (unix ms).
 func (k Keys) TenantPace(id string) string { return k.Prefix() + "{tenant:" + id + "}:pace" }
 
+// Echo is the fingerprint of what a step last wrote to object obj through
+// connection conn (engine/echo).
+func (k Keys) Echo(conn, obj string) string { return k.Prefix() + "{echo:" + conn + "}:" + obj }
+
 // TenantSubs is the set of a tenant's subscription ids.
 func (k Keys) TenantSubs(id string) string { return k.Tenants() + ":subs:" + id }
 
@@ -188,6 +193,7 @@ func (k Keys) KeyPatterns() []string {
 		p + "rl:*:budget", p + "rl:*:pause",
 		p + "{sched}:due",
 		p + "{tenants}", p + "{tenants}:version", p + "{tenants}:changes", p + "{tenants}:removed", p + "{tenants}:subs:*", p + "{tenant:*}:pace", p + "{recipes}", p + "{recipes}:version",
+		p + "{echo:*}:*",
 	}
 }
 
