@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -62,8 +63,15 @@ type Config struct {
 	// OnChain is called after each chain run.
 	OnChain func(ChainResult)
 	// Budget, when set, stretches the polls of connections whose daily
-	// API budget runs low.
-	Budget Budget
+	// API budget runs low; when it is also a Planner, the schedule is
+	// stretched for the burst budget too, every PlanEvery (default 5 s).
+	Budget    Budget
+	PlanEvery time.Duration
+	// SaturationEvery is how often, at most, the engine warns that its
+	// workers do not keep up (default 1 min).
+	SaturationEvery time.Duration
+	// Metrics, when set, receives the poll counts.
+	Metrics *Metrics
 	// Connections, when set, tells templates what a connection stands for
 	// (.connection.location_id, .connection.company_id).
 	Connections ConnectionLookup
@@ -86,12 +94,16 @@ type Config struct {
 // Engine runs recipes: the scheduler, the poll and chain workers and the
 // subscription registry.
 type Engine struct {
-	cfg     Config
-	log     *slog.Logger
-	reg     *Registry
-	pauses  *Pauses
-	sched   *scheduler.Scheduler
-	client  *asynq.Client
+	cfg    Config
+	log    *slog.Logger
+	reg    *Registry
+	pauses *Pauses
+	sched  *scheduler.Scheduler
+	client *asynq.Client
+	// inspector reads the poll queue (poll states, saturation figures).
+	inspector *asynq.Inspector
+	// served counts the poll tasks the workers ran.
+	served  atomic.Int64
 	History *history.Store
 	Chainer *Chainer
 	Poller  *Poller
@@ -125,6 +137,12 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 20 * time.Second
 	}
+	if cfg.PlanEvery <= 0 {
+		cfg.PlanEvery = DefaultPlanEvery
+	}
+	if cfg.SaturationEvery <= 0 {
+		cfg.SaturationEvery = DefaultSaturationEvery
+	}
 	if cfg.SummaryEvery <= 0 {
 		cfg.SummaryEvery = time.Minute
 	}
@@ -144,10 +162,15 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{cfg: cfg, log: log, reg: NewRegistry(), pauses: NewPauses(cfg.Redis, cfg.Prefix, log), stats: &Stats{},
 		tenants: tenant.NewStore(cfg.Redis, cfg.Prefix), stored: recipestore.New(cfg.Redis, cfg.Prefix)}
 	e.client = asynq.NewClientFromRedisClient(cfg.Redis)
+	e.inspector = asynq.NewInspectorFromRedisClient(cfg.Redis)
+	pollBudget := cfg.Budget
+	if _, ok := cfg.Budget.(Planner); ok {
+		pollBudget = nil // the schedule is stretched instead
+	}
 	e.History = history.New(cfg.Redis, history.Options{Prefix: cfg.Prefix})
 	e.Poller = &Poller{Subs: e.reg, Caller: cfg.Caller, Dedup: dedup.New(cfg.Redis, dedup.Options{Prefix: cfg.Prefix}),
 		Queue: e.client, ChainQueue: QueueName(cfg.Prefix, QueueChain), ChainRetention: cfg.Retention, ChainOptions: []asynq.Option{asynq.MaxRetry(12)},
-		Recorder: e.History, Pauser: e.pauses, Budget: cfg.Budget, Stats: e.stats, Logger: log,
+		Recorder: e.History, Pauser: e.pauses, Budget: pollBudget, Stats: e.stats, Logger: log,
 		Connections: cfg.Connections, Pace: TenantPace(cfg.Catalog), Pacer: RedisPacer{Redis: cfg.Redis, Keys: rdbkeys.NewKeys(cfg.Prefix)},
 		TenantCap: max(0, cfg.TenantPolls)}
 	e.Chainer = &Chainer{Subs: e.reg, Runner: &actions.Runner{Catalog: cfg.Catalog, Caller: cfg.Caller}, Redis: cfg.Redis,
@@ -155,8 +178,8 @@ func New(cfg Config) (*Engine, error) {
 		Logger: log, Connections: cfg.Connections, TenantCap: max(0, cfg.TenantChains),
 		Echo: &echo.Store{Redis: cfg.Redis, Prefix: cfg.Prefix, Window: cfg.EchoWindow}}
 	e.Chainer.Runner.OnWrite = e.Chainer.RecordWrite
-	e.sched = scheduler.New(cfg.Redis, &PollEnqueuer{Queue: e.client, PollQueue: QueueName(cfg.Prefix, QueuePoll)}, scheduler.Options{Prefix: cfg.Prefix,
-		TickEvery: cfg.TickEvery, Logger: log})
+	e.sched = scheduler.New(cfg.Redis, &PollEnqueuer{Queue: e.client, Inspector: e.inspector, Redis: cfg.Redis, PollQueue: QueueName(cfg.Prefix, QueuePoll)},
+		scheduler.Options{Prefix: cfg.Prefix, TickEvery: cfg.TickEvery, Logger: log, OnSkip: e.onSkip})
 	if err := e.load(context.Background()); err != nil {
 		return nil, err
 	}
@@ -235,16 +258,20 @@ func (e *Engine) Run(ctx context.Context) error {
 		IsFailure:       IsFailure,
 		ErrorHandler:    failures{log: e.log, reg: e.reg, stats: e.stats},
 		ShutdownTimeout: e.cfg.ShutdownTimeout,
-		Logger:          slogAdapter{e.log},
+		// A poll enqueued while the queues were empty waits at most this
+		// long for a worker (asynq's default is a second).
+		TaskCheckInterval: 200 * time.Millisecond,
+		Logger:            slogAdapter{e.log},
 	})
 	mux := asynq.NewServeMux()
-	mux.Handle(TypePoll, e.Poller)
+	mux.Handle(TypePoll, e.countPolls(e.Poller))
 	mux.Handle(TypeChain, e.Chainer)
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start workers: %w", err)
 	}
 	defer e.client.Close()
 	defer srv.Shutdown()
+	e.plan(ctx) // the first ticks already keep to the budgets
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := e.sched.Run(ctx); err != nil {
@@ -253,6 +280,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	})
 	wg.Go(func() { e.watch(ctx) })
 	wg.Go(func() { e.watchTenants(ctx) })
+	wg.Go(func() { e.watchLoad(ctx) })
 	wg.Go(func() { e.summarize(ctx, e.cfg.SummaryEvery) })
 	wg.Wait()
 	e.log.Info("shutting down")

@@ -12,6 +12,15 @@ type Metrics struct {
 	Chains *prometheus.CounterVec
 	// ChainSeconds is the duration of chain runs by recipe.
 	ChainSeconds *prometheus.HistogramVec
+	// PollSlots counts the scheduler's slots by result: enqueued, skipped
+	// (the previous poll still in flight) or deferred (overdue after an
+	// outage, moved to the next place in the interval).
+	PollSlots *prometheus.CounterVec
+	// Polls counts the poll tasks the workers ran.
+	Polls prometheus.Counter
+	// Stretched is the number of subscriptions whose polls are stretched
+	// for their API budget.
+	Stretched prometheus.Gauge
 }
 
 // NewMetrics registers the engine's metrics and the Go runtime's in a new
@@ -23,8 +32,14 @@ func NewMetrics() *Metrics {
 			Help: "Chain runs by recipe and status (completed, filtered, retry, failed, paused, removed)."}, []string{"recipe", "status"}),
 		ChainSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ghlflow_chain_run_seconds",
 			Help: "Duration of chain runs.", Buckets: prometheus.DefBuckets}, []string{"recipe"}),
+		PollSlots: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ghlflow_poll_slots_total",
+			Help: "Scheduled poll slots by result (enqueued, skipped: previous poll still in flight, deferred: overdue after an outage)."},
+			[]string{"result"}),
+		Polls: prometheus.NewCounter(prometheus.CounterOpts{Name: "ghlflow_polls_total", Help: "Poll tasks run by the workers."}),
+		Stretched: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ghlflow_polls_stretched",
+			Help: "Subscriptions whose polls are stretched for their API budget."}),
 	}
-	m.Registry.MustRegister(m.Chains, m.ChainSeconds, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.Registry.MustRegister(m.Chains, m.ChainSeconds, m.PollSlots, m.Polls, m.Stretched, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

@@ -512,33 +512,3 @@ func dedupItems(items []triggers.Item) []dedup.Item {
 	}
 	return out
 }
-
-// PollEnqueuer enqueues poll tasks for the scheduler, with the TaskID of
-// subscription and slot; an existing task for the slot counts as success.
-type PollEnqueuer struct {
-	Queue ChainEnqueuer
-	// PollQueue is the asynq queue (default QueuePoll).
-	PollQueue string
-	// Options are added to every poll task after the defaults
-	// (MaxRetry 3, Timeout 5 min: the next slot polls again anyway).
-	Options []asynq.Option
-}
-
-// EnqueuePoll implements scheduler.Enqueuer.
-func (e *PollEnqueuer) EnqueuePoll(ctx context.Context, sub string, slot int64) error {
-	payload, err := json.Marshal(PollPayload{Sub: sub, Slot: slot})
-	if err != nil {
-		return err
-	}
-	q := e.PollQueue
-	if q == "" {
-		q = QueuePoll
-	}
-	opts := append([]asynq.Option{asynq.TaskID(PollTaskID(sub, slot)), asynq.Queue(q),
-		asynq.MaxRetry(3), asynq.Timeout(5 * time.Minute)}, e.Options...)
-	_, err = e.Queue.EnqueueContext(ctx, asynq.NewTask(TypePoll, payload), opts...)
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue poll %s slot %d: %w", sub, slot, err)
-	}
-	return nil
-}

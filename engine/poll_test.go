@@ -349,19 +349,63 @@ func TestAuthFailurePauses(t *testing.T) {
 	}
 }
 
-// TestPollEnqueuer: one poll task per subscription and slot.
+// TestPollEnqueuer: one poll task per subscription: while it waits or
+// runs, the next slots are refused as in flight; a poll that failed for
+// good (left archived) or whose worker was killed gives its place to the
+// next slot.
 func TestPollEnqueuer(t *testing.T) {
 	e := newPollEnv(t)
-	pe := &engine.PollEnqueuer{Queue: e.client, PollQueue: e.queue}
-	for i := 0; i < 3; i++ {
-		if err := pe.EnqueuePoll(context.Background(), "s1", 42); err != nil {
-			t.Fatal(err)
+	ctx := context.Background()
+	pe := &engine.PollEnqueuer{Queue: e.client, Inspector: e.insp, PollQueue: e.queue}
+	if err := pe.EnqueuePoll(ctx, "s1", 42); err != nil {
+		t.Fatal(err)
+	}
+	for slot := int64(42); slot < 45; slot++ {
+		if err := pe.EnqueuePoll(ctx, "s1", slot); !errors.Is(err, scheduler.ErrInFlight) {
+			t.Fatalf("slot %d while the poll waits: %v", slot, err)
 		}
 	}
 	tasks, err := e.insp.ListPendingTasks(e.queue)
-	if err != nil || len(tasks) != 1 || tasks[0].ID != engine.PollTaskID("s1", 42) || tasks[0].Type != engine.TypePoll ||
+	if err != nil || len(tasks) != 1 || tasks[0].ID != engine.PollTaskID("s1") || tasks[0].Type != engine.TypePoll ||
 		tasks[0].MaxRetry != 3 {
 		t.Fatalf("%v %v", tasks, err)
+	}
+	if err := e.insp.ArchiveTask(e.queue, engine.PollTaskID("s1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := pe.EnqueuePoll(ctx, "s1", 45); err != nil {
+		t.Fatalf("after the poll was archived: %v", err)
+	}
+	tasks, err = e.insp.ListPendingTasks(e.queue)
+	if err != nil || len(tasks) != 1 || !strings.Contains(string(tasks[0].Payload), `"slot":45`) {
+		t.Fatalf("pending after the archived poll: %v %v", tasks, err)
+	}
+	// The poll runs in a worker: while its lease is extended it holds the
+	// subscription; once the worker is killed and the lease lapses, the
+	// next slot takes its place.
+	pe.Redis = e.rdb
+	base, id := "asynq:{"+e.queue+"}:", engine.PollTaskID("s1")
+	run := func(leaseLeft time.Duration) {
+		e.rdb.LRem(ctx, base+"pending", 0, id)
+		e.rdb.LRem(ctx, base+"active", 0, id)
+		e.rdb.RPush(ctx, base+"active", id)
+		e.rdb.HSet(ctx, base+"t:"+id, "state", "active")
+		e.rdb.ZAdd(ctx, base+"lease", redis.Z{Score: float64(time.Now().Add(leaseLeft).Unix()), Member: id})
+	}
+	run(28 * time.Second)
+	if err := pe.EnqueuePoll(ctx, "s1", 46); !errors.Is(err, scheduler.ErrInFlight) {
+		t.Fatalf("slot 46 while the poll runs: %v", err)
+	}
+	run(5 * time.Second)
+	if err := pe.EnqueuePoll(ctx, "s1", 47); err != nil {
+		t.Fatalf("slot 47 after the worker was killed: %v", err)
+	}
+	tasks, err = e.insp.ListPendingTasks(e.queue)
+	if err != nil || len(tasks) != 1 || !strings.Contains(string(tasks[0].Payload), `"slot":47`) {
+		t.Fatalf("pending after the abandoned poll: %v %v", tasks, err)
+	}
+	if n, _ := e.rdb.LLen(ctx, base+"active").Result(); n != 0 {
+		t.Fatalf("%d tasks still active", n)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/ghlflow/ghlflow/engine/internal/rdb"
@@ -68,10 +67,11 @@ type ChainPayload struct {
 	Enqueued time.Time `json:"enqueued,omitzero"`
 }
 
-// PollTaskID is the asynq TaskID of the poll of sub in slot: two schedulers
-// or a restart enqueueing the same slot meet a TaskID conflict.
-func PollTaskID(sub string, slot int64) string {
-	return fmt.Sprintf("poll:%s:%d", sub, slot)
+// PollTaskID is the asynq TaskID of the poll of sub: one per subscription,
+// so a slot enqueued while the previous poll is still in the queue meets a
+// TaskID conflict instead of queueing behind it.
+func PollTaskID(sub string) string {
+	return "poll:" + sub
 }
 
 // ChainTaskID is the asynq TaskID of the chain for one item of a

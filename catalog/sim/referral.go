@@ -90,7 +90,7 @@ func init() {
 		"referrizer.contacts.get": {act: "get", col: colRZContacts, idParam: "contactId"},
 		"referrizer.tasks.new": {act: "list", col: colRZTasks,
 			filters: map[string]string{"externalId": "externalId", "contactId": "contactId"}},
-		"referrizer.tasks.update": {act: "update", col: colRZTasks, idParam: "taskId", updated: "updatedAt"},
+		"referrizer.tasks.update":             {act: "update", col: colRZTasks, idParam: "taskId", updated: "updatedAt"},
 		"referrizer.loyalty_rewards.new":      {act: "list", col: colRZRewards},
 		"referrizer.loyalty_rewards.get":      {act: "get", col: colRZRewards, idParam: "loyaltyRewardId"},
 		"referrizer.loyalty_rewards.redeemed": {act: "list", col: colRZRedeems},

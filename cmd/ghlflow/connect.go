@@ -21,6 +21,7 @@ import (
 	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/ghlflow/ghlflow/engine/connstate"
+	"github.com/ghlflow/ghlflow/engine/ratelimit"
 	"github.com/ghlflow/ghlflow/engine/transport"
 	"github.com/redis/go-redis/v9"
 )
@@ -281,6 +282,15 @@ func runConnect(ctx context.Context, args []string) int {
 		}
 		for _, id := range slices.Sorted(maps.Keys(states)) {
 			fmt.Printf("engine paused %s: %s ('ghlflow connect resume %s' when fixed)\n", id, states[id].Reason, id)
+		}
+		// The engine's stretches: resources whose subscriptions ask for
+		// more than their API budget.
+		stretched, err := ratelimit.Stretches(ctx, rdb, cf.prefix)
+		if err != nil {
+			return fail(err)
+		}
+		for _, st := range stretched {
+			fmt.Printf("engine stretches polls of %s %s %.2f×: %s\n", st.App, st.Resource, st.Factor, st.Reason)
 		}
 	case "refresh":
 		r, err := store.Refresh(ctx, arg())

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/ghlflow/ghlflow/engine/connstate"
+	"github.com/ghlflow/ghlflow/engine/ratelimit"
 )
 
 // TestConnectCommands drives `ghlflow connect` as a user does: an OAuth
@@ -116,6 +117,15 @@ func TestConnectCommands(t *testing.T) {
 	_ = states.Set(ctx, "acme", connstate.NeedsReauth, "unauthorized: token revoked") // a static connection
 	if list := run(nil, "list"); !strings.Contains(list, "engine paused acme: unauthorized: token revoked") {
 		t.Fatalf("engine pause not listed:\n%s", list)
+	}
+	// A location asked for ten times its burst budget: the engine's
+	// stretch of its polls is listed with the reason.
+	lim := ratelimit.New(ratelimit.Config{Redis: e.rdb, Prefix: e.prefix, Catalog: e.cat})
+	if _, err := lim.Demand(ctx, "ghl", e.loc, 100); err != nil {
+		t.Fatal(err)
+	}
+	if list := run(nil, "list"); !regexp.MustCompile(`engine stretches polls of ghl ` + e.loc + ` 10\.\d\d×: .*100\.0 requests/s`).MatchString(list) {
+		t.Fatalf("stretch not listed:\n%s", list)
 	}
 	run(nil, "resume", "acme")
 	if st, _ := states.Get(ctx, "acme"); !st.InForce() {

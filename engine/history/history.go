@@ -45,6 +45,11 @@ type Poll struct {
 	// Skipped says why the slot was not polled (a paused connection, a
 	// daily budget running low).
 	Skipped string `json:"skipped,omitempty"`
+	// Stretch, on a record of a changed stretch, is how many times its
+	// interval the subscription now waits between polls (1: back to its
+	// interval), and StretchReason says why.
+	Stretch       float64 `json:"stretch,omitempty"`
+	StretchReason string  `json:"stretch_reason,omitempty"`
 	// Error is the failure, "" on success.
 	Error string `json:"error,omitempty"`
 }

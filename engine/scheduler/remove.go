@@ -15,7 +15,7 @@ func (s *Scheduler) RemoveIDs(ctx context.Context, ids []string) error {
 	for _, id := range ids {
 		drop[id] = true
 	}
-	members, err := s.rdb.ZRange(ctx, s.due, 0, -1).Result()
+	members, err := s.client.ZRange(ctx, s.due, 0, -1).Result()
 	if err != nil {
 		return fmt.Errorf("scheduler remove: %w", err)
 	}
@@ -25,10 +25,12 @@ func (s *Scheduler) RemoveIDs(ctx context.Context, ids []string) error {
 			gone = append(gone, m)
 		}
 	}
-	if len(gone) == 0 {
-		return nil
+	pipe := s.client.TxPipeline()
+	if len(gone) > 0 {
+		pipe.ZRem(ctx, s.due, gone...)
 	}
-	if err := s.rdb.ZRem(ctx, s.due, gone...).Err(); err != nil {
+	pipe.HDel(ctx, s.stretch, ids...) // a stretch outlives nothing it stretched
+	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("scheduler remove: %w", err)
 	}
 	return nil

@@ -3,8 +3,13 @@
 // polls at a stable offset inside its interval (a hash of its id), so
 // subscriptions with the same interval spread out instead of firing
 // together. Any number of schedulers may tick at once: a Lua script claims
-// due subscriptions atomically, and the poll task of a slot carries a task
-// id made of subscription and slot, so a slot is never enqueued twice.
+// due subscriptions atomically, so a slot is claimed once. A slot whose
+// subscription still has a poll in flight is skipped and counted (the
+// Enqueuer says so with ErrInFlight), so the queue holds at most one poll
+// per subscription whatever the load. A stretch factor per subscription
+// spaces its polls out when its API budget cannot serve its interval, and
+// subscriptions overdue after an outage poll once each, spread over their
+// interval.
 package scheduler
 
 import (
@@ -13,12 +18,16 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ghlflow/ghlflow/engine/internal/rdb"
 )
 
 // Enqueuer enqueues the poll of one subscription for one slot. It treats
@@ -31,6 +40,13 @@ type Enqueuer interface {
 type Entry struct {
 	ID    string
 	Every time.Duration
+	// Stretch is how many times Every the subscription waits between
+	// polls (SetStretch; 0 or 1: Every).
+	Stretch float64
+	// Phase places a stretched subscription in its stretched interval
+	// (0 to 1; 0: a hash of its id). Subscriptions sharing a budget
+	// spread evenly when their phases do.
+	Phase float64
 }
 
 // Options configure a Scheduler.
@@ -47,20 +63,31 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives enqueue failures (default slog.Default()).
 	Logger *slog.Logger
+	// Grace is how late a subscription may be claimed and still poll at
+	// once (default 5 s); one later than that (the schedulers were down)
+	// polls at its next place in its interval, so the polls owed after an
+	// outage spread out instead of starting together.
+	Grace time.Duration
+	// OnSkip, when set, is told of each slot skipped because the
+	// subscription's previous poll is still in flight.
+	OnSkip func(ctx context.Context, sub string, slot int64)
 }
 
 // Scheduler claims due subscriptions and enqueues their polls. Its one
 // Redis key is a sorted set whose members are "<interval ms>:<subscription>"
 // scored by the next due time (unix ms).
 type Scheduler struct {
-	rdb  redis.UniversalClient
-	enq  Enqueuer
-	opts Options
-	due  string
+	client  redis.UniversalClient
+	enq     Enqueuer
+	opts    Options
+	due     string
+	stretch string // hash: subscription -> stretch factor
+
+	enqueued, skipped, deferred atomic.Int64
 }
 
-// New returns a Scheduler over rdb that enqueues through enq.
-func New(rdb redis.UniversalClient, enq Enqueuer, opts Options) *Scheduler {
+// New returns a Scheduler over client that enqueues through enq.
+func New(client redis.UniversalClient, enq Enqueuer, opts Options) *Scheduler {
 	if opts.Batch <= 0 {
 		opts.Batch = 1000
 	}
@@ -76,7 +103,11 @@ func New(rdb redis.UniversalClient, enq Enqueuer, opts Options) *Scheduler {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Scheduler{rdb: rdb, enq: enq, opts: opts, due: opts.Prefix + "{sched}:due"}
+	if opts.Grace <= 0 {
+		opts.Grace = 5 * time.Second
+	}
+	keys := rdb.NewKeys(opts.Prefix)
+	return &Scheduler{client: client, enq: enq, opts: opts, due: keys.SchedulerDue(), stretch: keys.SchedulerStretch()}
 }
 
 // member is the sorted-set member of an entry.
@@ -98,7 +129,7 @@ func parseMember(m string) (sub string, every int64, ok bool) {
 }
 
 // Keys returns the scheduler's Redis keys.
-func (s *Scheduler) Keys() []string { return []string{s.due} }
+func (s *Scheduler) Keys() []string { return []string{s.due, s.stretch} }
 
 // Offset is sub's stable place inside an interval of every.
 func Offset(sub string, every time.Duration) time.Duration {
@@ -128,7 +159,7 @@ func NextDue(sub string, every time.Duration, now time.Time) time.Time {
 // theirs (so a restart or reload keeps the schedule), and subscriptions
 // not in entries are dropped.
 func (s *Scheduler) Sync(ctx context.Context, entries []Entry) error {
-	members, err := s.rdb.ZRange(ctx, s.due, 0, -1).Result()
+	members, err := s.client.ZRange(ctx, s.due, 0, -1).Result()
 	if err != nil {
 		return fmt.Errorf("scheduler sync: %w", err)
 	}
@@ -140,7 +171,7 @@ func (s *Scheduler) Sync(ctx context.Context, entries []Entry) error {
 	}
 	now := s.opts.Now()
 	want := make(map[string]bool, len(entries))
-	pipe := s.rdb.Pipeline()
+	pipe := s.client.Pipeline()
 	n := 0
 	flush := func(force bool) error {
 		if n == 0 || (!force && n < 5000) {
@@ -191,7 +222,7 @@ func (s *Scheduler) Add(ctx context.Context, e Entry) error {
 		return fmt.Errorf("scheduler add %s: interval %s too short", e.ID, e.Every)
 	}
 	z := redis.Z{Score: float64(NextDue(e.ID, e.Every, s.opts.Now()).UnixMilli()), Member: member(e)}
-	if err := s.rdb.ZAddNX(ctx, s.due, z).Err(); err != nil {
+	if err := s.client.ZAddNX(ctx, s.due, z).Err(); err != nil {
 		return fmt.Errorf("scheduler add %s: %w", e.ID, err)
 	}
 	return nil
@@ -199,95 +230,76 @@ func (s *Scheduler) Add(ctx context.Context, e Entry) error {
 
 // Remove unschedules a subscription.
 func (s *Scheduler) Remove(ctx context.Context, e Entry) error {
-	if err := s.rdb.ZRem(ctx, s.due, member(e)).Err(); err != nil {
+	if err := s.client.ZRem(ctx, s.due, member(e)).Err(); err != nil {
 		return fmt.Errorf("scheduler remove %s: %w", e.ID, err)
 	}
 	return nil
 }
 
-// claim takes up to ARGV[2] subscriptions due at ARGV[1] (unix ms), moves
-// each to its next due time after now (missed slots collapse into the
-// latest) and returns {member, slot, previous due} triples.
-var claim = redis.NewScript(`
-local now, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
-local out = {}
-for i = 1, #due, 2 do
-  local m, score = due[i], tonumber(due[i + 1])
-  local every = tonumber(string.match(m, '^(%d+):'))
-  if every and every > 0 then
-    local latest = score + math.floor((now - score) / every) * every
-    redis.call('ZADD', KEYS[1], latest + every, m)
-    out[#out + 1] = m
-    out[#out + 1] = string.format('%d', math.floor(latest / every))
-    out[#out + 1] = string.format('%d', score)
-  else
-    redis.call('ZREM', KEYS[1], m)
-  end
-end
-return out
-`)
-
-// unclaim puts a subscription back to its previous due time, when no other
-// claim moved it since.
-var unclaim = redis.NewScript(`
-local cur = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if cur and tonumber(cur) == tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-  return 1
-end
-return 0
-`)
+// ErrInFlight is what an Enqueuer returns (wrapped) when the previous poll
+// of the subscription is still pending or running: the slot is skipped and
+// counted, not queued behind it.
+var ErrInFlight = errors.New("previous poll still pending or running")
 
 // claimed is one subscription a tick claimed.
 type claimed struct {
 	Sub    string
 	Slot   int64
 	member string
-	every  int64 // ms
-	due    int64 // the due time it was claimed at (unix ms)
+	due    string // the due time it was claimed at (unix ms)
+	next   string // the due time the claim set
 }
 
 // Tick claims the subscriptions due at now and enqueues their polls; it
 // returns how many polls it enqueued. A subscription whose enqueue fails
-// goes back to its due time, so the next tick tries again.
+// goes back to its due time, so the next tick tries again; one whose
+// previous poll is still in flight skips the slot.
 func (s *Scheduler) Tick(ctx context.Context, now time.Time) (int, error) {
 	total := 0
 	for {
-		batch, err := s.claim(ctx, now)
+		batch, deferred, err := s.claim(ctx, now)
 		if err != nil {
 			return total, err
 		}
+		s.deferred.Add(int64(deferred))
 		n, err := s.enqueue(ctx, batch)
 		total += n
 		if err != nil {
 			return total, err
 		}
-		if len(batch) < s.opts.Batch {
+		if len(batch)+deferred < s.opts.Batch {
 			return total, nil
 		}
 	}
 }
 
-func (s *Scheduler) claim(ctx context.Context, now time.Time) ([]claimed, error) {
-	res, err := claim.Run(ctx, s.rdb, []string{s.due}, now.UnixMilli(), s.opts.Batch).StringSlice()
+func (s *Scheduler) claim(ctx context.Context, now time.Time) ([]claimed, int, error) {
+	res, err := rdb.SchedulerClaim.Run(ctx, s.client, []string{s.due, s.stretch}, now.UnixMilli(), s.opts.Batch,
+		s.opts.Grace.Milliseconds()).StringSlice()
 	if err != nil {
-		return nil, fmt.Errorf("scheduler claim: %w", err)
+		return nil, 0, fmt.Errorf("scheduler claim: %w", err)
 	}
-	out := make([]claimed, 0, len(res)/3)
-	for i := 0; i+2 < len(res); i += 3 {
-		slot, err1 := strconv.ParseInt(res[i+1], 10, 64)
-		due, err2 := strconv.ParseInt(res[i+2], 10, 64)
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("scheduler claim: bad reply %q %q", res[i+1], res[i+2])
+	if len(res) == 0 {
+		return nil, 0, errors.New("scheduler claim: empty reply")
+	}
+	deferred, err := strconv.Atoi(res[len(res)-1])
+	if err != nil {
+		return nil, 0, fmt.Errorf("scheduler claim: bad reply %q", res[len(res)-1])
+	}
+	res = res[:len(res)-1]
+	out := make([]claimed, 0, len(res)/4)
+	for i := 0; i+3 < len(res); i += 4 {
+		slot, err := strconv.ParseInt(res[i+1], 10, 64)
+		if err != nil {
+			return nil, 0, fmt.Errorf("scheduler claim: bad reply %q", res[i+1])
 		}
-		sub, every, ok := parseMember(res[i])
+		sub, _, ok := parseMember(res[i])
 		if !ok {
 			continue
 		}
-		out = append(out, claimed{Sub: sub, Slot: slot, member: res[i], every: every, due: due})
+		out = append(out, claimed{Sub: sub, Slot: slot, member: res[i], due: res[i+2], next: res[i+3]})
 	}
-	return out, nil
+	return out, deferred, nil
 }
 
 func (s *Scheduler) enqueue(ctx context.Context, batch []claimed) (int, error) {
@@ -307,10 +319,19 @@ func (s *Scheduler) enqueue(ctx context.Context, batch []claimed) (int, error) {
 			defer wg.Done()
 			for c := range work {
 				err := s.enq.EnqueuePoll(ctx, c.Sub, c.Slot)
+				switch {
+				case errors.Is(err, ErrInFlight):
+					s.skipped.Add(1)
+					if s.opts.OnSkip != nil {
+						s.opts.OnSkip(ctx, c.Sub, c.Slot)
+					}
+					continue
+				case err != nil:
+					s.opts.Logger.Warn("enqueue poll", "sub", c.Sub, "slot", c.Slot, "err", err)
+				}
 				mu.Lock()
 				if err != nil {
 					failed = append(failed, c)
-					s.opts.Logger.Warn("enqueue poll", "sub", c.Sub, "slot", c.Slot, "err", err)
 				} else {
 					done++
 				}
@@ -323,9 +344,9 @@ func (s *Scheduler) enqueue(ctx context.Context, batch []claimed) (int, error) {
 	}
 	close(work)
 	wg.Wait()
+	s.enqueued.Add(int64(done))
 	for _, c := range failed {
-		next := c.Slot*c.every + (c.due % c.every) + c.every
-		if err := unclaim.Run(ctx, s.rdb, []string{s.due}, c.member, next, c.due).Err(); err != nil {
+		if err := rdb.SchedulerUnclaim.Run(ctx, s.client, []string{s.due}, c.member, c.next, c.due).Err(); err != nil {
 			return done, fmt.Errorf("scheduler unclaim %s: %w", c.Sub, err)
 		}
 	}
@@ -333,6 +354,97 @@ func (s *Scheduler) enqueue(ctx context.Context, batch []claimed) (int, error) {
 		return done, fmt.Errorf("scheduler: %d of %d polls not enqueued", len(failed), len(batch))
 	}
 	return done, nil
+}
+
+// SetStretch sets how many times its interval each entry waits between
+// polls (Entry.Stretch; 1 or less, or a subscription not among entries:
+// its interval). The factors are shared by every scheduler on the Redis. A
+// subscription whose factor changes moves at once to its next due time on
+// the new schedule, so a higher stretch takes effect now and a lifted one
+// brings the subscription back to its own offset within one interval. It
+// returns the subscriptions whose factor it changed, with their new factor
+// (1 for a stretch lifted).
+func (s *Scheduler) SetStretch(ctx context.Context, entries []Entry) (map[string]float64, error) {
+	have, err := s.client.HGetAll(ctx, s.stretch).Result()
+	if err != nil {
+		return nil, fmt.Errorf("scheduler stretch: %w", err)
+	}
+	now := s.opts.Now()
+	changed := map[string]float64{}
+	pipe := s.client.Pipeline()
+	listed := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		listed[e.ID] = true
+		if e.Phase <= 0 || e.Phase >= 1 {
+			e.Phase = hashPhase(e.ID)
+		}
+		// Stored and read back, so this grid and the claim script's agree.
+		v := strconv.FormatFloat(e.Stretch, 'f', 3, 64) + ":" + strconv.FormatFloat(e.Phase, 'f', 6, 64)
+		e.Stretch, e.Phase = parseStretch(v)
+		switch {
+		case e.Stretch > 1 && have[e.ID] != v:
+			pipe.HSet(ctx, s.stretch, e.ID, v)
+			next := StretchedDue(e.Every, e.Stretch, e.Phase, now)
+			pipe.ZAddXX(ctx, s.due, redis.Z{Score: float64(next.UnixMilli()), Member: member(e)})
+			changed[e.ID] = e.Stretch
+		case e.Stretch <= 1 && have[e.ID] != "":
+			pipe.HDel(ctx, s.stretch, e.ID)
+			pipe.ZAddXX(ctx, s.due, redis.Z{Score: float64(NextDue(e.ID, e.Every, now).UnixMilli()), Member: member(e)})
+			changed[e.ID] = 1
+		}
+	}
+	for sub := range have {
+		if !listed[sub] {
+			pipe.HDel(ctx, s.stretch, sub) // no longer scheduled
+		}
+	}
+	if pipe.Len() == 0 {
+		return changed, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("scheduler stretch: %w", err)
+	}
+	return changed, nil
+}
+
+// StretchedDue is the first due time after now of a subscription polled
+// every interval times stretch, at phase (0 to 1) of the stretched
+// interval (the claim script computes the same).
+func StretchedDue(every time.Duration, stretch, phase float64, now time.Time) time.Time {
+	step := int64(math.Floor(float64(every.Milliseconds()) * stretch))
+	if step <= 0 {
+		return now
+	}
+	off := int64(math.Floor(float64(step) * phase))
+	return time.UnixMilli(((now.UnixMilli()-off)/step+1)*step + off)
+}
+
+// parseStretch reads a stored "factor:phase".
+func parseStretch(v string) (stretch, phase float64) {
+	fs, ps, _ := strings.Cut(v, ":")
+	stretch, _ = strconv.ParseFloat(fs, 64)
+	phase, _ = strconv.ParseFloat(ps, 64)
+	return stretch, phase
+}
+
+// hashPhase is a stable phase of sub in (0, 1).
+func hashPhase(sub string) float64 {
+	h := fnv.New64a()
+	h.Write([]byte(sub))
+	return (float64(h.Sum64()%1_000_000) + 0.5) / 1_000_000
+}
+
+// Counts are what this Scheduler did since it started.
+type Counts struct {
+	// Enqueued polls, Skipped slots (the previous poll still in flight)
+	// and Deferred subscriptions (overdue after an outage, moved to their
+	// next place in their interval).
+	Enqueued, Skipped, Deferred int64
+}
+
+// Counts returns what this Scheduler did since it started.
+func (s *Scheduler) Counts() Counts {
+	return Counts{Enqueued: s.enqueued.Load(), Skipped: s.skipped.Load(), Deferred: s.deferred.Load()}
 }
 
 // Run ticks until ctx ends.
@@ -362,12 +474,12 @@ type Status struct {
 // Status reports the number of subscriptions and the current lag.
 func (s *Scheduler) Status(ctx context.Context) (Status, error) {
 	var st Status
-	n, err := s.rdb.ZCard(ctx, s.due).Result()
+	n, err := s.client.ZCard(ctx, s.due).Result()
 	if err != nil {
 		return st, fmt.Errorf("scheduler status: %w", err)
 	}
 	st.Subscriptions = n
-	first, err := s.rdb.ZRangeWithScores(ctx, s.due, 0, 0).Result()
+	first, err := s.client.ZRangeWithScores(ctx, s.due, 0, 0).Result()
 	if err != nil {
 		return st, fmt.Errorf("scheduler status: %w", err)
 	}
@@ -384,7 +496,7 @@ func (s *Scheduler) Status(ctx context.Context) (Status, error) {
 func (s *Scheduler) MemoryUsage(ctx context.Context) (int64, error) {
 	var total int64
 	for _, k := range s.Keys() {
-		n, err := s.rdb.MemoryUsage(ctx, k, 0).Result()
+		n, err := s.client.MemoryUsage(ctx, k, 0).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return 0, fmt.Errorf("scheduler memory: %w", err)
 		}

@@ -179,8 +179,9 @@ func TestTwoSchedulers(t *testing.T) {
 	}
 }
 
-// TestMissedSlotsCollapse: after downtime a subscription polls once, for
-// the latest slot, and then keeps its offset.
+// TestMissedSlotsCollapse: after downtime a subscription polls once, at
+// its next place in its interval (not at once, not once per missed slot),
+// and then keeps its offset.
 func TestMissedSlotsCollapse(t *testing.T) {
 	rdb, prefix := newRedis(t)
 	ctx := context.Background()
@@ -192,16 +193,27 @@ func TestMissedSlotsCollapse(t *testing.T) {
 		t.Fatal(err)
 	}
 	later := start.Add(10*time.Minute + 30*time.Second)
-	n, err := s.Tick(ctx, later)
-	if err != nil || n != 1 {
-		t.Fatalf("tick: %d %v", n, err)
+	if n, err := s.Tick(ctx, later); err != nil || n != 0 {
+		t.Fatalf("tick right after the outage: %d %v", n, err)
 	}
-	due := scheduler.NextDue("x", every, later.Add(-every))
+	due := scheduler.NextDue("x", every, later)
+	if n, _ := s.Tick(ctx, due.Add(-time.Millisecond)); n != 0 {
+		t.Fatal("polled before its place in the interval")
+	}
+	if n, err := s.Tick(ctx, due); err != nil || n != 1 {
+		t.Fatalf("tick at its next due time: %d %v", n, err)
+	}
 	if rec.slots[0] != scheduler.Slot(due, every) {
 		t.Fatalf("slot %d, want %d", rec.slots[0], scheduler.Slot(due, every))
 	}
-	if n, _ := s.Tick(ctx, later); n != 0 {
+	if n, _ := s.Tick(ctx, due); n != 0 {
 		t.Fatal("second tick enqueued again")
+	}
+	if n, _ := s.Tick(ctx, due.Add(every)); n != 1 {
+		t.Fatal("the next interval did not poll")
+	}
+	if c := s.Counts(); c.Deferred != 1 || c.Enqueued != 2 {
+		t.Fatalf("counts %+v", c)
 	}
 	if err := s.Remove(ctx, scheduler.Entry{ID: "x", Every: every}); err != nil {
 		t.Fatal(err)
@@ -221,7 +233,7 @@ func TestFailedEnqueueRetries(t *testing.T) {
 	if err := s.Add(ctx, scheduler.Entry{ID: "y", Every: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
-	at := start.Add(2 * time.Minute)
+	at := scheduler.NextDue("y", time.Minute, start)
 	if _, err := s.Tick(ctx, at); err == nil {
 		t.Fatal("no error from a failed enqueue")
 	}

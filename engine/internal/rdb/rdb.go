@@ -23,6 +23,7 @@
 //	Poauth-state:SHA           string  engine/auth      an OAuth install in progress (StateTTL)
 //	Prl:APP:RES:budget         hash    engine/ratelimit 48 h after the last rate-limit headers
 //	Prl:APP:RES:pause          string  engine/ratelimit a 429's Retry-After
+//	Prl:stretch                hash    engine/ratelimit the stretches engines plan, by APP/RES (a minute each)
 //	rate:Prl:APP:RES           string  engine/ratelimit GCRA state (go-redis/redis_rate adds "rate:")
 //	P{sched}:due               zset    engine/scheduler every subscription in force
 //	P{tenants}                 hash    engine/tenant    tenant id → tenant JSON, until the tenant is removed
@@ -33,6 +34,7 @@
 //	P{recipes}                 hash    engine/recipestore recipe name → recipe YAML stored through the CLI, until removed
 //	P{recipes}:version         string  engine/recipestore bumped by every change of the stored recipes
 //	P{tenant:ID}:pace          string  engine (polls)   when a tenant's next chain may start (ms); a minute after it passes
+//	P{sched}:stretch           hash    engine/scheduler a stretched subscription's factor and phase
 //	P{echo:CONN}:OBJ           string  engine/echo      the fields a step wrote to object OBJ through connection CONN; the echo window (24 h by default) or until its echo is seen
 //	asynq:{PQUEUE}:...         various asynq            the queues PREFIXpoll and PREFIXchain
 //
@@ -131,6 +133,10 @@ func (k Keys) RateState(app, resource string) string { return "rate:" + k.RateLi
 // RatePause holds a resource's requests back while it exists.
 func (k Keys) RatePause(app, resource string) string { return k.RateLimit(app, resource) + ":pause" }
 
+// RateStretches is the hash of "app/resource" → the stretch the engines
+// plan for the resource's polls (JSON with the time it was planned).
+func (k Keys) RateStretches() string { return k.Prefix() + "rl:stretch" }
+
 // SchedulerDue is the scheduler's sorted set of due times.
 func (k Keys) SchedulerDue() string { return k.Prefix() + "{sched}:due" }
 
@@ -177,9 +183,27 @@ func (k Keys) SubOf(key string) (string, bool) {
 	return sub, ok
 }
 
+// SchedulerStretch is the hash of subscription → "factor:phase" of the
+// stretched subscriptions; it shares SchedulerDue's slot.
+func (k Keys) SchedulerStretch() string { return k.Prefix() + "{sched}:stretch" }
+
 // Queue is the name of an asynq queue (poll, chain) under the
 // prefix: engines with different prefixes never take each other's tasks.
 func (k Keys) Queue(base string) string { return k.Prefix() + base }
+
+// AsynqTask, AsynqActive and AsynqLease are asynq's own keys of a task,
+// of a queue's running tasks and of their leases (asynq's internal/base
+// layout); the poll enqueuer reads them to tell a poll left running by a
+// killed worker from a live one.
+func AsynqTask(queue, id string) string { return "asynq:{" + queue + "}:t:" + id }
+
+// AsynqActive is the list of a queue's running task ids.
+func AsynqActive(queue string) string { return "asynq:{" + queue + "}:active" }
+
+// AsynqLease is the sorted set of a queue's running task ids by the unix
+// second their lease expires (a live worker extends it every 5 s to 30 s
+// ahead).
+func AsynqLease(queue string) string { return "asynq:{" + queue + "}:lease" }
 
 // KeyPatterns are the table above as glob patterns under the prefix (asynq's
 // own keys and redis_rate's "rate:" keys live outside it).
@@ -190,9 +214,9 @@ func (k Keys) KeyPatterns() []string {
 		p + "{sub:*}:ckpt:*",
 		p + "{conn:*}", p + "{conn:*}:fence", p + "{conn:*}:lock", p + "{conns}", p + "{conns}:state",
 		p + "oauth-state:*",
-		p + "rl:*:budget", p + "rl:*:pause",
-		p + "{sched}:due",
 		p + "{tenants}", p + "{tenants}:version", p + "{tenants}:changes", p + "{tenants}:removed", p + "{tenants}:subs:*", p + "{tenant:*}:pace", p + "{recipes}", p + "{recipes}:version",
+		p + "rl:*:budget", p + "rl:*:pause", p + "rl:stretch",
+		p + "{sched}:due", p + "{sched}:stretch",
 		p + "{echo:*}:*",
 	}
 }

@@ -50,6 +50,7 @@ func TestMultiKeyScriptsShareASlot(t *testing.T) {
 		{"ConnLock", []string{k.ConnLock("acme"), k.ConnFence("acme")}},
 		{"ConnFencedWrite", []string{k.Conn("acme"), k.ConnLock("acme")}},
 		{"ConnStatesLiftUnstored", []string{k.ConnStates(), k.Conns()}},
+		{"SchedulerClaim", []string{k.SchedulerDue(), k.SchedulerStretch()}},
 		{"a subscription's history and checkpoints", []string{k.HistoryPolls("s1"), k.HistoryChains("s1"),
 			k.Checkpoint("s1", "t"), k.DedupMeta("s1")}},
 	} {
@@ -67,7 +68,7 @@ func TestKeysMatchTheirPatterns(t *testing.T) {
 	k := NewKeys("p:")
 	for _, key := range []string{k.DedupSeen("s"), k.DedupMeta("s"), k.HistoryPolls("s"), k.HistoryChains("s"),
 		k.Checkpoint("s", "t"), k.Conn("c"), k.ConnFence("c"), k.ConnLock("c"), k.Conns(), k.ConnStates(),
-		k.InstallState("ab"), k.RateBudget("ghl", "loc"), k.RatePause("ghl", "loc"), k.SchedulerDue()} {
+		k.InstallState("ab"), k.RateBudget("ghl", "loc"), k.RatePause("ghl", "loc"), k.RateStretches(), k.SchedulerDue(), k.SchedulerStretch()} {
 		matched := 0
 		for _, p := range k.KeyPatterns() {
 			if ok, _ := path.Match(escape(p), key); ok {

@@ -147,3 +147,87 @@ local start = math.max(nxt, now - banked * every)
 local last = start + n * every
 redis.call('SET', KEYS[1], string.format('%d', last), 'PX', math.max(last - now, 0) + 60000)
 return string.format('%d', start)`)
+
+// SchedulerClaim takes up to ARGV[2] subscriptions due at ARGV[1] (unix
+// ms) and moves each to its next due time. Missed slots collapse into the
+// latest.
+// A subscription more than ARGV[3] ms late (the schedulers were down) is
+// not polled at once: it moves to its next place in its interval, marked
+// half a millisecond early so that it is never put off twice, and the polls
+// owed after an outage spread over the interval instead of starting
+// together. A stretch factor in KEYS[2] lengthens the step to the next due
+// time: the subscription moves to a grid of the stretched interval, at the
+// phase SetStretch gave it, so that stretched subscriptions spread over
+// the stretched interval. It returns {member, slot, previous due, next
+// due} for each subscription to poll, then the number put off. KEYS:
+// SchedulerDue, SchedulerStretch. ARGV: now, limit, grace (ms).
+var SchedulerClaim = redis.NewScript(`
+local now, limit, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
+local out, deferred = {}, 0
+local stretched = redis.call('EXISTS', KEYS[2]) == 1
+for i = 1, #due, 2 do
+  local m, score = due[i], tonumber(due[i + 1])
+  local ms, sub = string.match(m, '^(%d+):(.*)$')
+  local every = tonumber(ms)
+  if every and every > 0 then
+    local base = math.ceil(score)
+    local latest = base + math.floor((now - base) / every) * every
+    if now - score > grace and score == base then
+      redis.call('ZADD', KEYS[1], latest + every - 0.5, m)
+      deferred = deferred + 1
+    else
+      local nextDue = latest + every
+      local st = stretched and redis.call('HGET', KEYS[2], sub)
+      if st then
+        -- "factor:phase": the stretched interval, at the phase set for
+        -- the subscription in it
+        local fs, ps = string.match(st, '^([%d.]+):([%d.]+)$')
+        local f, phase = tonumber(fs), tonumber(ps)
+        if f and phase and f > 1 then
+          local step = math.floor(every * f)
+          local off = math.floor(step * phase)
+          nextDue = (math.floor((now - off) / step) + 1) * step + off
+        end
+      end
+      redis.call('ZADD', KEYS[1], nextDue, m)
+      out[#out + 1] = m
+      out[#out + 1] = string.format('%d', math.floor(latest / every))
+      out[#out + 1] = string.format('%.1f', score)
+      out[#out + 1] = string.format('%d', nextDue)
+    end
+  else
+    redis.call('ZREM', KEYS[1], m)
+  end
+end
+out[#out + 1] = tostring(deferred)
+return out
+`)
+
+// SchedulerUnclaim puts a subscription back to its previous due time, when
+// no other claim moved it since. KEYS: SchedulerDue. ARGV: member, the due
+// time the claim set, the previous due time.
+var SchedulerUnclaim = redis.NewScript(`
+local cur = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if cur and tonumber(cur) == tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+  return 1
+end
+return 0
+`)
+
+// AsynqDropOrphan removes a running task whose worker stopped extending its
+// lease (killed), as asynq's recoverer would a minute or more later, so
+// that its id can be enqueued again. KEYS: AsynqTask, AsynqActive,
+// AsynqLease (one queue's hash tag). ARGV: the task id, the unix second
+// before which a lease counts as abandoned. Returns 1 when it removed the
+// task.
+var AsynqDropOrphan = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'state') ~= 'active' then return 0 end
+local lease = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if not lease or tonumber(lease) >= tonumber(ARGV[2]) then return 0 end
+redis.call('LREM', KEYS[2], 0, ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('DEL', KEYS[1])
+return 1
+`)
