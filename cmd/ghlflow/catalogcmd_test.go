@@ -55,6 +55,8 @@ func TestCatalogShow(t *testing.T) {
 func TestRecipeLintExitCodes(t *testing.T) {
 	ctx := context.Background()
 	shipped, _ := filepath.Glob("../../catalog/recipes/*.yaml")
+	packs, _ := filepath.Glob("../../catalog/recipes/*/*.yaml")
+	shipped = append(shipped, packs...)
 	if len(shipped) == 0 {
 		t.Fatal("no shipped recipes")
 	}
