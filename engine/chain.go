@@ -246,7 +246,7 @@ func (c *Chainer) isEcho(ctx context.Context, sub *Subscription, pl ChainPayload
 	if id == "" || json.Unmarshal(pl.Item, &item) != nil {
 		return false
 	}
-	hit, err := c.Echo.Match(ctx, sub.Connection, id, item)
+	hit, err := c.Echo.Match(ctx, sub.Connection, id, sub.ID, item)
 	if err != nil {
 		c.logger().Warn("chain echo", "sub", pl.Sub, "item", pl.ItemKey, "err", err)
 	}

@@ -2,10 +2,10 @@
 // object, Record keeps a fingerprint under (connection, object id): the
 // scalar fields the step sent. When a trigger of the same connection later
 // polls an item with that id whose fields still hold the values written,
-// Match reports it as the echo of ghlflow's own write (and forgets the
-// fingerprint), and the engine skips the item instead of syncing it back.
+// Match reports it as the echo of ghlflow's own write, once per
+// subscription, and the engine skips the item instead of syncing it back.
 // A change made by someone else alters a written field, or comes after the
-// echo was seen, and runs as usual. Fingerprints live for the window (the
+// subscription saw the echo, and runs as usual. Fingerprints live for the window (the
 // dedup window, 24 h by default).
 package echo
 
@@ -55,26 +55,37 @@ func (s *Store) Record(ctx context.Context, conn, id string, fields map[string]a
 	if w <= 0 {
 		w = DefaultWindow
 	}
-	if err := s.Redis.Set(ctx, s.key(conn, id), b, w).Err(); err != nil {
+	key := s.key(conn, id)
+	p := s.Redis.TxPipeline()
+	p.Del(ctx, key)
+	p.HSet(ctx, key, fieldFingerprint, b)
+	p.Expire(ctx, key, w)
+	if _, err := p.Exec(ctx); err != nil {
 		return fmt.Errorf("echo %s %s: %w", conn, id, err)
 	}
 	return nil
 }
 
-// Match reports whether item (object id polled through conn) is the echo
-// of a recorded write: every written field the item carries has the
-// written value. A match forgets the fingerprint.
-func (s *Store) Match(ctx context.Context, conn, id string, item map[string]any) (bool, error) {
+// fieldFingerprint holds the written fields; "seen:SUB" marks a
+// subscription that has had its echo.
+const fieldFingerprint = "fp"
+
+// Match reports whether item (object id polled through conn by
+// subscription sub) is the echo of a recorded write: every written field
+// the item carries has the written value, and sub has not had this echo
+// yet.
+func (s *Store) Match(ctx context.Context, conn, id, sub string, item map[string]any) (bool, error) {
 	key := s.key(conn, id)
-	raw, err := s.Redis.Get(ctx, key).Bytes()
-	if rdb.IsNil(err) {
-		return false, nil
-	}
+	vals, err := s.Redis.HMGet(ctx, key, fieldFingerprint, "seen:"+sub).Result()
 	if err != nil {
 		return false, fmt.Errorf("echo %s %s: %w", conn, id, err)
 	}
+	raw, ok := vals[0].(string)
+	if !ok || vals[1] != nil {
+		return false, nil
+	}
 	var fp map[string]string
-	if err := json.Unmarshal(raw, &fp); err != nil {
+	if err := json.Unmarshal([]byte(raw), &fp); err != nil {
 		return false, fmt.Errorf("echo %s %s: %w", conn, id, err)
 	}
 	for k, want := range fp {
@@ -87,7 +98,7 @@ func (s *Store) Match(ctx context.Context, conn, id string, item map[string]any)
 			return false, nil
 		}
 	}
-	if err := s.Redis.Del(ctx, key).Err(); err != nil {
+	if err := s.Redis.HSet(ctx, key, "seen:"+sub, 1).Err(); err != nil {
 		return true, fmt.Errorf("echo %s %s: %w", conn, id, err)
 	}
 	return true, nil

@@ -35,7 +35,7 @@
 //	P{recipes}:version         string  engine/recipestore bumped by every change of the stored recipes
 //	P{tenant:ID}:pace          string  engine (polls)   when a tenant's next chain may start (ms); a minute after it passes
 //	P{sched}:stretch           hash    engine/scheduler a stretched subscription's factor and phase
-//	P{echo:CONN}:OBJ           string  engine/echo      the fields a step wrote to object OBJ through connection CONN; the echo window (24 h by default) or until its echo is seen
+//	P{echo:CONN}:OBJ           hash    engine/echo      the fields a step wrote to object OBJ through connection CONN, and the subscriptions that saw its echo; the echo window (24 h by default)
 //	asynq:{PQUEUE}:...         various asynq            the queues PREFIXpoll and PREFIXchain
 //
 // Earlier versions kept connections under Pconns, Pconn:ID and
