@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -43,6 +44,9 @@ type packFixture struct {
 	program string
 	rdb     redis.UniversalClient
 	prefix  string
+
+	// log, when set before start, receives the engine's log.
+	log *logBuffer
 
 	mu      sync.Mutex
 	own     map[string]int // writes the test made (method path body), not the engine
@@ -177,7 +181,11 @@ func (f *packFixture) start(tenantConns map[string]string, recipes ...string) *e
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	eng, err := engine.New(engine.Config{Catalog: f.cat, Redis: f.rdb, Recipes: recipes, Prefix: f.prefix,
+	var logger *slog.Logger
+	if f.log != nil {
+		logger = slog.New(slog.NewTextHandler(f.log, nil))
+	}
+	eng, err := engine.New(engine.Config{Catalog: f.cat, Redis: f.rdb, Recipes: recipes, Prefix: f.prefix, Logger: logger,
 		Caller:      transport.New(transport.Config{Catalog: f.cat, Connections: f.conns, BaseURL: f.url}),
 		Connections: f.conns, Every: 300 * time.Millisecond, TickEvery: 50 * time.Millisecond, TenantRefresh: time.Second,
 		OnChain: func(r engine.ChainResult) { f.mu.Lock(); f.results = append(f.results, r); f.mu.Unlock() }})
@@ -189,9 +197,6 @@ func (f *packFixture) start(tenantConns map[string]string, recipes ...string) *e
 	f.t.Cleanup(func() { cancel(); <-done })
 	until(f.t, 20*time.Second, "every subscription seeded", func() bool {
 		subs := eng.Registry().All()
-		if len(subs) == 0 {
-			return false
-		}
 		for _, s := range subs {
 			st, err := eng.Poller.Dedup.State(ctx, s.ID)
 			if err != nil || !st.Seeded {
