@@ -64,7 +64,8 @@ func TestTwoWayTaskSyncDoesNotLoop(t *testing.T) {
 		t.Fatal("no Referrizer task linked to the GHL task")
 	}
 	f.call("referrizer.tasks.update", map[string]string{"taskId": rzTask}, map[string]any{"completed": true, "status": "COMPLETED"})
-	until(t, 15*time.Second, "the completion in GHL", func() bool { return len(f.writesOf("ghl.contacts.tasks.complete")) == 1 })
+	took := until(t, 15*time.Second, "the completion in GHL", func() bool { return len(f.writesOf("ghl.contacts.tasks.complete")) == 1 })
+	t.Logf("completion reached GHL after %s; failed chains: %v", took.Round(time.Millisecond), f.failedChains())
 
 	time.Sleep(10 * 300 * time.Millisecond) // ten poll cycles of every subscription
 	toRZ, toGHL := 0, 0
