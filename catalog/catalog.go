@@ -160,6 +160,9 @@ type Operation struct {
 	// update times, relative to the item; empty when the API has none.
 	ItemCreated string `yaml:"item_created,omitempty" json:"item_created,omitempty"`
 	ItemUpdated string `yaml:"item_updated,omitempty" json:"item_updated,omitempty"`
+	// ItemFields lists the top-level fields of an item as the API returns
+	// it, when known; recipe lint warns about .trigger fields not in it.
+	ItemFields []string `yaml:"item_fields,omitempty" json:"item_fields,omitempty"`
 	// Paging says how a poll walks the pages of a list.
 	Paging *Paging `yaml:"paging,omitempty" json:"paging,omitempty"`
 	// Since says how to ask the API only for items after a time, for the

@@ -14,6 +14,8 @@ type Error struct {
 	Col  int
 	Msg  string // what is wrong
 	Fix  string // how to fix it; may be empty
+	// Warning marks a problem that does not stop a recipe from loading.
+	Warning bool
 }
 
 func (e *Error) Error() string {
@@ -23,6 +25,9 @@ func (e *Error) Error() string {
 		fmt.Fprintf(&b, ":%d:%d", e.Line, e.Col)
 	}
 	b.WriteString(": ")
+	if e.Warning {
+		b.WriteString("warning: ")
+	}
 	b.WriteString(e.Msg)
 	if e.Fix != "" {
 		b.WriteString(" (")
@@ -112,3 +117,7 @@ func didYouMean(s string, candidates []string) string {
 	}
 	return ""
 }
+
+// Closest returns the candidate nearest to s, for "did you mean" hints, or
+// "" when none is near enough to be a likely typo.
+func Closest(s string, candidates []string) string { return closest(s, candidates) }

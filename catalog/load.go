@@ -225,7 +225,7 @@ func validateOp(d *decoder, app *App, op *Operation, n *yaml.Node) {
 	}
 
 	if op.Kind == KindAction {
-		for _, key := range []string{"items", "object", "item_id", "item_created", "item_updated", "paging", "since", "dedup"} {
+		for _, key := range []string{"items", "object", "item_id", "item_created", "item_updated", "item_fields", "paging", "since", "dedup"} {
 			if f := field(n, key); f != nil {
 				d.errorAt(f, "remove it, or make the operation a trigger", "operation %s: %s is a trigger field but the operation is an action", op.ID, key)
 			}

@@ -113,9 +113,17 @@ type Step struct {
 type RecipeLoader struct {
 	Catalog *Catalog
 	// Connections maps known connection names to their app id. When set,
-	// a recipe naming an unknown connection, or one of the wrong app, is an
-	// error; when nil only the recipe's own consistency is checked.
+	// a recipe naming a connection of the wrong app is an error, and one
+	// naming an unknown connection is an error when AllConnections is set
+	// and a warning otherwise; when nil only the recipe's own consistency
+	// is checked.
 	Connections map[string]string
+	// AllConnections says Connections holds every connection there is (the
+	// connections file and the store), as when the engine starts.
+	AllConnections bool
+	// Warnings collects the warnings of the recipes loaded: likely mistakes
+	// that do not stop a recipe from loading.
+	Warnings Errors
 }
 
 // LoadRecipes reads recipe files (or every .yaml/.yml file in folders) and
@@ -171,29 +179,32 @@ func (l *RecipeLoader) Load(paths ...string) ([]*Recipe, error) {
 	return out, nil
 }
 
-// recipeFile is the YAML shape of a recipe.
+// recipeFile is the YAML shape of a recipe. The loader decodes into it and
+// RecipeSchema is generated from it: field names from the yaml tags,
+// descriptions from doc, required fields from required, lower bounds from
+// minimum, so the two describe recipes once.
 type recipeFile struct {
-	Name        string `yaml:"name"`
-	Description string `yaml:"description"`
+	Name        string `yaml:"name" required:"true" doc:"lower-case id; names the subscription (keep it stable)"`
+	Description string `yaml:"description" doc:"what the recipe does, for people"`
 	Trigger     struct {
-		Op         string         `yaml:"op"`
-		Connection string         `yaml:"connection"`
-		Every      Duration       `yaml:"every"`
-		Params     map[string]any `yaml:"params"`
-		Dedup      string         `yaml:"dedup"`
-		Backfill   int            `yaml:"backfill"`
-		MaxPages   int            `yaml:"max_pages"`
-	} `yaml:"trigger"`
-	Filter  string            `yaml:"filter"`
-	Roles   map[string]string `yaml:"roles"`
-	Tenants map[string]string `yaml:"tenants"`
+		Op         string         `yaml:"op" required:"true" doc:"a trigger operation id ('ghlflow catalog list --kind trigger')"`
+		Connection string         `yaml:"connection" doc:"the connection to poll with, or a role a tenant fills (default: the app id, the tenant's connection of the app)"`
+		Every      Duration       `yaml:"every" required:"true" doc:"polling interval, 1m to 15m, e.g. 5m or 1m30s"`
+		Params     map[string]any `yaml:"params" doc:"inputs of the operation; paging inputs are filled by the poll"`
+		Dedup      string         `yaml:"dedup" doc:"how new items are told apart: id, updated, cursor or changed (default: the operation's)"`
+		Backfill   int            `yaml:"backfill" minimum:"0" doc:"existing items the first poll fires, newest first (0 = none)"`
+		MaxPages   int            `yaml:"max_pages" minimum:"0" doc:"pages one poll may read (0 = the engine's default)"`
+	} `yaml:"trigger" required:"true" doc:"the operation polled for new or changed items"`
+	Filter  string            `yaml:"filter" doc:"a template that renders true for the items to act on"`
+	Roles   map[string]string `yaml:"roles" doc:"connection roles beyond the app ids (role: app), for a recipe that needs two connections of one app"`
+	Tenants map[string]string `yaml:"tenants" doc:"the labels (all must match) of the tenants the recipe runs for"`
 	Steps   []struct {
-		Name       string         `yaml:"name"`
-		Op         string         `yaml:"op"`
-		Connection string         `yaml:"connection"`
-		When       string         `yaml:"when"`
-		Input      map[string]any `yaml:"input"`
-	} `yaml:"steps"`
+		Name       string         `yaml:"name" doc:"a name for the step, for people"`
+		Op         string         `yaml:"op" required:"true" doc:"an action operation id ('ghlflow catalog list --kind action')"`
+		Connection string         `yaml:"connection" doc:"the connection to call with (default: the trigger's, for the same app)"`
+		When       string         `yaml:"when" doc:"a template; the step runs when it renders true, otherwise it is skipped and its output is empty"`
+		Input      map[string]any `yaml:"input" doc:"inputs of the operation; text may use templates over .trigger, .steps.N, .recipe, .tenant, .connection"`
+	} `yaml:"steps" required:"true" minimum:"1" doc:"the actions run for each new item, in order"`
 }
 
 var recipeNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
@@ -202,6 +213,7 @@ var recipeNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 // is Errors.
 func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
 	d := &decoder{file: file}
+	defer func() { l.Warnings = append(l.Warnings, d.warns...) }()
 	root := d.parse(data)
 	if root == nil {
 		return nil, d.errs.Err()
@@ -244,7 +256,19 @@ func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
 					names = append(names, k)
 				}
 				sort.Strings(names)
-				d.errorAt(n, didYouMean(conn, names), "unknown connection %q", conn)
+				fix := "add it with 'ghlflow connect' or to the connections file"
+				if len(names) > 0 {
+					if s := didYouMean(conn, names); strings.HasPrefix(s, "did you") {
+						fix = s
+					} else if s != "" {
+						fix += "; known: " + strings.TrimPrefix(s, "one of: ")
+					}
+				}
+				if l.AllConnections {
+					d.errorAt(n, fix, "unknown connection %q", conn)
+				} else {
+					d.warnAt(n, fix, "unknown connection %q", conn)
+				}
 				return
 			}
 			if app != op.App {
@@ -287,7 +311,7 @@ func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
 			t.Dedup = f.Trigger.Dedup
 			checkDedup(d, at(tn, "dedup"), top, f.Trigger.Dedup)
 		}
-		t.Params = l.compileInputs(d, field(tn, "params"), tn, top, f.Trigger.Params, -1, len(f.Steps), "params")
+		t.Params = l.compileInputs(d, field(tn, "params"), tn, top, nil, f.Trigger.Params, -1, len(f.Steps), "params")
 	}
 
 	// The filter.
@@ -298,6 +322,7 @@ func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
 		} else if len(v.StepRefs()) > 0 {
 			d.errorAt(at(root, "filter"), "the filter runs before any step; test .trigger fields only", "filter refers to .steps")
 		} else {
+			checkRefs(d, at(root, "filter"), "filter", v, top)
 			r.Filter = v
 		}
 	}
@@ -320,7 +345,7 @@ func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
 		}
 		useConn(at(n, "connection"), s.Connection, op)
 		if op != nil {
-			step.Input = l.compileInputs(d, field(n, "input"), n, op, s.Input, i, len(f.Steps), "input")
+			step.Input = l.compileInputs(d, field(n, "input"), n, op, top, s.Input, i, len(f.Steps), "input")
 		}
 		if s.When != "" {
 			step.When = compileWhen(d, at(n, "when"), s.When, i)
@@ -472,8 +497,9 @@ const ConnectionLocationInput = "locationId"
 var ConnectionLocationInputs = []string{ConnectionLocationInput, "location_id"}
 
 // compileInputs checks a params/input mapping against op's inputs and
-// compiles its values. step is the index of the step (-1 for the trigger).
-func (l *RecipeLoader) compileInputs(d *decoder, n, parent *yaml.Node, op *Operation, in map[string]any, step, nsteps int, key string) map[string]*Value {
+// compiles its values. step is the index of the step (-1 for the trigger);
+// trigger is the recipe's trigger operation (nil for the params).
+func (l *RecipeLoader) compileInputs(d *decoder, n, parent *yaml.Node, op, trigger *Operation, in map[string]any, step, nsteps int, key string) map[string]*Value {
 	out := map[string]*Value{}
 	names := make([]string, len(op.Inputs))
 	for i, x := range op.Inputs {
@@ -513,7 +539,10 @@ func (l *RecipeLoader) compileInputs(d *decoder, n, parent *yaml.Node, op *Opera
 		}
 		if step < 0 && strings.Contains(fmt.Sprint(in[k]), ".trigger") {
 			d.errorAt(at(n, k), "params are rendered before the poll; .trigger exists only in steps and the filter", "%s refers to .trigger", k)
+		} else {
+			checkRefs(d, at(n, k), k, v, trigger)
 		}
+		checkLiteral(d, at(n, k), op, op.Input(k), in[k])
 		out[k] = v
 	}
 	auto := pagingInputs(op)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+	"text/template/parse"
 	"time"
 )
 
@@ -279,4 +280,75 @@ func (v *Value) Render(data map[string]any) (any, error) {
 		return out, nil
 	}
 	return v.literal, nil
+}
+
+// FieldRefs returns the field chains the value's templates read from their
+// data, such as [trigger email] for {{ .trigger.email }} and [steps] for
+// .steps.N. Fields inside with and range blocks, where the dot is no longer
+// the data, are left out.
+func (v *Value) FieldRefs() [][]string {
+	var out [][]string
+	if v.tmpl != nil && v.tmpl.Tree != nil {
+		walkFields(v.tmpl.Tree.Root, &out)
+	}
+	for _, k := range sortedKeys(v.mapping) {
+		out = append(out, v.mapping[k].FieldRefs()...)
+	}
+	for _, c := range v.list {
+		out = append(out, c.FieldRefs()...)
+	}
+	return out
+}
+
+func sortedKeys(m map[string]*Value) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// walkFields collects the field chains of a template parse tree.
+func walkFields(n parse.Node, out *[][]string) {
+	switch x := n.(type) {
+	case *parse.ListNode:
+		if x == nil {
+			return
+		}
+		for _, c := range x.Nodes {
+			walkFields(c, out)
+		}
+	case *parse.ActionNode:
+		walkFields(x.Pipe, out)
+	case *parse.PipeNode:
+		if x == nil {
+			return
+		}
+		for _, c := range x.Cmds {
+			walkFields(c, out)
+		}
+	case *parse.CommandNode:
+		for _, a := range x.Args {
+			walkFields(a, out)
+		}
+	case *parse.FieldNode:
+		*out = append(*out, x.Ident)
+	case *parse.VariableNode:
+		if len(x.Ident) > 1 && x.Ident[0] == "$" {
+			*out = append(*out, x.Ident[1:])
+		}
+	case *parse.ChainNode:
+		walkFields(x.Node, out)
+	case *parse.IfNode:
+		walkFields(x.Pipe, out)
+		walkFields(x.List, out)
+		walkFields(x.ElseList, out)
+	case *parse.WithNode:
+		walkFields(x.Pipe, out) // the body's dot is the pipe's value
+		walkFields(x.ElseList, out)
+	case *parse.RangeNode:
+		walkFields(x.Pipe, out)
+		walkFields(x.ElseList, out)
+	}
 }

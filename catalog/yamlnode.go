@@ -15,8 +15,18 @@ import (
 // decoder turns YAML nodes into Go values and collects every problem it
 // meets, each with the file, line and column of the node at fault.
 type decoder struct {
-	file string
-	errs Errors
+	file  string
+	errs  Errors
+	warns Errors
+}
+
+// warnAt records a warning: a likely mistake that does not stop the load.
+func (d *decoder) warnAt(n *yaml.Node, fix, format string, args ...any) {
+	e := &Error{File: d.file, Msg: fmt.Sprintf(format, args...), Fix: fix, Warning: true}
+	if n != nil {
+		e.Line, e.Col = n.Line, n.Column
+	}
+	d.warns = append(d.warns, e)
 }
 
 func (d *decoder) errorAt(n *yaml.Node, fix, format string, args ...any) {
@@ -27,19 +37,35 @@ func (d *decoder) errorAt(n *yaml.Node, fix, format string, args ...any) {
 	d.errs = append(d.errs, e)
 }
 
+// DecodeYAML decodes data, the content of file, into v the way recipes are
+// read: syntax errors, unknown and repeated fields and values of the wrong
+// type are all reported at once, each with its file:line:col, as Errors. An
+// empty document leaves v as it is.
+func DecodeYAML(file string, data []byte, v any) error {
+	d := &decoder{file: file}
+	var doc yaml.Node
+	if !d.unmarshal(data, &doc) || len(doc.Content) == 0 {
+		return d.errs.Err()
+	}
+	d.decode(doc.Content[0], v)
+	return d.errs.Err()
+}
+
+// unmarshal reads data into doc, reporting a syntax error at its place.
+func (d *decoder) unmarshal(data []byte, doc *yaml.Node) bool {
+	if err := yaml.Unmarshal(data, doc); err != nil {
+		line, col, msg := syntaxErrorAt(data, err.Error())
+		d.errs = append(d.errs, &Error{File: d.file, Line: line, Col: col, Msg: "invalid YAML: " + msg,
+			Fix: "check indentation and quoting around this line"})
+		return false
+	}
+	return true
+}
+
 // parse reads a YAML document into its root mapping node.
 func (d *decoder) parse(data []byte) *yaml.Node {
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		line := 0
-		msg := err.Error()
-		if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
-			line, _ = strconv.Atoi(m[1])
-			msg = strings.TrimSpace(m[2])
-		}
-		msg = strings.TrimPrefix(msg, "yaml: ")
-		d.errs = append(d.errs, &Error{File: d.file, Line: line, Col: 1, Msg: "invalid YAML: " + msg,
-			Fix: "check indentation and quoting around this line"})
+	if !d.unmarshal(data, &doc) {
 		return nil
 	}
 	if len(doc.Content) == 0 {
@@ -55,6 +81,45 @@ func (d *decoder) parse(data []byte) *yaml.Node {
 }
 
 var yamlLineRe = regexp.MustCompile(`line (\d+): (.*)`)
+
+// parserProblems are the yaml.v3 syntax errors raised by its parser, which
+// reports the line of the collection being parsed counted from 0 (its
+// scanner's errors count from 1). The value is the character that opens
+// that collection, "" for a block one.
+var parserProblems = map[string]string{
+	"did not find expected ',' or ']'":    "[",
+	"did not find expected ',' or '}'":    "{",
+	"did not find expected '-' indicator": "",
+	"did not find expected key":           "",
+	"did not find expected node content":  "",
+}
+
+// syntaxErrorAt turns a yaml.v3 syntax error into the line and column it is
+// about and the message without its "yaml: line N:" prefix. yaml.v3 gives
+// no column: it is the collection's opening bracket on that line, or the
+// line's first character.
+func syntaxErrorAt(data []byte, errMsg string) (line, col int, msg string) {
+	msg = strings.TrimPrefix(errMsg, "yaml: ")
+	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = strings.TrimSpace(m[2])
+	}
+	open, fromParser := parserProblems[msg]
+	if fromParser {
+		line++
+	}
+	lines := strings.Split(string(data), "\n")
+	if line < 1 || line > len(lines) {
+		return max(line, 1), 1, msg
+	}
+	text := lines[line-1]
+	if open != "" {
+		if i := strings.Index(text, open); i >= 0 {
+			return line, i + 1, msg
+		}
+	}
+	return line, len(text) - len(strings.TrimLeft(text, " \t")) + 1, msg
+}
 
 // decode checks n's keys against v's yaml fields, recursively, reporting
 // unknown and duplicate keys, then decodes n into v, reporting type errors.
@@ -86,6 +151,7 @@ func (d *decoder) typeError(n *yaml.Node, msg string) {
 	col := columnOfLine(n, line)
 	msg = strings.Replace(msg, "cannot unmarshal", "wrong type:", 1)
 	msg = typeIntoRe.ReplaceAllStringFunc(msg, func(s string) string {
+		s = strings.TrimPrefix(s, "into ")
 		switch {
 		case strings.Contains(s, "int"):
 			return "where a whole number is expected"
@@ -132,11 +198,12 @@ func columnOfLine(n *yaml.Node, line int) int {
 		if n.Kind == yaml.MappingNode && i%2 == 0 {
 			continue // a key; look at its value
 		}
-		if col := columnOfLine(c, line); col > 0 && (best == 0 || col < best) {
-			best = col
+		col := columnOfLine(c, line)
+		if c.Line == line && (col == 0 || c.Column < col) {
+			col = c.Column // the value itself, before what it holds
 		}
-		if c.Line == line && best == 0 {
-			best = c.Column
+		if col > 0 && (best == 0 || col < best) {
+			best = col
 		}
 	}
 	return best

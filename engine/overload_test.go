@@ -259,6 +259,9 @@ func TestTenTimesBudget(t *testing.T) {
 // and recorded, a WARN says the engine is saturated (once per window), and
 // new items still fire exactly once.
 func TestSaturation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for 15 s: run without -short (make test)")
+	}
 	const recipes, every, run = 40, 500 * time.Millisecond, 15 * time.Second
 	e := newLoadEnv(t, recipes, sim.Config{Burst: -1, Daily: -1, Faults: sim.Faults{Latency: 50 * time.Millisecond}})
 	metrics := engine.NewMetrics()
@@ -397,6 +400,9 @@ func counterValue(t *testing.T, m *engine.Metrics, name, label string) float64 {
 // subscription once on its return, not once per missed slot, and those
 // polls spread over the interval instead of all starting together.
 func TestRestartAfterDowntime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stays down for ten intervals: run without -short (make test)")
+	}
 	const recipes, every = 20, time.Second
 	e := newLoadEnv(t, recipes, sim.Config{Burst: -1, Daily: -1})
 	cfg := engine.Config{Every: every, PollConcurrency: 4, ChainConcurrency: 1, TickEvery: 100 * time.Millisecond}

@@ -94,7 +94,9 @@ var packCases = []packCase{
 				"email": "fay@example.com", "firstName": "Fay", "tags": `["source-facebook"]`}}}
 		}},
 	{recipe: rzPack + "lead-follow-up.yaml",
-		seed: func(f *packFixture) map[string]string { return map[string]string{"rz": rzContact(f, "gus@example.com", "Gus")} },
+		seed: func(f *packFixture) map[string]string {
+			return map[string]string{"rz": rzContact(f, "gus@example.com", "Gus")}
+		},
 		act: func(f *packFixture, v map[string]string) {
 			ghlContact(f, map[string]any{"firstName": "Gus", "lastName": "Hale", "email": "gus@example.com"})
 		},

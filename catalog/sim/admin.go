@@ -148,20 +148,34 @@ func (j faultsJSON) faults() (Faults, error) {
 	return f, nil
 }
 
-// serveAdmin answers the simulator's own endpoints under /_sim/ (no auth;
-// the simulator is meant for loopback):
-//
-//	GET  /_sim/webhook-public-key   Ed25519 public key, PEM (?type=rsa: the legacy RSA key)
-//	POST /_sim/webhooks             {"url": ...} registers a webhook receiver
-//	GET  /_sim/deliveries           webhook deliveries made
-//	GET  /_sim/faults, POST /_sim/faults   read or replace the fault injection (JSON, or the --faults text form)
-//	POST /_sim/revoke               {"token": ...} revokes an access token
-//	POST /_sim/tokens               {"app","locationId","companyId","scopes","ttl","private"} issues a credential
-//	POST /_sim/locations            {"id": ...} adds a location ("" = a fresh id)
-//	POST /_sim/seed                 {"n": N} seeds N objects of each kind per location
-//	GET  /_sim/requests, /_sim/writes   logs (?op=&location=)
-//	GET  /_sim/stats                requests per operation and location, 429s, fault counts
-//	POST /_sim/reset                empties the logs and the rate-limit counters
+// AdminEndpoint is one of the simulator's own endpoints under /_sim/ (no
+// auth; the simulator is meant for loopback).
+type AdminEndpoint struct {
+	Method      string `json:"method"`
+	Path        string `json:"path"`
+	Description string `json:"description"`
+}
+
+// AdminEndpoints lists the simulator's own endpoints; GET /_sim/ serves it
+// and 'ghlflow sim --help' prints it.
+var AdminEndpoints = []AdminEndpoint{
+	{"GET", "/_sim/", "this list"},
+	{"GET", "/_sim/requests", "the request log, query strings included (?op=ID&location=ID)"},
+	{"GET", "/_sim/writes", "the writes received by action operations, with their bodies (?op=ID&location=ID)"},
+	{"GET", "/_sim/stats", "requests per operation and location, 429s sent, faults injected"},
+	{"POST", "/_sim/reset", "empty the logs and the rate-limit counters"},
+	{"POST", "/_sim/tokens", `issue a credential: {"app","locationId","companyId","scopes","ttl","private"}`},
+	{"POST", "/_sim/revoke", `revoke an access token: {"token": ...}`},
+	{"POST", "/_sim/locations", `add a location: {"id": ...} ("" = a fresh id)`},
+	{"POST", "/_sim/seed", `seed N objects of each kind per location: {"n": N}`},
+	{"GET", "/_sim/faults", "the fault injection in force and its counts"},
+	{"POST", "/_sim/faults", "replace the fault injection (JSON, or the --faults text form)"},
+	{"POST", "/_sim/webhooks", `register a webhook receiver: {"url": ...}`},
+	{"GET", "/_sim/deliveries", "the webhook deliveries made"},
+	{"GET", "/_sim/webhook-public-key", "the Ed25519 key webhooks are signed with, PEM (?type=rsa: the legacy RSA key)"},
+}
+
+// serveAdmin answers the endpoints of AdminEndpoints.
 func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimPrefix(r.URL.Path, "/_sim")
 	var in map[string]any
@@ -180,6 +194,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	}
 	str := func(k string) string { v, _ := in[k].(string); return v }
 	switch r.Method + " " + path {
+	case "GET /":
+		writeJSON(w, http.StatusOK, AdminEndpoints)
 	case "GET /webhook-public-key":
 		key := s.WebhookPublicKeyPEM()
 		if r.URL.Query().Get("type") == "rsa" {
@@ -245,7 +261,7 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		for _, x := range s.Requests() {
 			if (q.Get("op") == "" || q.Get("op") == x.Op) && (q.Get("location") == "" || q.Get("location") == x.Location) {
 				out = append(out, map[string]any{"op": x.Op, "app": x.App, "location": x.Location, "method": x.Method,
-					"path": x.Path, "status": x.Status, "time": x.Time, "body": string(x.Body)})
+					"path": x.Path, "query": x.Query, "status": x.Status, "time": x.Time, "body": string(x.Body)})
 			}
 		}
 		writeJSON(w, http.StatusOK, out)

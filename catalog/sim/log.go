@@ -3,6 +3,8 @@ package sim
 import (
 	"sync"
 	"time"
+
+	"github.com/ghlflow/ghlflow/catalog"
 )
 
 // Request is one request the simulator answered.
@@ -12,13 +14,15 @@ type Request struct {
 	Location string
 	Method   string
 	Path     string
+	Query    string // the raw query string, without "?"
 	Status   int
 	Time     time.Time
 	Body     []byte // the request body of writes (POST, PUT, PATCH, DELETE)
 }
 
-// Write is one write request that passed auth and rate limiting, with its
-// body, as the API received it.
+// Write is one request to an action operation (a write: a search sent as a
+// POST is a read) that passed auth and rate limiting, with its body, as the
+// API received it.
 type Write struct {
 	Op       string
 	Ops      []string // every operation id of the route
@@ -48,8 +52,8 @@ func newRecorder(limit int) *recorder {
 
 func (r *recorder) record(c *call, loc string, status int) {
 	req := Request{Op: c.rt.op.ID, App: c.rt.op.App, Location: loc, Method: c.r.Method, Path: c.r.URL.Path,
-		Status: status, Time: c.now}
-	write := c.r.Method != "GET" && status != 401 && status != 403 && status != 429
+		Query: c.r.URL.RawQuery, Status: status, Time: c.now}
+	write := c.r.Method != "GET" && c.rt.op.Kind == catalog.KindAction && status != 401 && status != 403 && status != 429
 	if c.r.Method != "GET" {
 		req.Body = c.raw
 	}

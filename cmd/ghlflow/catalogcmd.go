@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -27,50 +28,68 @@ func loadCatalog() (*catalog.Catalog, bool) {
 	return c, true
 }
 
-// runCatalog implements "ghlflow catalog list|show".
-func runCatalog(ctx context.Context, args []string) int {
-	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: ghlflow catalog list [--app A] [--category C] [--kind K] [--format table|json]\n       ghlflow catalog show OP")
-		return 2
-	}
-	c, ok := loadCatalog()
-	if !ok {
-		return 1
-	}
-	switch args[0] {
-	case "list":
-		return catalogList(os.Stdout, c, args[1:])
-	case "show":
-		if len(args) != 2 {
-			fmt.Fprintln(os.Stderr, "usage: ghlflow catalog show OP")
-			return 2
-		}
-		return catalogShow(os.Stdout, c, args[1])
-	}
-	fmt.Fprintf(os.Stderr, "ghlflow catalog: unknown subcommand %q (list or show)\n", args[0])
-	return 2
+// catalogCommand is "ghlflow catalog list|show".
+func catalogCommand() *command {
+	return &command{name: "catalog", summary: "list and show the operations of the catalog", subs: []*command{
+		{name: "list", summary: "list operations, by app, category and kind", setup: func(fs *flag.FlagSet) runFunc {
+			var f catalog.Filter
+			fs.StringVar(&f.App, "app", "", "only this app (ghl, referralrock, referrizer)")
+			fs.StringVar(&f.Category, "category", "", "only this category, e.g. Contacts")
+			fs.StringVar(&f.Kind, "kind", "", "only trigger or action")
+			format := fs.String("format", "table", "table or json")
+			return func(ctx context.Context, args []string) int {
+				if len(args) > 0 {
+					fmt.Fprintf(os.Stderr, "ghlflow catalog list: unexpected argument %q\n", args[0])
+					return 2
+				}
+				c, ok := loadCatalog()
+				if !ok {
+					return 1
+				}
+				return catalogList(os.Stdout, c, f, *format)
+			}
+		}},
+		{name: "show", summary: "show one operation: request, inputs, output and an example", args: "OP", setup: func(fs *flag.FlagSet) runFunc {
+			return func(ctx context.Context, args []string) int {
+				if len(args) != 1 {
+					fmt.Fprintln(os.Stderr, "usage: ghlflow catalog show OP")
+					return 2
+				}
+				c, ok := loadCatalog()
+				if !ok {
+					return 1
+				}
+				return catalogShow(os.Stdout, c, args[0])
+			}
+		}},
+	}}
 }
 
-func catalogList(w io.Writer, c *catalog.Catalog, args []string) int {
-	fs := flag.NewFlagSet("catalog list", flag.ContinueOnError)
-	var f catalog.Filter
-	fs.StringVar(&f.App, "app", "", "only this app (ghl, referralrock, referrizer)")
-	fs.StringVar(&f.Category, "category", "", "only this category, e.g. Contacts")
-	fs.StringVar(&f.Kind, "kind", "", "only trigger or action")
-	format := fs.String("format", "table", "table or json")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
+func catalogList(w io.Writer, c *catalog.Catalog, f catalog.Filter, format string) int {
 	if f.Kind != "" && f.Kind != catalog.KindTrigger && f.Kind != catalog.KindAction {
 		fmt.Fprintf(os.Stderr, "ghlflow catalog list: --kind %q: write trigger or action\n", f.Kind)
 		return 2
 	}
 	if f.App != "" && c.App(f.App) == nil {
-		fmt.Fprintf(os.Stderr, "ghlflow catalog list: unknown app %q\n", f.App)
+		fmt.Fprintf(os.Stderr, "ghlflow catalog list: unknown app %q%s\n", f.App, suggest(f.App, appIDs(c)))
+		return 2
+	}
+	if f.Category != "" && !knownCategory(c, f) {
+		var cats []string
+		for _, a := range c.Apps() {
+			if f.App == "" || a.ID == f.App {
+				for _, cat := range c.Categories(a.ID) {
+					if !slices.Contains(cats, cat) {
+						cats = append(cats, cat)
+					}
+				}
+			}
+		}
+		fmt.Fprintf(os.Stderr, "ghlflow catalog list: unknown category %q%s (one of: %s)\n", f.Category, suggest(f.Category, cats), strings.Join(cats, ", "))
 		return 2
 	}
 	ops := c.Find(f)
-	switch *format {
+	switch format {
 	case "json":
 		if ops == nil {
 			ops = []*catalog.Operation{}
@@ -90,7 +109,7 @@ func catalogList(w io.Writer, c *catalog.Catalog, args []string) int {
 		tw.Flush()
 		fmt.Fprintf(w, "%d operations\n", len(ops))
 	default:
-		fmt.Fprintf(os.Stderr, "ghlflow catalog list: --format %q: write table or json\n", *format)
+		fmt.Fprintf(os.Stderr, "ghlflow catalog list: --format %q: write table or json\n", format)
 		return 2
 	}
 	return 0
@@ -150,6 +169,9 @@ func catalogShow(w io.Writer, c *catalog.Catalog, id string) int {
 		}
 		if op.ItemUpdated != "" {
 			fmt.Fprintf(w, ", updated %q", op.ItemUpdated)
+		}
+		if len(op.ItemFields) > 0 {
+			fmt.Fprintf(w, "\n  fields    %s", strings.Join(op.ItemFields, ", "))
 		}
 		fmt.Fprintf(w, "\n  paging    %s", op.Paging.Style)
 		if op.Paging.Limit != "" {
@@ -231,57 +253,58 @@ func isPagingInput(op *catalog.Operation, name string) bool {
 	return ok
 }
 
-// runRecipe implements "ghlflow recipe lint PATH...".
-func runRecipe(ctx context.Context, args []string) int {
-	const usage = "usage: ghlflow recipe lint [--connections FILE] [--redis URL [--prefix P]] PATH...   (files or folders of .yaml recipes)\n" +
-		"       ghlflow recipe put FILE... | list | remove NAME  [--redis URL] [--prefix P]"
-	if len(args) >= 1 && (args[0] == "put" || args[0] == "list" || args[0] == "remove") {
-		return runRecipeStore(ctx, args, os.Stdout, os.Stderr)
-	}
-	if len(args) < 1 || args[0] != "lint" {
-		fmt.Fprintln(os.Stderr, usage)
-		return 2
-	}
-	fs := flag.NewFlagSet("recipe lint", flag.ContinueOnError)
-	connFile := fs.String("connections", "", "static connections file: check each recipe's connections exist, are of the right app and hold the scopes its steps need")
-	redisURL := fs.String("redis", "", "Redis URL of the connection store: check the stored connections' scopes too")
-	prefix := fs.String("prefix", engine.DefaultPrefix, "prefix of the engine's Redis keys")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
-	}
-	if fs.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, usage)
-		return 2
-	}
+// recipeCommand is "ghlflow recipe lint|put|list|remove".
+func recipeCommand() *command {
+	return &command{name: "recipe", summary: "check recipe files, and keep recipes in Redis", subs: append([]*command{
+		{name: "lint", summary: "check recipes: operations, inputs and their values, templates, connections and scopes",
+			args: "PATH...", details: "PATH is a recipe file or a folder of .yaml recipes. Errors stop 'ghlflow run' too; warnings do not.\n" +
+				"With --connections and --redis lint sees every connection, and an unknown one is an error (as in run);\n" +
+				"with only one of them it is a warning.",
+			setup: func(fs *flag.FlagSet) runFunc {
+				connFile := fs.String("connections", "", "static connections file: check each recipe's connections exist, are of the right app and hold the scopes its steps need")
+				redisURL := fs.String("redis", "", "Redis URL of the connection store: check the stored connections too (env REDIS_URL is not read here)")
+				prefix := fs.String("prefix", engine.DefaultPrefix, "prefix of the engine's Redis keys")
+				return func(ctx context.Context, args []string) int {
+					if len(args) == 0 {
+						fmt.Fprintln(os.Stderr, "ghlflow recipe lint: name recipe files or folders; 'ghlflow recipe lint --help' shows the flags")
+						return 2
+					}
+					return lintRecipes(ctx, args, *connFile, *redisURL, *prefix)
+				}
+			}},
+	}, recipeStoreCommands(os.Stdout, os.Stderr)...)}
+}
+
+func lintRecipes(ctx context.Context, paths []string, connFile, redisURL, prefix string) int {
 	c, ok := loadCatalog()
 	if !ok {
 		return 1
 	}
 	var conns []auth.Connection
-	if *connFile != "" {
-		st, err := auth.LoadStaticConnections(*connFile)
+	if connFile != "" {
+		st, err := auth.LoadStaticConnections(connFile)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		conns = append(conns, st.List()...)
 	}
-	if *redisURL != "" {
-		stored, err := storedConnections(ctx, *redisURL, *prefix)
+	if redisURL != "" {
+		stored, err := storedConnections(ctx, redisURL, prefix)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "ghlflow recipe lint:", err)
 			return 1
 		}
 		conns = append(conns, stored...)
 	}
-	loader := &catalog.RecipeLoader{Catalog: c}
-	if len(conns) > 0 {
-		loader.Connections = map[string]string{}
-		for _, conn := range conns {
-			loader.Connections[conn.ID] = conn.App
-		}
+	loader := &catalog.RecipeLoader{Catalog: c, AllConnections: connFile != "" && redisURL != ""}
+	if connFile != "" || redisURL != "" {
+		loader.Connections = connectionApps(conns)
 	}
-	recipes, err := loader.Load(fs.Args()...)
+	recipes, err := loader.Load(paths...)
+	for _, w := range loader.Warnings {
+		fmt.Fprintln(os.Stderr, w)
+	}
 	if err != nil {
 		var es catalog.Errors
 		if errors.As(err, &es) {
@@ -303,10 +326,20 @@ func runRecipe(ctx context.Context, args []string) int {
 	return 0
 }
 
+// connectionApps maps connection ids to their app, as the recipe loader
+// checks them.
+func connectionApps(conns []auth.Connection) map[string]string {
+	out := make(map[string]string, len(conns))
+	for _, conn := range conns {
+		out[conn.ID] = conn.App
+	}
+	return out
+}
+
 // storedConnections reads the connections of the store at redisURL, without
 // their credentials (which lint never opens).
 func storedConnections(ctx context.Context, redisURL, prefix string) ([]auth.Connection, error) {
-	opt, err := redis.ParseURL(redisURL)
+	opt, err := redisOptions(redisURL)
 	if err != nil {
 		return nil, fmt.Errorf("--redis: %w", err)
 	}
@@ -315,17 +348,57 @@ func storedConnections(ctx context.Context, redisURL, prefix string) ([]auth.Con
 	return auth.ListConnections(ctx, rdb, prefix)
 }
 
-// runSchema implements "ghlflow schema".
-func runSchema(ctx context.Context, args []string) int {
-	c, ok := loadCatalog()
-	if !ok {
-		return 1
+// schemaCommand is "ghlflow schema".
+func schemaCommand() *command {
+	return &command{name: "schema", summary: "print the JSON Schema of recipe files (for editors)", setup: func(fs *flag.FlagSet) runFunc {
+		return func(ctx context.Context, args []string) int {
+			if len(args) > 0 {
+				fmt.Fprintf(os.Stderr, "ghlflow schema: unexpected argument %q\n", args[0])
+				return 2
+			}
+			c, ok := loadCatalog()
+			if !ok {
+				return 1
+			}
+			enc := json.NewEncoder(os.Stdout)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(c.RecipeSchema()); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			return 0
+		}
+	}}
+}
+
+// suggest formats a did-you-mean hint for s among candidates, or "".
+func suggest(s string, candidates []string) string {
+	if c := catalog.Closest(s, candidates); c != "" {
+		return fmt.Sprintf(" (did you mean %q?)", c)
 	}
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(c.RecipeSchema()); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	return ""
+}
+
+func appIDs(c *catalog.Catalog) []string {
+	var out []string
+	for _, a := range c.Apps() {
+		out = append(out, a.ID)
 	}
-	return 0
+	return out
+}
+
+// knownCategory reports whether f's category names one of the catalog's
+// (of f's app, when given).
+func knownCategory(c *catalog.Catalog, f catalog.Filter) bool {
+	for _, a := range c.Apps() {
+		if f.App != "" && a.ID != f.App {
+			continue
+		}
+		for _, cat := range c.Categories(a.ID) {
+			if strings.EqualFold(cat, f.Category) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/ghlflow/ghlflow/catalog"
 )
 
 func TestCatalogListJSON(t *testing.T) {
@@ -15,7 +17,7 @@ func TestCatalogListJSON(t *testing.T) {
 		t.Fatal("catalog does not load")
 	}
 	var out bytes.Buffer
-	if code := catalogList(&out, c, []string{"--app", "ghl", "--format", "json"}); code != 0 {
+	if code := catalogList(&out, c, catalog.Filter{App: "ghl"}, "json"); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 	var ops []map[string]any
@@ -31,8 +33,17 @@ func TestCatalogListJSON(t *testing.T) {
 		}
 	}
 	out.Reset()
-	if code := catalogList(&out, c, []string{"--kind", "sideways"}); code != 2 {
-		t.Errorf("bad --kind exit %d", code)
+	stderr := os.Stderr
+	os.Stderr, _ = os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	defer func() { os.Stderr = stderr }()
+	for _, f := range []catalog.Filter{{Kind: "sideways"}, {App: "nope"}, {Category: "nope"}, {App: "referrizer", Category: "Opportunities"}} {
+		if code := catalogList(&out, c, f, "table"); code != 2 {
+			t.Errorf("%+v: exit %d, want 2", f, code)
+		}
+	}
+	out.Reset()
+	if code := catalogList(&out, c, catalog.Filter{Category: "opportunities"}, "table"); code != 0 || !bytes.Contains(out.Bytes(), []byte("ghl.opportunities.search")) {
+		t.Errorf("a known category, any case: exit %d\n%s", code, out.String())
 	}
 }
 
@@ -63,13 +74,13 @@ func TestRecipeLintExitCodes(t *testing.T) {
 	stdout := os.Stdout
 	os.Stdout, _ = os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	defer func() { os.Stdout = stdout }()
-	if code := runRecipe(ctx, append([]string{"lint"}, shipped...)); code != 0 {
+	if code := execute(ctx, root(), "ghlflow", append([]string{"recipe", "lint"}, shipped...), os.Stdout, os.Stderr); code != 0 {
 		t.Errorf("shipped recipes: exit %d", code)
 	}
 	stderr := os.Stderr
 	os.Stderr, _ = os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	defer func() { os.Stderr = stderr }()
-	if code := runRecipe(ctx, []string{"lint", "../../catalog/testdata/recipes/unknown-op.yaml"}); code != 1 {
+	if code := execute(ctx, root(), "ghlflow", []string{"recipe", "lint", "../../catalog/testdata/recipes/unknown-op.yaml"}, os.Stdout, os.Stderr); code != 1 {
 		t.Errorf("broken recipe: exit %d", code)
 	}
 }

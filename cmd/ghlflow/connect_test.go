@@ -27,12 +27,19 @@ func TestConnectCommands(t *testing.T) {
 	// environment.
 	conns, _ := os.ReadFile(e.conns)
 	base := regexp.MustCompile(`base_url: "([^"]+)"`).FindStringSubmatch(string(conns))[1]
-	common := []string{"--redis", e.redis, "--prefix", e.prefix, "--base-url", base,
-		"--client-id", "sim-client", "--client-secret", "sim-secret"}
-	// connect runs `ghlflow connect SUB [common flags] ARGS...`: flags go
-	// before positional arguments, as Go's flag package wants.
+	common := []string{"--redis", e.redis, "--prefix", e.prefix}
+	oauth := []string{"--base-url", base, "--client-id", "sim-client", "--client-secret", "sim-secret"}
+	// connect runs `ghlflow connect SUB [flags] ARGS...`; each subcommand
+	// takes only its own flags: the OAuth client only where OAuth is used.
 	connect := func(env []string, sub string, args ...string) *exec.Cmd {
-		cmd := exec.Command(ghlflowBin(t), append(append([]string{"connect", sub}, common...), args...)...)
+		flags := common
+		switch sub {
+		case "install", "refresh", "exchange":
+			flags = append(append([]string{}, common...), oauth...)
+		case "token", "basic":
+			flags = append(append([]string{}, common...), "--base-url", base)
+		}
+		cmd := exec.Command(ghlflowBin(t), append(append([]string{"connect", sub}, flags...), args...)...)
 		cmd.Env = append(append(os.Environ(), auth.EnvSecretKey+"="+key), env...)
 		return cmd
 	}

@@ -40,7 +40,8 @@ func TestRecipeLintScopes(t *testing.T) {
 	}
 	readOnly := write("ro.yaml", "connections:\n  - {id: acme, app: ghl, token: t, scopes: [contacts.readonly]}\n")
 	out, code := lint("--connections", readOnly, recipe)
-	if code != 0 || strings.Count(out, "needs scope contacts.write, which connection acme was not granted") != 2 ||
+	if code != 0 || strings.Count(out, "needs scope contacts.write, which connection acme was not granted (grant contacts.write to its token "+
+		"where the token is made, then add it to the scopes: list of acme in the connections file)") != 2 ||
 		!strings.Contains(out, "new-contact-welcome-task.yaml:") {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
@@ -69,7 +70,8 @@ func TestRecipeLintScopes(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = store.Delete(ctx, "acme") })
 	out, code = lint("--redis", e.redis, "--prefix", e.prefix, recipe)
-	if code != 0 || strings.Count(out, "which connection acme was not granted") != 2 {
+	if code != 0 || strings.Count(out, "which connection acme was not granted (install it again asking for contacts.write: "+
+		"'ghlflow connect install --name acme --recipes ...')") != 2 {
 		t.Fatalf("store: exit %d:\n%s", code, out)
 	}
 }

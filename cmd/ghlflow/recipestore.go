@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,59 +15,63 @@ import (
 	"github.com/ghlflow/ghlflow/engine/recipestore"
 )
 
-const recipeStoreUsage = `usage: ghlflow recipe put FILE... | list | remove NAME  [--redis URL] [--prefix P]
-
-put stores recipes in Redis after checking them against the catalog (a
-stored recipe with the same name is replaced); every running engine loads
-them within a few seconds. A stored recipe named like a recipe file is
-refused by the engines, which keep their running recipes.
-`
-
-// runRecipeStore is `ghlflow recipe put|list|remove`.
-func runRecipeStore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("recipe "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	redisURL := fs.String("redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL")
-	prefix := fs.String("prefix", engine.DefaultPrefix, "prefix of the engine's Redis keys")
-	var pos []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
+// recipeStoreCommands are `ghlflow recipe put|list|remove`, writing to
+// stdout and stderr.
+func recipeStoreCommands(stdout, stderr io.Writer) []*command {
+	leaf := func(name, summary, args string, minArgs, maxArgs int, act func(ctx context.Context, st *recipestore.Store, pos []string) error) *command {
+		return &command{name: name, summary: summary, args: args, details: recipeStoreDetails, setup: func(fs *flag.FlagSet) runFunc {
+			var redisURL, prefix string
+			redisFlag(fs, &redisURL)
+			fs.StringVar(&prefix, "prefix", engine.DefaultPrefix, "prefix of the engine's Redis keys")
+			return func(ctx context.Context, pos []string) int {
+				if len(pos) < minArgs || (maxArgs >= 0 && len(pos) > maxArgs) {
+					fmt.Fprintf(stderr, "usage: ghlflow recipe %s %s\nRun 'ghlflow recipe %s --help' for its flags.\n", name, args, name)
+					return 2
+				}
+				opt, err := redisOptions(redisURL)
+				if err != nil {
+					fmt.Fprintln(stderr, "ghlflow recipe:", err)
+					return 2
+				}
+				rdb := redis.NewClient(opt)
+				defer rdb.Close()
+				if err := act(ctx, recipestore.New(rdb, prefix), pos); err != nil {
+					fmt.Fprintln(stderr, "ghlflow recipe "+name+":", err)
+					return 1
+				}
 				return 0
 			}
-			return 2
-		}
-		if args = fs.Args(); len(args) > 0 {
-			pos, args = append(pos, args[0]), args[1:]
-		}
+		}}
 	}
-	opt, err := redis.ParseURL(*redisURL)
-	if err != nil {
-		fmt.Fprintln(stderr, "ghlflow recipe: --redis:", err)
-		return 2
-	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
-	st := recipestore.New(rdb, *prefix)
-	switch {
-	case sub == "put" && len(pos) > 0:
-		err = putRecipes(ctx, st, pos, stdout)
-	case sub == "list" && len(pos) == 0:
-		err = listRecipes(ctx, st, stdout)
-	case sub == "remove" && len(pos) == 1:
-		if err = st.Remove(ctx, pos[0]); err == nil {
+	return []*command{
+		leaf("put", "check recipe files and store them in Redis, where every engine loads them", "FILE...", 1, -1,
+			func(ctx context.Context, st *recipestore.Store, pos []string) error {
+				return putRecipes(ctx, st, pos, stdout)
+			}),
+		leaf("list", "list the recipes stored in Redis", "", 0, 0,
+			func(ctx context.Context, st *recipestore.Store, _ []string) error {
+				return listRecipes(ctx, st, stdout)
+			}),
+		leaf("remove", "remove a recipe stored in Redis", "NAME", 1, 1, func(ctx context.Context, st *recipestore.Store, pos []string) error {
+			if err := st.Remove(ctx, pos[0]); err != nil {
+				return err
+			}
 			fmt.Fprintf(stdout, "recipe %s removed\n", pos[0])
-		}
-	default:
-		fmt.Fprint(stderr, recipeStoreUsage)
-		return 2
+			return nil
+		}),
 	}
-	if err != nil {
-		fmt.Fprintln(stderr, "ghlflow recipe "+sub+":", err)
-		return 1
-	}
-	return 0
+}
+
+const recipeStoreDetails = `put stores recipes in Redis after checking them against the catalog (a
+stored recipe with the same name is replaced); every running engine loads
+them within a few seconds. A stored recipe named like a recipe file is
+refused by the engines, which keep their running recipes.`
+
+// runRecipeStore runs `ghlflow recipe put|list|remove ARGS` with the given
+// output.
+func runRecipeStore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return execute(ctx, &command{name: "recipe", summary: "recipes stored in Redis", subs: recipeStoreCommands(stdout, stderr)},
+		"ghlflow recipe", args, stdout, stderr)
 }
 
 // putRecipes checks every file first and stores them only when all pass.

@@ -9,7 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -22,52 +23,94 @@ import (
 	"github.com/ghlflow/ghlflow/engine/transport"
 )
 
-// runRun is `ghlflow run`: the scheduler and the workers in one process,
-// with the asynq web UI at /monitoring.
-func runRun(ctx context.Context, args []string) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	var recipes multiFlag
-	fs.Var(&recipes, "recipes", "recipe file or folder (repeatable)")
-	redisURL := fs.String("redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL")
-	connFile := fs.String("connections", "", "static connections file (YAML)")
-	httpAddr := fs.String("http", "127.0.0.1:8080", "address of /monitoring, /healthz and /metrics (\"\" = off)")
-	baseURL := fs.String("base-url", "", "send every app's requests to this base URL (a simulator)")
-	prefix := fs.String("prefix", engine.DefaultPrefix, "prefix of the engine's Redis keys")
-	pollN := fs.Int("poll-concurrency", 8, "poll workers")
-	chainN := fs.Int("chain-concurrency", 16, "chain workers")
-	retention := fs.Duration("retention", engine.DefaultChainRetention, "how long a completed chain keeps its task id")
-	tick := fs.Duration("tick", time.Second, "scheduler tick")
-	every := fs.Duration("every", 0, "poll every subscription at this interval instead of the recipe's (tests, demos)")
-	dev := fs.Bool("dev", false, "dev mode: without "+auth.EnvSecretKey+", seal secrets with a generated development key (loudly)")
-	devKeyFile := fs.String("dev-key-file", "", "where dev mode keeps its key (default in the temp folder)")
-	redirect := fs.String("oauth-redirect", "", "OAuth redirect URL registered with the marketplace app (default http://HTTP/oauth/callback)")
-	noLimit := fs.Bool("no-rate-limit", false, "send without the shared per-location rate limiter (not for real APIs)")
-	verbose := fs.Bool("v", false, "debug logs")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+// runOptions are the flags of `ghlflow run`.
+type runOptions struct {
+	recipes                                       multiFlag
+	redisURL, connFile, httpAddr, baseURL, prefix string
+	devKeyFile, redirect                          string
+	pollN, chainN                                 int
+	retention, tick, every                        time.Duration
+	everySet, dev, noLimit, verbose               bool
+}
+
+// runCommand is `ghlflow run`: the scheduler and the workers in one
+// process, with the asynq web UI at /monitoring.
+func runCommand() *command {
+	return &command{name: "run", summary: "run the engine: scheduler and workers in one process",
+		details: "The recipes are linted first, against every connection (the file and the store): run does not start on an error.",
+		setup: func(fs *flag.FlagSet) runFunc {
+			var o runOptions
+			fs.Var(&o.recipes, "recipes", "recipe file or folder (repeatable)")
+			redisFlag(fs, &o.redisURL)
+			fs.StringVar(&o.connFile, "connections", "", "static connections file (YAML)")
+			fs.StringVar(&o.httpAddr, "http", "127.0.0.1:8080", "address of /monitoring, /healthz and /metrics (\"\" = off)")
+			fs.StringVar(&o.baseURL, "base-url", "", "send every app's requests to this base URL (a simulator)")
+			fs.StringVar(&o.prefix, "prefix", engine.DefaultPrefix, "prefix of the engine's Redis keys")
+			fs.IntVar(&o.pollN, "poll-concurrency", 8, "poll workers")
+			fs.IntVar(&o.chainN, "chain-concurrency", 16, "chain workers")
+			fs.DurationVar(&o.retention, "retention", engine.DefaultChainRetention, "how long a completed chain keeps its task id")
+			fs.DurationVar(&o.tick, "tick", time.Second, "scheduler tick")
+			fs.DurationVar(&o.every, "every", 0, "poll every subscription at this interval (at least 1s) instead of the recipe's; below 1m for tests and demos only")
+			fs.BoolVar(&o.dev, "dev", false, "dev mode: without "+auth.EnvSecretKey+", seal secrets with a generated development key (loudly)")
+			fs.StringVar(&o.devKeyFile, "dev-key-file", "", "where dev mode keeps its key (default in the temp folder)")
+			fs.StringVar(&o.redirect, "oauth-redirect", "", "OAuth redirect URL registered with the marketplace app (default http://HTTP/oauth/callback)")
+			fs.BoolVar(&o.noLimit, "no-rate-limit", false, "send without the shared per-location rate limiter (not for real APIs)")
+			fs.BoolVar(&o.verbose, "v", false, "debug logs")
+			return func(ctx context.Context, args []string) int {
+				fs.Visit(func(f *flag.Flag) { o.everySet = o.everySet || f.Name == "every" })
+				if len(args) > 0 {
+					fmt.Fprintf(os.Stderr, "ghlflow run: unexpected argument %q (recipes go in --recipes)\n", args[0])
+					return 2
+				}
+				return runEngine(ctx, &o)
+			}
+		}}
+}
+
+// MinEvery is the shortest --every: one second.
+const MinEvery = time.Second
+
+// checkEvery refuses an --every below MinEvery (0s and negative ones too,
+// when given).
+func checkEvery(every time.Duration, set bool) error {
+	if set && every < MinEvery {
+		return fmt.Errorf("--every %s: write at least %s (or leave it out for the recipes' intervals)", every, MinEvery)
 	}
-	if len(recipes) == 0 {
+	return nil
+}
+
+// runEngine runs the engine with o until ctx is done.
+func runEngine(ctx context.Context, o *runOptions) int {
+	// Output to a closed pipe (ghlflow run | head) must not kill the
+	// engine before it leaves asynq's server and worker sets: writes then
+	// fail with EPIPE instead.
+	signal.Ignore(syscall.SIGPIPE)
+	if len(o.recipes) == 0 {
 		fmt.Fprintln(os.Stderr, "ghlflow run: --recipes is required")
 		return 2
 	}
+	if err := checkEvery(o.every, o.everySet); err != nil {
+		fmt.Fprintln(os.Stderr, "ghlflow run:", err)
+		return 2
+	}
 	level := slog.LevelInfo
-	if *verbose {
+	if o.verbose {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
+	if o.everySet && o.every < catalog.MinEvery {
+		log.Warn("test setting: every subscription polls every "+o.every.String()+", faster than recipes may ask (1m to 15m); not for real APIs", "every", o.every)
+	}
 
 	cat, err := catalog.Default()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ghlflow run: load catalog:", err)
 		return 1
 	}
-	ropt, err := redis.ParseURL(*redisURL)
+	ropt, err := redisOptions(o.redisURL)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "ghlflow run: --redis:", err)
+		fmt.Fprintln(os.Stderr, "ghlflow run:", err)
 		return 2
 	}
 	rdb := redis.NewClient(ropt)
@@ -76,58 +119,63 @@ func runRun(ctx context.Context, args []string) int {
 		fmt.Fprintln(os.Stderr, "ghlflow run: redis:", err)
 		return 1
 	}
-	if n, err := auth.MoveLegacyKeys(ctx, rdb, *prefix); err != nil {
+	if n, err := auth.MoveLegacyKeys(ctx, rdb, o.prefix); err != nil {
 		fmt.Fprintln(os.Stderr, "ghlflow run:", err)
 		return 1
 	} else if n > 0 {
 		log.Info("connections moved to their current keys", "connections", n)
 	}
-	// Connections: the static file first, then the sealed store in Redis
-	// (OAuth installs, `ghlflow connect`).
-	keys, err := auth.LoadKeyring(auth.KeyConfig{Dev: *dev, DevFile: *devKeyFile, Logger: log})
-	if errors.Is(err, auth.ErrNoKey) {
-		fmt.Fprintf(os.Stderr, "ghlflow run: no secret key: set %s (make one with 'ghlflow connect keygen') or %s, "+
-			"or pass --dev to try ghlflow with a generated development key\n", auth.EnvSecretKey, auth.EnvSecretKeyFile)
-		return 2
+	if o.redirect == "" && o.httpAddr != "" {
+		o.redirect = "http://" + o.httpAddr + "/oauth/callback"
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "ghlflow run:", err)
-		return 1
-	}
-	if *redirect == "" && *httpAddr != "" {
-		*redirect = "http://" + *httpAddr + "/oauth/callback"
-	}
-	oauthApps, err := auth.OAuthFromEnv(cat, *baseURL, *redirect)
+	oauthApps, err := auth.OAuthFromEnv(cat, o.baseURL, o.redirect)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ghlflow run: OAuth client:", err)
 		return 1
 	}
-	store, err := auth.NewStore(auth.StoreConfig{Redis: rdb, Prefix: *prefix, Keys: keys, OAuth: oauthApps, Logger: log})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "ghlflow run:", err)
-		return 1
-	}
-	src := auth.Multi{store}
+	// Connections: the static file first, then the sealed store in Redis
+	// (OAuth installs, `ghlflow connect`).
 	var static *auth.Static
-	if *connFile != "" {
-		if static, err = auth.LoadStaticConnections(*connFile); err != nil {
+	src := auth.Multi{}
+	var known []auth.Connection
+	if o.connFile != "" {
+		if static, err = auth.LoadStaticConnections(o.connFile); err != nil {
 			fmt.Fprintln(os.Stderr, "ghlflow run:", err)
 			return 1
 		}
-		src = auth.Multi{static, store}
+		src = append(src, static)
+		known = append(known, static.List()...)
+	}
+	stored, err := auth.ListConnections(ctx, rdb, o.prefix)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ghlflow run: list stored connections:", err)
+		return 1
+	}
+	known = append(known, stored...)
+	store, code := openStore(rdb, o, log, oauthApps, len(stored) > 0)
+	if code != 0 {
+		return code
+	}
+	if store != nil {
+		src = append(src, store)
+	}
+	if !lintBeforeRun(cat, o.recipes, known, log) {
+		return 1
 	}
 	var budget engine.Budget
-	tcfg := transport.Config{Catalog: cat, Connections: src, BaseURL: *baseURL, Logger: log}
-	if !*noLimit {
-		limiter := ratelimit.New(ratelimit.Config{Redis: rdb, Prefix: *prefix, Catalog: cat, Logger: log})
+	tcfg := transport.Config{Catalog: cat, Connections: src, BaseURL: o.baseURL, Logger: log}
+	if !o.noLimit {
+		limiter := ratelimit.New(ratelimit.Config{Redis: rdb, Prefix: o.prefix, Catalog: cat, Logger: log})
 		tcfg.Limiter = limiter
 		budget = &engine.LimiterBudget{Limiter: limiter, Connections: src}
 	}
 	metrics := engine.NewMetrics()
 	tr := transport.New(tcfg)
-	store.UseExchanger(tr)
-	eng, err := engine.New(engine.Config{Catalog: cat, Caller: tr, Redis: rdb, Recipes: recipes, Prefix: *prefix,
-		PollConcurrency: *pollN, ChainConcurrency: *chainN, Retention: *retention, TickEvery: *tick, Every: *every, Logger: log,
+	if store != nil {
+		store.UseExchanger(tr)
+	}
+	eng, err := engine.New(engine.Config{Catalog: cat, Caller: tr, Redis: rdb, Recipes: o.recipes, Prefix: o.prefix,
+		PollConcurrency: o.pollN, ChainConcurrency: o.chainN, Retention: o.retention, TickEvery: o.tick, Every: o.every, Logger: log,
 		Budget: budget, Connections: src, Metrics: metrics,
 		OnChain: func(r engine.ChainResult) {
 			metrics.ObserveChain(r)
@@ -147,8 +195,8 @@ func runRun(ctx context.Context, args []string) int {
 		fmt.Fprintln(os.Stderr, "ghlflow run:", err)
 		return 1
 	}
-	warnScopes(ctx, log, cat, eng, store, static)
-	if *httpAddr != "" {
+	warnScopes(ctx, log, cat, eng, known)
+	if o.httpAddr != "" {
 		h, closeMon := engine.Handler(rdb, asynq.RedisClientOpt{Addr: ropt.Addr, Username: ropt.Username,
 			Password: ropt.Password, DB: ropt.DB}, metrics.Registry)
 		defer closeMon()
@@ -157,9 +205,9 @@ func runRun(ctx context.Context, args []string) int {
 			mux.Handle("/oauth/", store.InstallHandler(engine.InstallTenants(eng.Tenants())))
 			mux.Handle("/", h)
 			h = mux
-			log.Info("oauth install", "start", "http://"+*httpAddr+"/oauth/start?app=ghl&name=NAME&scopes=...", "redirect", *redirect)
+			log.Info("oauth install", "start", "http://"+o.httpAddr+"/oauth/start?app=ghl&name=NAME&scopes=...", "redirect", o.redirect)
 		}
-		ln, err := net.Listen("tcp", *httpAddr)
+		ln, err := net.Listen("tcp", o.httpAddr)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "ghlflow run: --http:", err)
 			return 1
@@ -180,28 +228,68 @@ func runRun(ctx context.Context, args []string) int {
 	return 0
 }
 
+// openStore opens the sealed connection store. Without a secret key it
+// returns nil when nothing needs one: no stored connection to open and no
+// OAuth client to install new ones with.
+func openStore(rdb redis.UniversalClient, o *runOptions, log *slog.Logger, oauthApps map[string]*auth.OAuthApp, haveStored bool) (*auth.Store, int) {
+	keys, err := auth.LoadKeyring(auth.KeyConfig{Dev: o.dev, DevFile: o.devKeyFile, Logger: log})
+	if errors.Is(err, auth.ErrNoKey) {
+		if !haveStored && len(oauthApps) == 0 {
+			log.Debug("no secret key and nothing sealed: running with the static connections only")
+			return nil, 0
+		}
+		why := "the connection store in Redis holds sealed connections"
+		if !haveStored {
+			why = "an OAuth client is configured, whose installs are sealed"
+		}
+		fmt.Fprintf(os.Stderr, "ghlflow run: no secret key, and %s: set %s (make one with 'ghlflow connect keygen') or %s, "+
+			"or pass --dev to try ghlflow with a generated development key\n", why, auth.EnvSecretKey, auth.EnvSecretKeyFile)
+		return nil, 2
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ghlflow run:", err)
+		return nil, 1
+	}
+	store, err := auth.NewStore(auth.StoreConfig{Redis: rdb, Prefix: o.prefix, Keys: keys, OAuth: oauthApps, Logger: log})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ghlflow run:", err)
+		return nil, 1
+	}
+	return store, 0
+}
+
+// lintBeforeRun checks the recipes as 'ghlflow recipe lint' does, against
+// every connection there is: the engine starts only when there is no
+// error. Warnings are logged.
+func lintBeforeRun(cat *catalog.Catalog, paths []string, conns []auth.Connection, log *slog.Logger) bool {
+	l := &catalog.RecipeLoader{Catalog: cat, Connections: connectionApps(conns), AllConnections: true}
+	_, err := l.Load(paths...)
+	for _, w := range l.Warnings {
+		log.Warn("recipe", "warning", w.Error())
+	}
+	if err == nil {
+		return true
+	}
+	var es catalog.Errors
+	if errors.As(err, &es) {
+		for _, e := range es {
+			fmt.Fprintln(os.Stderr, e)
+		}
+		fmt.Fprintf(os.Stderr, "ghlflow run: %d problem(s) in the recipes; 'ghlflow recipe lint' checks them without starting\n", len(es))
+	} else {
+		fmt.Fprintln(os.Stderr, "ghlflow run:", err)
+	}
+	return false
+}
+
 // warnScopes logs every recipe step whose connection lacks the scope it
 // needs (the call would be refused with a 403).
-func warnScopes(ctx context.Context, log *slog.Logger, cat *catalog.Catalog, eng *engine.Engine, store *auth.Store, static *auth.Static) {
-	conns, err := store.List(ctx)
-	if err != nil {
-		log.Warn("list connections", "err", err)
-	}
-	if static != nil {
-		conns = append(conns, static.List()...)
-	}
+func warnScopes(ctx context.Context, log *slog.Logger, cat *catalog.Catalog, eng *engine.Engine, conns []auth.Connection) {
 	var recipes []*catalog.Recipe
 	for _, s := range eng.Registry().All() {
 		recipes = append(recipes, s.Recipe)
 	}
 	for _, w := range auth.CheckScopes(cat, recipes, conns) {
-		log.Warn("missing scope", "recipe", w.Recipe, "op", w.Op, "connection", w.Connection, "scope", w.Scope, "at", fmt.Sprintf("%s:%d", w.File, w.Line))
+		log.Warn("missing scope", "recipe", w.Recipe, "op", w.Op, "connection", w.Connection, "scope", w.Scope, "at", fmt.Sprintf("%s:%d", w.File, w.Line), "fix", w.Fix())
 	}
-}
-
-func envOr(name, def string) string {
-	if v := strings.TrimSpace(os.Getenv(name)); v != "" {
-		return v
-	}
-	return def
 }

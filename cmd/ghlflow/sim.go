@@ -8,34 +8,64 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/catalog/sim"
 )
 
-// runSim is `ghlflow sim`: the simulator as a process. It prints the base
-// URL and one ready-made credential per location and app, then serves until
-// interrupted.
-func runSim(ctx context.Context, args []string) int {
-	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
-	addr := fs.String("addr", "127.0.0.1:8788", "address to listen on")
-	nLocs := fs.Int("locations", 1, "number of locations (sub-accounts) to create")
-	seed := fs.Int("seed", 0, "objects of each kind to generate per location")
-	churn := fs.Float64("churn", 0, "contacts to create or update per second (0 = none)")
-	faults := fs.String("faults", "", "fault injection, e.g. latency=50ms,jitter=20ms,5xx=0.02,timeout=0.01,reset=0.01,429=20")
-	ttl := fs.Duration("token-ttl", 24*time.Hour, "lifetime of access tokens")
-	burst := fs.Int("burst", 0, "GHL burst budget per interval and location (0 = 100, -1 = unlimited)")
-	daily := fs.Int("daily", 0, "GHL daily budget per location (0 = 200000, -1 = unlimited)")
-	rsaSig := fs.Bool("webhook-rsa", false, "also sign webhooks with a legacy RSA key (x-wh-signature)")
-	var hooks multiFlag
-	fs.Var(&hooks, "webhook", "URL to POST webhook events to (repeatable)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+// simCommand is `ghlflow sim`: the simulator as a process. It prints the
+// base URL and one ready-made credential per location and app, then serves
+// until interrupted.
+func simCommand() *command {
+	return &command{name: "sim", summary: "run the simulator of the GHL API and the referral apps",
+		details: simDetails(), setup: func(fs *flag.FlagSet) runFunc {
+			var o simOptions
+			fs.StringVar(&o.addr, "addr", "127.0.0.1:8788", "address to listen on")
+			fs.IntVar(&o.locations, "locations", 1, "number of locations (sub-accounts) to create")
+			fs.IntVar(&o.seed, "seed", 0, "objects of each kind to generate per location")
+			fs.Float64Var(&o.churn, "churn", 0, "changes per second, in turn: a new contact, a contact updated, a new task, "+
+				"a new opportunity, a new Referral Rock referral, a new Referrizer contact (0 = none)")
+			fs.StringVar(&o.faults, "faults", "", "fault injection, e.g. latency=50ms,jitter=20ms,5xx=0.02,timeout=0.01,reset=0.01,429=20")
+			fs.DurationVar(&o.ttl, "token-ttl", 24*time.Hour, "lifetime of access tokens")
+			fs.IntVar(&o.burst, "burst", 0, "GHL burst budget per interval and location (0 = 100, -1 = unlimited)")
+			fs.IntVar(&o.daily, "daily", 0, "GHL daily budget per location (0 = 200000, -1 = unlimited)")
+			fs.BoolVar(&o.rsa, "webhook-rsa", false, "also sign webhooks with a legacy RSA key (x-wh-signature)")
+			fs.Var(&o.hooks, "webhook", "URL to POST webhook events to (repeatable)")
+			return func(ctx context.Context, args []string) int {
+				if len(args) > 0 {
+					fmt.Fprintf(os.Stderr, "ghlflow sim: unexpected argument %q\n", args[0])
+					return 2
+				}
+				return runSim(ctx, o)
+			}
+		}}
+}
+
+// simDetails lists the simulator's own endpoints for its help.
+func simDetails() string {
+	var b strings.Builder
+	b.WriteString("The simulator answers the catalog's operations of every app on one address, and its own\nendpoints (no auth):\n\n")
+	for _, ep := range sim.AdminEndpoints {
+		fmt.Fprintf(&b, "  %-5s %-25s %s\n", ep.Method, ep.Path, ep.Description)
 	}
+	return b.String()
+}
+
+type simOptions struct {
+	addr            string
+	locations, seed int
+	churn           float64
+	faults          string
+	ttl             time.Duration
+	burst, daily    int
+	rsa             bool
+	hooks           multiFlag
+}
+
+func runSim(ctx context.Context, o simOptions) int {
+	nLocs, seed, churn, faults, ttl, burst, daily, rsaSig, hooks, addr := &o.locations, &o.seed, &o.churn, &o.faults, &o.ttl, &o.burst, &o.daily, &o.rsa, o.hooks, &o.addr
 	f, err := sim.ParseFaults(*faults)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ghlflow sim:", err)

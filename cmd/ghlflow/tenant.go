@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -17,90 +16,75 @@ import (
 	"github.com/ghlflow/ghlflow/engine/tenant"
 )
 
-const tenantUsage = `usage: ghlflow tenant COMMAND [flags] [ID] [ARGS]
-
-Tenants are the customers the engine serves: each runs every recipe that
-names roles (connection: ghl) through its own connections. Every running
-engine sees a change within a few seconds.
-
-commands:
-  add ID [--name N] [--label k=v]... [--connection ROLE=CONNECTION]...
-            create a tenant, or add a name, labels and connections to it
-  list      list the tenants
-  show ID   show one tenant
-  label ID k=v... [k-]...
-            set labels (k- deletes label k)
-  pause ID  stop polling the tenant's subscriptions (state is kept)
-  resume ID poll them again
-  remove ID remove the tenant and delete all of its state
-`
-
-// runTenant is `ghlflow tenant`: manages the tenants stored in Redis.
-func runTenant(ctx context.Context, args []string) int {
-	return tenantMain(ctx, args, os.Stdout, os.Stderr)
-}
-
-func tenantMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stderr, tenantUsage)
-		return 2
-	}
-	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("tenant "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	redisURL := fs.String("redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL")
-	prefix := fs.String("prefix", "ghlflow:", "prefix of the engine's Redis keys")
-	var labels, conns multiFlag
-	name := new(string)
-	if sub == "add" {
-		fs.StringVar(name, "name", "", "the tenant's display name")
-		fs.Var(&labels, "label", "a label k=v (repeatable)")
-		fs.Var(&conns, "connection", "ROLE=CONNECTION: the connection filling a role, e.g. ghl=ghl-loc123 (repeatable)")
-	}
-	// The id may come before or after the flags.
-	var pos []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
+// tenantCommand is `ghlflow tenant`: manages the tenants stored in Redis.
+// Its subcommands write to stdout and stderr.
+func tenantCommand(stdout, stderr io.Writer) *command {
+	leaf := func(name, summary, args string, minArgs, maxArgs int, extra func(fs *flag.FlagSet) func(tenantCmd, []string) func(context.Context) error) *command {
+		return &command{name: name, summary: summary, args: args, setup: func(fs *flag.FlagSet) runFunc {
+			var redisURL, prefix string
+			redisFlag(fs, &redisURL)
+			fs.StringVar(&prefix, "prefix", engine.DefaultPrefix, "prefix of the engine's Redis keys")
+			act := extra(fs)
+			return func(ctx context.Context, pos []string) int {
+				if len(pos) < minArgs || (maxArgs >= 0 && len(pos) > maxArgs) {
+					fmt.Fprintf(stderr, "usage: ghlflow tenant %s %s\nRun 'ghlflow tenant %s --help' for its flags.\n", name, args, name)
+					return 2
+				}
+				opt, err := redisOptions(redisURL)
+				if err != nil {
+					fmt.Fprintln(stderr, "ghlflow tenant:", err)
+					return 2
+				}
+				rdb := redis.NewClient(opt)
+				defer rdb.Close()
+				t := tenantCmd{rdb: rdb, prefix: prefix, store: tenant.NewStore(rdb, prefix), out: stdout}
+				if err := act(t, pos)(ctx); err != nil {
+					fmt.Fprintln(stderr, "ghlflow tenant "+name+":", err)
+					return 1
+				}
 				return 0
 			}
-			return 2
-		}
-		args = fs.Args()
-		if len(args) > 0 {
-			pos, args = append(pos, args[0]), args[1:]
-		}
+		}}
 	}
-	opt, err := redis.ParseURL(*redisURL)
-	if err != nil {
-		fmt.Fprintln(stderr, "ghlflow tenant: --redis:", err)
-		return 2
+	noFlags := func(f func(t tenantCmd, pos []string) func(context.Context) error) func(*flag.FlagSet) func(tenantCmd, []string) func(context.Context) error {
+		return func(*flag.FlagSet) func(tenantCmd, []string) func(context.Context) error { return f }
 	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
-	t := tenantCmd{rdb: rdb, prefix: *prefix, store: tenant.NewStore(rdb, *prefix), out: stdout}
-	switch {
-	case sub == "list" && len(pos) == 0:
-		err = t.list(ctx)
-	case sub == "add" && len(pos) == 1:
-		err = t.add(ctx, pos[0], *name, labels, conns)
-	case sub == "show" && len(pos) == 1:
-		err = t.show(ctx, pos[0])
-	case sub == "label" && len(pos) >= 2:
-		err = t.label(ctx, pos[0], pos[1:])
-	case (sub == "pause" || sub == "resume") && len(pos) == 1:
-		err = t.status(ctx, pos[0], map[string]string{"pause": tenant.StatusPaused, "resume": tenant.StatusActive}[sub])
-	case sub == "remove" && len(pos) == 1:
-		err = t.remove(ctx, pos[0])
-	default:
-		fmt.Fprint(stderr, tenantUsage)
-		return 2
+	status := func(st string) func(*flag.FlagSet) func(tenantCmd, []string) func(context.Context) error {
+		return noFlags(func(t tenantCmd, pos []string) func(context.Context) error {
+			return func(ctx context.Context) error { return t.status(ctx, pos[0], st) }
+		})
 	}
-	if err != nil {
-		fmt.Fprintln(stderr, "ghlflow tenant "+sub+":", err)
-		return 1
-	}
-	return 0
+	return &command{name: "tenant", summary: "add, list, label, pause and remove the tenants recipes run for",
+		details: "Tenants are the customers the engine serves: each runs every recipe that names roles\n" +
+			"(connection: ghl) through its own connections. Every running engine sees a change within a few seconds.",
+		subs: []*command{
+			leaf("add", "create a tenant, or add a name, labels and connections to it", "ID", 1, 1, func(fs *flag.FlagSet) func(tenantCmd, []string) func(context.Context) error {
+				name := fs.String("name", "", "the tenant's display name")
+				var labels, conns multiFlag
+				fs.Var(&labels, "label", "a label k=v (repeatable)")
+				fs.Var(&conns, "connection", "ROLE=CONNECTION: the connection filling a role, e.g. ghl=ghl-loc123 (repeatable)")
+				return func(t tenantCmd, pos []string) func(context.Context) error {
+					return func(ctx context.Context) error { return t.add(ctx, pos[0], *name, labels, conns) }
+				}
+			}),
+			leaf("list", "list the tenants", "", 0, 0, noFlags(func(t tenantCmd, _ []string) func(context.Context) error { return t.list })),
+			leaf("show", "show one tenant", "ID", 1, 1, noFlags(func(t tenantCmd, pos []string) func(context.Context) error {
+				return func(ctx context.Context) error { return t.show(ctx, pos[0]) }
+			})),
+			leaf("label", "set labels (k- deletes label k)", "ID k=v... [k-]...", 2, -1, noFlags(func(t tenantCmd, pos []string) func(context.Context) error {
+				return func(ctx context.Context) error { return t.label(ctx, pos[0], pos[1:]) }
+			})),
+			leaf("pause", "stop polling the tenant's subscriptions (state is kept)", "ID", 1, 1, status(tenant.StatusPaused)),
+			leaf("resume", "poll the tenant's subscriptions again", "ID", 1, 1, status(tenant.StatusActive)),
+			leaf("remove", "remove the tenant and delete all of its state", "ID", 1, 1, noFlags(func(t tenantCmd, pos []string) func(context.Context) error {
+				return func(ctx context.Context) error { return t.remove(ctx, pos[0]) }
+			})),
+		}}
+}
+
+// tenantMain runs `ghlflow tenant ARGS` with the given output.
+func tenantMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return execute(ctx, tenantCommand(stdout, stderr), "ghlflow tenant", args, stdout, stderr)
 }
 
 // tenantCmd runs the tenant subcommands against one Redis.

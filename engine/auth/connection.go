@@ -93,6 +93,9 @@ type Credential struct {
 	RefreshToken string `json:"refresh_token,omitempty"`
 	// ExpiresAt is the access token's expiry (zero = never).
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// IssuedAt is when the access token was handed out (zero = unknown);
+	// with ExpiresAt it gives the token's lifetime.
+	IssuedAt time.Time `json:"issued_at,omitzero"`
 	// Username and Password are for HTTP Basic (Referral Rock's public and
 	// private keys).
 	Username string `json:"username,omitempty"`

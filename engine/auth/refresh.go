@@ -99,6 +99,18 @@ func (s *Store) oauthApp(app string) (*OAuthApp, error) {
 // refresh token, a removed install): only the user can fix it.
 var errRefused = errors.New("grant refused")
 
+// refreshMargin is how long before its expiry a token is renewed:
+// RefreshAhead, but at most a third of the token's lifetime, so a token
+// that lives 12 seconds is used for 8 of them rather than renewed on every
+// call.
+func (s *Store) refreshMargin(c Credential) time.Duration {
+	m := s.cfg.RefreshAhead
+	if !c.IssuedAt.IsZero() && c.ExpiresAt.After(c.IssuedAt) {
+		m = min(m, c.ExpiresAt.Sub(c.IssuedAt)/3)
+	}
+	return m
+}
+
 // fresh reports whether cur already replaces stale: another caller renewed
 // it and the new token is not expired.
 func (s *Store) fresh(cur *Resolved, stale Credential) bool {
@@ -241,8 +253,11 @@ func tokenErr(err error) error {
 	return errors.New(Redact(err.Error()))
 }
 
+// credFromToken reads an OAuth token; oauth2 computes its expiry from the
+// clock at the answer, which is when it was issued.
 func credFromToken(tok *oauth2.Token) Credential {
-	return Credential{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, ExpiresAt: tok.Expiry.UTC()}
+	return Credential{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, ExpiresAt: tok.Expiry.UTC(),
+		IssuedAt: time.Now().UTC()}
 }
 
 func scopesOf(tok *oauth2.Token) []string {
@@ -339,7 +354,8 @@ func (s *Store) locationCred(body []byte) (Credential, []string, error) {
 	}
 	cred := Credential{AccessToken: out.AccessToken}
 	if out.ExpiresIn > 0 {
-		cred.ExpiresAt = s.now().Add(time.Duration(out.ExpiresIn) * time.Second).UTC()
+		cred.IssuedAt = s.now().UTC()
+		cred.ExpiresAt = cred.IssuedAt.Add(time.Duration(out.ExpiresIn) * time.Second)
 	}
 	return cred, strings.Fields(out.Scope), nil
 }

@@ -61,13 +61,24 @@ type ScopeWarning struct {
 	Recipe     string
 	Op         string
 	Connection string
-	Scope      string
+	// Kind is the connection's kind, which decides the fix.
+	Kind  string
+	Scope string
 }
 
 func (w ScopeWarning) String() string {
-	return fmt.Sprintf("%s:%d: warning: recipe %s: %s needs scope %s, which connection %s was not granted "+
-		"(connect it again asking for %s: 'ghlflow connect install -name %s -recipes ...')",
-		w.File, w.Line, w.Recipe, w.Op, w.Scope, w.Connection, w.Scope, w.Connection)
+	return fmt.Sprintf("%s:%d: warning: recipe %s: %s needs scope %s, which connection %s was not granted (%s)",
+		w.File, w.Line, w.Recipe, w.Op, w.Scope, w.Connection, w.Fix())
+}
+
+// Fix says how to grant the scope: an OAuth install is made again asking
+// for it; a token's scopes are chosen where the token is made, and listed
+// in the connections file.
+func (w ScopeWarning) Fix() string {
+	if w.Kind == KindOAuth {
+		return fmt.Sprintf("install it again asking for %s: 'ghlflow connect install --name %s --recipes ...'", w.Scope, w.Connection)
+	}
+	return fmt.Sprintf("grant %s to its token where the token is made, then add it to the scopes: list of %s in the connections file", w.Scope, w.Connection)
 }
 
 // CheckScopes returns a warning for every trigger and step of recipes whose
@@ -81,7 +92,7 @@ func CheckScopes(cat *catalog.Catalog, recipes []*catalog.Recipe, conns []Connec
 	var out []ScopeWarning
 	eachCall(cat, recipes, func(r *catalog.Recipe, line int, op *catalog.Operation, connection string) {
 		if c := byID[connection]; c != nil && !c.HasScope(op.Scope) {
-			out = append(out, ScopeWarning{File: r.File, Line: line, Recipe: r.Name, Op: op.ID, Connection: connection, Scope: op.Scope})
+			out = append(out, ScopeWarning{File: r.File, Line: line, Recipe: r.Name, Op: op.ID, Connection: connection, Kind: c.Kind, Scope: op.Scope})
 		}
 	})
 	return out

@@ -8,7 +8,7 @@ import (
 	"sort"
 	"strings"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/ghlflow/ghlflow/catalog"
 )
 
 // StaticEntry is one connection of a static connections file. Secrets are
@@ -49,18 +49,19 @@ func LoadStaticConnections(path string) (*Static, error) {
 		return nil, fmt.Errorf("static connections: %w", err)
 	}
 	var entries []StaticEntry
-	trimmed := bytes.TrimSpace(b)
-	if bytes.HasPrefix(trimmed, []byte("-")) || len(trimmed) == 0 {
-		err = yaml.Unmarshal(b, &entries)
+	// Read the way recipes are: an unknown field (a misspelt location_id)
+	// is an error with its place, not a connection quietly without it.
+	if bytes.HasPrefix(bytes.TrimSpace(b), []byte("-")) {
+		err = catalog.DecodeYAML(path, b, &entries)
 	} else {
 		var doc struct {
 			Connections []StaticEntry `yaml:"connections"`
 		}
-		err = yaml.Unmarshal(b, &doc)
+		err = catalog.DecodeYAML(path, b, &doc)
 		entries = doc.Connections
 	}
 	if err != nil {
-		return nil, fmt.Errorf("static connections %s: %w", path, err)
+		return nil, fmt.Errorf("static connections:\n%w", err)
 	}
 	s, err := NewStatic(entries...)
 	if err != nil {

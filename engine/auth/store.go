@@ -30,7 +30,7 @@ type StoreConfig struct {
 	// refresh and to install.
 	OAuth map[string]*OAuthApp
 	// RefreshAhead renews an access token this long before it expires
-	// (default 5 minutes).
+	// (default 5 minutes), or a third of its lifetime when that is shorter.
 	RefreshAhead time.Duration
 	// LockTTL bounds how long one process may hold a connection's refresh
 	// lock (default 30 s); it must exceed RefreshTimeout.
@@ -299,7 +299,8 @@ func (s *Store) SetStatus(ctx context.Context, id, status, reason string) error 
 }
 
 // Resolve returns the connection and a credential valid now, refreshing an
-// OAuth token that expires within RefreshAhead.
+// OAuth token that expires within its refresh margin (RefreshAhead, at most
+// a third of its lifetime).
 func (s *Store) Resolve(ctx context.Context, id string) (*Resolved, error) {
 	r, _, err := s.load(ctx, id)
 	if err != nil {
@@ -308,7 +309,7 @@ func (s *Store) Resolve(ctx context.Context, id string) (*Resolved, error) {
 	if err := usable(&r.Conn); err != nil {
 		return nil, err
 	}
-	if s.renewable(&r.Conn) && r.Cred.Expired(s.now(), s.cfg.RefreshAhead) {
+	if s.renewable(&r.Conn) && r.Cred.Expired(s.now(), s.refreshMargin(r.Cred)) {
 		nr, err := s.refresh(ctx, id, r.Cred)
 		if err != nil && !errors.Is(err, ErrNeedsReauth) && !r.Cred.Expired(s.now(), 0) {
 			// Refreshing ahead failed for now; the token still works.
