@@ -15,6 +15,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/ghlflow/ghlflow/actions"
+	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/engine/echo"
 	"github.com/ghlflow/ghlflow/engine/history"
 	"github.com/ghlflow/ghlflow/engine/internal/rdb"
@@ -246,7 +247,8 @@ func (c *Chainer) isEcho(ctx context.Context, sub *Subscription, pl ChainPayload
 	if id == "" || json.Unmarshal(pl.Item, &item) != nil {
 		return false
 	}
-	hit, err := c.Echo.Match(ctx, sub.Connection, id, sub.ID, item)
+	changes := sub.Dedup == catalog.DedupUpdated || sub.Dedup == catalog.DedupChanged
+	hit, err := c.Echo.Match(ctx, sub.Connection, id, sub.ID, changes, item)
 	if err != nil {
 		c.logger().Warn("chain echo", "sub", pl.Sub, "item", pl.ItemKey, "err", err)
 	}
@@ -255,23 +257,30 @@ func (c *Chainer) isEcho(ctx context.Context, sub *Subscription, pl ChainPayload
 
 // RecordWrite keeps the fingerprint of a step's write (actions.Runner's
 // OnWrite): the object is the output's id, or the last path input named
-// *Id (the contact whose tags a step added).
+// *Id (the contact whose tags a step added). A POST whose output names an
+// object its path does not (a task created under a contact) created it.
 func (c *Chainer) RecordWrite(ctx context.Context, w actions.Write) {
 	if c.Echo == nil {
 		return
 	}
 	id := outputID(w.Output)
-	if id == "" {
-		for _, in := range w.Op.Inputs {
-			if v, ok := w.Input[in.Name].(string); ok && in.In == "path" && strings.HasSuffix(in.Name, "Id") && v != "" {
-				id = v
-			}
+	created := id != "" && w.Op.Method == "POST"
+	for _, in := range w.Op.Inputs {
+		v, ok := w.Input[in.Name].(string)
+		if !ok || in.In != "path" || v == "" {
+			continue
+		}
+		if v == id {
+			created = false
+		}
+		if outputID(w.Output) == "" && strings.HasSuffix(in.Name, "Id") {
+			id = v
 		}
 	}
 	if id == "" {
 		return
 	}
-	if err := c.Echo.Record(ctx, w.Connection, id, w.Input); err != nil {
+	if err := c.Echo.Record(ctx, w.Connection, id, created, w.Input); err != nil {
 		c.logger().Warn("chain echo record", "op", w.Op.ID, "err", err)
 	}
 }

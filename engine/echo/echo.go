@@ -4,6 +4,10 @@
 // polls an item with that id whose fields still hold the values written,
 // Match reports it as the echo of ghlflow's own write, once per
 // subscription, and the engine skips the item instead of syncing it back.
+// The echo of a write that created the object reaches every trigger; that
+// of an update only triggers that fire on changes (dedup updated or
+// changed): for a trigger of new items, an object it meets for the first
+// time is new to it, whoever changed it last.
 // A change made by someone else alters a written field, or comes after the
 // subscription saw the echo, and runs as usual. Fingerprints live for the window (the
 // dedup window, 24 h by default).
@@ -40,7 +44,8 @@ func (s *Store) key(conn, id string) string { return rdb.NewKeys(s.Prefix).Echo(
 // Record keeps the fingerprint of a write of object id through conn:
 // the scalar values of fields (nested names count by their last part, so
 // member.firstName is firstName).
-func (s *Store) Record(ctx context.Context, conn, id string, fields map[string]any) error {
+// created says the write made the object.
+func (s *Store) Record(ctx context.Context, conn, id string, created bool, fields map[string]any) error {
 	fp := map[string]string{}
 	for k, v := range fields {
 		if str, ok := scalar(v); ok && str != "" {
@@ -58,7 +63,7 @@ func (s *Store) Record(ctx context.Context, conn, id string, fields map[string]a
 	key := s.key(conn, id)
 	p := s.Redis.TxPipeline()
 	p.Del(ctx, key)
-	p.HSet(ctx, key, fieldFingerprint, b)
+	p.HSet(ctx, key, fieldFingerprint, b, fieldCreated, created)
 	p.Expire(ctx, key, w)
 	if _, err := p.Exec(ctx); err != nil {
 		return fmt.Errorf("echo %s %s: %w", conn, id, err)
@@ -70,18 +75,21 @@ func (s *Store) Record(ctx context.Context, conn, id string, fields map[string]a
 // subscription that has had its echo.
 const fieldFingerprint = "fp"
 
+// fieldCreated is "1" when the write created the object.
+const fieldCreated = "created"
+
 // Match reports whether item (object id polled through conn by
-// subscription sub) is the echo of a recorded write: every written field
-// the item carries has the written value, and sub has not had this echo
-// yet.
-func (s *Store) Match(ctx context.Context, conn, id, sub string, item map[string]any) (bool, error) {
+// subscription sub) is the echo of a recorded write: the write created the
+// object or sub fires on changes, every written field the item carries has
+// the written value, and sub has not had this echo yet.
+func (s *Store) Match(ctx context.Context, conn, id, sub string, changes bool, item map[string]any) (bool, error) {
 	key := s.key(conn, id)
-	vals, err := s.Redis.HMGet(ctx, key, fieldFingerprint, "seen:"+sub).Result()
+	vals, err := s.Redis.HMGet(ctx, key, fieldFingerprint, fieldCreated, "seen:"+sub).Result()
 	if err != nil {
 		return false, fmt.Errorf("echo %s %s: %w", conn, id, err)
 	}
 	raw, ok := vals[0].(string)
-	if !ok || vals[1] != nil {
+	if !ok || vals[2] != nil || (!changes && vals[1] != "1") {
 		return false, nil
 	}
 	var fp map[string]string
@@ -145,3 +153,21 @@ func lastPart(name string) string {
 	}
 	return name
 }
+
+// Forget deletes every fingerprint of connection conn (a removed tenant's
+// connection leaves none).
+func Forget(ctx context.Context, rdb redis.UniversalClient, prefix, conn string) error {
+	iter := rdb.Scan(ctx, 0, echoPattern(prefix, conn), 1000).Iterator()
+	for iter.Next(ctx) {
+		if err := rdb.Del(ctx, iter.Val()).Err(); err != nil {
+			return fmt.Errorf("echo forget %s: %w", conn, err)
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return fmt.Errorf("echo forget %s: %w", conn, err)
+	}
+	return nil
+}
+
+// echoPattern matches the fingerprints of conn.
+func echoPattern(prefix, conn string) string { return rdb.NewKeys(prefix).Echo(conn, "*") }
