@@ -14,6 +14,7 @@ build:
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -count=1 -run 'AnswerTime' ./engine/webhook/
 
 ## test-short: the fast loop: vet, then every test but the long soak and crash tests.
 test-short:

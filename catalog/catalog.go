@@ -67,6 +67,9 @@ type App struct {
 	// Scopes lists every OAuth scope the app knows; an operation's scope must
 	// be one of them. Empty for apps without scopes.
 	Scopes []string `yaml:"scopes"`
+	// WebhookEvents lists the event types the app sends to webhooks; a
+	// trigger's webhooks name some of them.
+	WebhookEvents []string `yaml:"webhook_events"`
 	// Source says where the facts of this file come from.
 	Source string `yaml:"source"`
 
@@ -170,6 +173,9 @@ type Operation struct {
 	Since *Since `yaml:"since,omitempty" json:"since,omitempty"`
 	// Dedup is the default strategy; a recipe may choose another.
 	Dedup string `yaml:"dedup,omitempty" json:"dedup,omitempty"`
+	// Webhooks are the events that carry the trigger's items, for instant
+	// recipes; nil when none do.
+	Webhooks *Webhooks `yaml:"webhooks,omitempty" json:"webhooks,omitempty"`
 
 	File string `yaml:"-" json:"-"` // the file it was loaded from
 	Line int    `yaml:"-" json:"-"` // the line of its id

@@ -224,6 +224,7 @@ func validateOp(d *decoder, app *App, op *Operation, n *yaml.Node) {
 		}
 	}
 
+	validateWebhooks(d, app, op, n)
 	if op.Kind == KindAction {
 		for _, key := range []string{"items", "object", "item_id", "item_created", "item_updated", "item_fields", "paging", "since", "dedup"} {
 			if f := field(n, key); f != nil {

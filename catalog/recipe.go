@@ -94,6 +94,9 @@ type RecipeTrigger struct {
 	Backfill int
 	// MaxPages caps the pages one poll reads; 0 means the engine's default.
 	MaxPages int
+	// Instant fires the recipe on the webhook events of its operation as
+	// they arrive; its polls go on at Every as the safety net.
+	Instant bool
 }
 
 // Step is one action of a recipe's chain.
@@ -194,6 +197,7 @@ type recipeFile struct {
 		Dedup      string         `yaml:"dedup" doc:"how new items are told apart: id, updated, cursor or changed (default: the operation's)"`
 		Backfill   int            `yaml:"backfill" minimum:"0" doc:"existing items the first poll fires, newest first (0 = none)"`
 		MaxPages   int            `yaml:"max_pages" minimum:"0" doc:"pages one poll may read (0 = the engine's default)"`
+		Instant    bool           `yaml:"instant" doc:"also fire on the operation's webhook events as they arrive (its polls go on as the safety net)"`
 	} `yaml:"trigger" required:"true" doc:"the operation polled for new or changed items"`
 	Filter  string            `yaml:"filter" doc:"a template that renders true for the items to act on"`
 	Roles   map[string]string `yaml:"roles" doc:"connection roles beyond the app ids (role: app), for a recipe that needs two connections of one app"`
@@ -305,11 +309,15 @@ func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
 	if t.MaxPages < 0 {
 		d.errorAt(at(tn, "max_pages"), "write 0 for the default or a positive cap", "max_pages %d is negative", t.MaxPages)
 	}
+	t.Instant = f.Trigger.Instant
 	if top != nil {
 		t.Dedup = top.Dedup
 		if f.Trigger.Dedup != "" {
 			t.Dedup = f.Trigger.Dedup
 			checkDedup(d, at(tn, "dedup"), top, f.Trigger.Dedup)
+		}
+		if t.Instant {
+			validateInstant(d, l.Catalog, tn, top, t.Dedup)
 		}
 		t.Params = l.compileInputs(d, field(tn, "params"), tn, top, nil, f.Trigger.Params, -1, len(f.Steps), "params")
 	}

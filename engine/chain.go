@@ -71,6 +71,9 @@ type Chainer struct {
 	PauseHold time.Duration
 	// OnDone is called after every run (the log line of `ghlflow run`).
 	OnDone func(ChainResult)
+	// OnStart, when set, is called as a chain task starts its first
+	// attempt (the webhook to chain start latency).
+	OnStart func(ChainPayload)
 	// Stats, when set, counts the runs for the engine's summary line.
 	Stats *Stats
 	// Connections (optional) tells templates what a connection stands for.
@@ -103,6 +106,9 @@ func (c *Chainer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	taskID, _ := asynq.GetTaskID(ctx)
 	if taskID == "" {
 		taskID = ChainTaskID(pl.Sub, pl.ItemKey)
+	}
+	if n, _ := asynq.GetRetryCount(ctx); n == 0 && c.OnStart != nil {
+		c.OnStart(pl)
 	}
 	res := c.Run(ctx, pl, taskID)
 	c.Stats.chained()

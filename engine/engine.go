@@ -19,6 +19,7 @@ import (
 
 	"github.com/ghlflow/ghlflow/actions"
 	"github.com/ghlflow/ghlflow/catalog"
+	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/ghlflow/ghlflow/engine/dedup"
 	"github.com/ghlflow/ghlflow/engine/echo"
 	"github.com/ghlflow/ghlflow/engine/history"
@@ -26,6 +27,7 @@ import (
 	"github.com/ghlflow/ghlflow/engine/recipestore"
 	"github.com/ghlflow/ghlflow/engine/scheduler"
 	"github.com/ghlflow/ghlflow/engine/tenant"
+	"github.com/ghlflow/ghlflow/engine/webhook"
 )
 
 // Config sets up an Engine. Catalog, Caller, Redis and Recipes are required.
@@ -72,6 +74,16 @@ type Config struct {
 	SaturationEvery time.Duration
 	// Metrics, when set, receives the poll counts.
 	Metrics *Metrics
+	// Locations, when set, turns instant recipes on: the engine routes the
+	// webhook events engine/webhook stored in Redis to them (see Router).
+	Locations Locations
+	// WebhookMetrics counts routed events and the webhook to chain start
+	// latency (optional).
+	WebhookMetrics *webhook.Metrics
+	// Installs, when set with Locations, is the connection store the app's
+	// INSTALL and UNINSTALL events make and delete tenants' connections in
+	// (see Lifecycle).
+	Installs *auth.Store
 	// Connections, when set, tells templates what a connection stands for
 	// (.connection.location_id, .connection.company_id).
 	Connections ConnectionLookup
@@ -107,7 +119,10 @@ type Engine struct {
 	History *history.Store
 	Chainer *Chainer
 	Poller  *Poller
-	stats   *Stats
+	// Router routes webhook events to instant recipes (nil without
+	// Config.Locations).
+	Router *Router
+	stats  *Stats
 
 	tenants       *tenant.Store
 	tmu           sync.Mutex // guards recipes and tenantVersion
@@ -178,6 +193,20 @@ func New(cfg Config) (*Engine, error) {
 		Logger: log, Connections: cfg.Connections, TenantCap: max(0, cfg.TenantChains),
 		Echo: &echo.Store{Redis: cfg.Redis, Prefix: cfg.Prefix, Window: cfg.EchoWindow}}
 	e.Chainer.Runner.OnWrite = e.Chainer.RecordWrite
+	if cfg.Locations != nil {
+		e.Router = &Router{Events: webhook.NewStore(cfg.Redis, cfg.Prefix), Subs: e.reg, Poller: e.Poller,
+			Locations: cfg.Locations, Metrics: cfg.WebhookMetrics, Logger: log}
+		if cfg.Installs != nil {
+			e.Router.Lifecycle = &Lifecycle{Tenants: e.tenants, Conns: cfg.Installs, Logger: log}
+		}
+		if m := cfg.WebhookMetrics; m != nil {
+			e.Chainer.OnStart = func(pl ChainPayload) {
+				if !pl.Received.IsZero() {
+					m.ChainStart.Observe(time.Since(pl.Received).Seconds())
+				}
+			}
+		}
+	}
 	e.sched = scheduler.New(cfg.Redis, &PollEnqueuer{Queue: e.client, Inspector: e.inspector, Redis: cfg.Redis, PollQueue: QueueName(cfg.Prefix, QueuePoll)},
 		scheduler.Options{Prefix: cfg.Prefix, TickEvery: cfg.TickEvery, Logger: log, OnSkip: e.onSkip})
 	if err := e.load(context.Background()); err != nil {
@@ -279,6 +308,13 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	})
 	wg.Go(func() { e.watch(ctx) })
+	if e.Router != nil {
+		wg.Go(func() {
+			if err := e.Router.Run(ctx); err != nil {
+				e.log.Error("webhook router", "err", err)
+			}
+		})
+	}
 	wg.Go(func() { e.watchTenants(ctx) })
 	wg.Go(func() { e.watchLoad(ctx) })
 	wg.Go(func() { e.summarize(ctx, e.cfg.SummaryEvery) })

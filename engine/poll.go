@@ -306,8 +306,10 @@ func (p *Poller) walk(ctx context.Context, sub *Subscription, pl *pollPlan, rec 
 			return read >= sub.Backfill, nil
 		}
 		// Newest first: once the oldest item of a page is known, the rest
-		// of the list was seen before.
-		return d.Known[len(page)-1], nil
+		// of the list was seen before; unless that item is known only from
+		// its webhook (newer than the watermark), with lost ones under it.
+		oldest := page[len(page)-1]
+		return d.Known[len(page)-1] && !oldest.Time.After(pl.state.Watermark), nil
 	}
 	res, err := triggers.Poll(ctx, p.Caller, sub.Connection, sub.Op, pl.params, opts)
 	if err != nil {
@@ -477,8 +479,15 @@ func (p *Poller) enqueueChain(ctx context.Context, sub *Subscription, it trigger
 	if t.IsZero() {
 		t = pollTime
 	}
-	payload, err := json.Marshal(ChainPayload{Sub: sub.ID, Recipe: sub.Recipe.Name, ItemKey: it.Key, Item: it.Raw, Time: t,
-		Enqueued: pollTime})
+	return p.enqueue(ctx, ChainPayload{Sub: sub.ID, Recipe: sub.Recipe.Name, ItemKey: it.Key, Item: it.Raw, Time: t,
+		Enqueued: pollTime}, delay)
+}
+
+// enqueue puts a chain task on the queue under ChainTaskID(sub, item key),
+// the one id of an item whether a poll or a webhook found it, to start
+// after delay; dup reports that the task already existed.
+func (p *Poller) enqueue(ctx context.Context, pl ChainPayload, delay time.Duration) (dup bool, err error) {
+	payload, err := json.Marshal(pl)
 	if err != nil {
 		return false, fmt.Errorf("chain payload: %w", err)
 	}
@@ -490,7 +499,7 @@ func (p *Poller) enqueueChain(ctx context.Context, sub *Subscription, it trigger
 	if retention <= 0 {
 		retention = DefaultChainRetention
 	}
-	opts := append([]asynq.Option{asynq.TaskID(ChainTaskID(sub.ID, it.Key)), asynq.Queue(queue),
+	opts := append([]asynq.Option{asynq.TaskID(ChainTaskID(pl.Sub, pl.ItemKey)), asynq.Queue(queue),
 		asynq.Retention(retention)}, p.ChainOptions...)
 	if delay > 0 {
 		opts = append(opts, asynq.ProcessIn(delay))
@@ -500,7 +509,7 @@ func (p *Poller) enqueueChain(ctx context.Context, sub *Subscription, it trigger
 		return true, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("enqueue chain of %s: %w", it.Key, err)
+		return false, fmt.Errorf("enqueue chain of %s: %w", pl.ItemKey, err)
 	}
 	return false, nil
 }

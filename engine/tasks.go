@@ -65,6 +65,9 @@ type ChainPayload struct {
 	// Enqueued is when the poll put the chain on the queue; a chain of a
 	// paused connection waits from then for at most Chainer.PauseHold.
 	Enqueued time.Time `json:"enqueued,omitzero"`
+	// Received is when the webhook that fired the chain was accepted; zero
+	// for an item found by a poll.
+	Received time.Time `json:"received,omitzero"`
 }
 
 // PollTaskID is the asynq TaskID of the poll of sub: one per subscription,

@@ -29,6 +29,9 @@ type Faults struct {
 	// Burst429 refuses the next N requests with 429, as if the burst budget
 	// were spent.
 	Burst429 int `json:"burst429"`
+	// WebhookDrop loses the next N webhook deliveries: they are never
+	// sent (Deliveries lists them with Dropped set).
+	WebhookDrop int `json:"webhookDrop"`
 }
 
 type faultState struct {
@@ -37,6 +40,7 @@ type faultState struct {
 	rng    *rand.Rand
 	on     atomic.Bool
 	forced atomic.Int64
+	drops  atomic.Int64
 	counts faultCounters
 }
 
@@ -51,6 +55,7 @@ func (fs *faultState) set(f Faults) {
 	fs.f = f
 	fs.mu.Unlock()
 	fs.forced.Store(int64(f.Burst429))
+	fs.drops.Store(int64(f.WebhookDrop))
 	fs.on.Store(f.Latency > 0 || f.Jitter > 0 || f.Error5xx > 0 || f.Timeout > 0 || f.Reset > 0)
 }
 
@@ -70,9 +75,23 @@ func (fs *faultState) take429() bool {
 	}
 }
 
+// takeDrop consumes one webhook drop, reporting whether there was one.
+func (fs *faultState) takeDrop() bool {
+	for {
+		n := fs.drops.Load()
+		if n <= 0 {
+			return false
+		}
+		if fs.drops.CompareAndSwap(n, n-1) {
+			return true
+		}
+	}
+}
+
 // ParseFaults reads a fault spec: comma-separated key=value pairs among
 // latency=50ms, jitter=20ms, 5xx=0.02, timeout=0.01, timeout-after=30s,
-// reset=0.01, 429=20 (the next 20 requests get 429). "" is no faults.
+// reset=0.01, 429=20 (the next 20 requests get 429), webhook-drop=3 (the
+// next 3 webhook deliveries are lost). "" is no faults.
 func ParseFaults(spec string) (Faults, error) {
 	var f Faults
 	for _, part := range strings.Split(spec, ",") {
@@ -100,8 +119,10 @@ func ParseFaults(spec string) (Faults, error) {
 			f.Reset, err = parseShare(v)
 		case "429", "burst429":
 			f.Burst429, err = strconv.Atoi(v)
+		case "webhook-drop", "webhookdrop":
+			f.WebhookDrop, err = strconv.Atoi(v)
 		default:
-			return f, fmt.Errorf("fault %q: unknown key (latency, jitter, 5xx, timeout, timeout-after, reset, 429)", k)
+			return f, fmt.Errorf("fault %q: unknown key (latency, jitter, 5xx, timeout, timeout-after, reset, 429, webhook-drop)", k)
 		}
 		if err != nil {
 			return f, fmt.Errorf("fault %s: %w", k, err)
@@ -127,12 +148,13 @@ func parseShare(v string) (float64, error) {
 // SetFaults replaces the fault injection in force.
 func (s *Server) SetFaults(f Faults) { s.faults.set(f) }
 
-// CurrentFaults returns the fault injection in force (Burst429 is the number
-// of forced 429s still to send).
+// CurrentFaults returns the fault injection in force (Burst429 and
+// WebhookDrop are the forced 429s and the drops still to come).
 func (s *Server) CurrentFaults() Faults {
 	s.faults.mu.Lock()
 	f := s.faults.f
 	s.faults.mu.Unlock()
 	f.Burst429 = int(s.faults.forced.Load())
+	f.WebhookDrop = int(s.faults.drops.Load())
 	return f
 }

@@ -32,6 +32,8 @@ type Delivery struct {
 	Status   int // the receiver's answer; 0 when it could not be reached
 	Attempts int
 	Time     time.Time
+	// Dropped is set when a WebhookDrop fault lost the delivery.
+	Dropped bool
 }
 
 type hookEvent struct {
@@ -129,8 +131,9 @@ func (s *Server) SignWebhook(body []byte) string {
 }
 
 // emit queues an event for every registered URL (nothing happens without
-// URLs). The payload is the object's fields at the top level with type,
-// locationId, timestamp and webhookId, as GHL's event payloads are.
+// URLs). The payload is the object's fields at the top level (or under
+// nestedEvents' key) with type, locationId, timestamp and webhookId, as
+// GHL's event payloads are.
 func (s *Server) emit(loc, typ string, obj map[string]any) {
 	if s.hooks.n.Load() == 0 {
 		return
@@ -154,7 +157,16 @@ func (s *Server) emitRaw(loc, typ string, raw []byte) {
 	s.emitPayload(loc, typ, p)
 }
 
+// nestedEvents are the event types whose payload carries the object under
+// a key instead of at the top level (docs/webhook events/Appointment*.md).
+var nestedEvents = map[string]string{
+	"AppointmentCreate": "appointment", "AppointmentUpdate": "appointment", "AppointmentDelete": "appointment",
+}
+
 func (s *Server) emitPayload(loc, typ string, p map[string]any) {
+	if key := nestedEvents[typ]; key != "" {
+		p = map[string]any{key: p}
+	}
 	p["type"] = typ
 	p["locationId"] = loc
 	p["timestamp"] = isoTime(s.now())
@@ -189,7 +201,8 @@ func (w *webhooks) run() {
 // answers 429, as GHL does.
 func (w *webhooks) deliver(url string, ev hookEvent) {
 	d := Delivery{URL: url, Type: ev.typ, Location: ev.loc, Body: ev.body, Time: w.s.now()}
-	for d.Attempts < w.retries {
+	d.Dropped = w.s.faults.takeDrop()
+	for !d.Dropped && d.Attempts < w.retries {
 		d.Attempts++
 		req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(ev.body))
 		if err != nil {

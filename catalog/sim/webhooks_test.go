@@ -87,3 +87,81 @@ func TestWebhookSignatures(t *testing.T) {
 		t.Fatal("tampered body verifies with RSA")
 	}
 }
+
+// TestWebhookDrop: a webhook-drop fault loses the next deliveries; the
+// ones after arrive.
+func TestWebhookDrop(t *testing.T) {
+	got := make(chan []byte, 16)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- b
+	}))
+	defer recv.Close()
+	f, err := sim.ParseFaults("webhook-drop=1")
+	if err != nil || f.WebhookDrop != 1 {
+		t.Fatalf("ParseFaults: %+v %v", f, err)
+	}
+	e := newEnv(t, sim.Config{Faults: f})
+	t.Cleanup(e.srv.Close)
+	e.srv.AddWebhook(recv.URL)
+	e.call("ghl.contacts.create", map[string]any{"locationId": e.loc, "email": "lost@example.com"})
+	e.call("ghl.contacts.create", map[string]any{"locationId": e.loc, "email": "kept@example.com"})
+	select {
+	case b := <-got:
+		var p map[string]any
+		_ = json.Unmarshal(b, &p)
+		if p["email"] != "kept@example.com" {
+			t.Fatalf("the first delivery arrived: %s", b)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no webhook")
+	}
+	ds := e.srv.Deliveries()
+	for end := time.Now().Add(5 * time.Second); len(ds) < 2 && time.Now().Before(end); ds = e.srv.Deliveries() {
+		time.Sleep(10 * time.Millisecond) // the log follows the answer
+	}
+	if len(ds) != 2 || !ds[0].Dropped || ds[1].Dropped || ds[1].Status != 200 {
+		t.Fatalf("deliveries: %+v", ds)
+	}
+	if left := e.srv.CurrentFaults().WebhookDrop; left != 0 {
+		t.Fatalf("%d drops left", left)
+	}
+}
+
+// TestWebhookAppointmentNested: appointment events carry the appointment
+// under "appointment", as HighLevel's do; contact events carry the contact
+// at the top level.
+func TestWebhookAppointmentNested(t *testing.T) {
+	got := make(chan []byte, 16)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- b
+	}))
+	defer recv.Close()
+	e := newEnv(t, sim.Config{})
+	t.Cleanup(e.srv.Close)
+	e.srv.AddWebhook(recv.URL)
+	cal := e.call("ghl.calendars.create", map[string]any{"locationId": e.loc, "name": "Demo"})
+	calID, _ := cal["calendar"].(map[string]any)["id"].(string)
+	contact := e.srv.CreateContact(e.loc, map[string]any{"firstName": "Booked"})
+	e.call("ghl.appointments.create", map[string]any{"calendarId": calID, "locationId": e.loc, "contactId": contact["id"],
+		"startTime": time.Now().Add(96 * time.Hour).Format(time.RFC3339), "title": "Demo"})
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case b := <-got:
+			var p map[string]any
+			_ = json.Unmarshal(b, &p)
+			if p["type"] != "AppointmentCreate" {
+				continue
+			}
+			a, ok := p["appointment"].(map[string]any)
+			if !ok || a["title"] != "Demo" || p["locationId"] != e.loc || p["webhookId"] == nil || p["title"] != nil {
+				t.Fatalf("payload: %s", b)
+			}
+			return
+		case <-deadline:
+			t.Fatal("no AppointmentCreate webhook")
+		}
+	}
+}

@@ -21,13 +21,14 @@ import (
 	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/ghlflow/ghlflow/engine/ratelimit"
 	"github.com/ghlflow/ghlflow/engine/transport"
+	"github.com/ghlflow/ghlflow/engine/webhook"
 )
 
 // runOptions are the flags of `ghlflow run`.
 type runOptions struct {
 	recipes                                       multiFlag
 	redisURL, connFile, httpAddr, baseURL, prefix string
-	devKeyFile, redirect                          string
+	devKeyFile, redirect, hookKey                 string
 	pollN, chainN                                 int
 	retention, tick, every                        time.Duration
 	everySet, dev, noLimit, verbose               bool
@@ -55,6 +56,8 @@ func runCommand() *command {
 			fs.StringVar(&o.devKeyFile, "dev-key-file", "", "where dev mode keeps its key (default in the temp folder)")
 			fs.StringVar(&o.redirect, "oauth-redirect", "", "OAuth redirect URL registered with the marketplace app (default http://HTTP/oauth/callback)")
 			fs.BoolVar(&o.noLimit, "no-rate-limit", false, "send without the shared per-location rate limiter (not for real APIs)")
+			fs.StringVar(&o.hookKey, "ghl-webhook-key", os.Getenv("GHLFLOW_GHL_WEBHOOK_KEY_FILE"),
+				"PEM file of the public key(s) HighLevel signs webhooks with (default: its published legacy RSA key only)")
 			fs.BoolVar(&o.verbose, "v", false, "debug logs")
 			return func(ctx context.Context, args []string) int {
 				fs.Visit(func(f *flag.Flag) { o.everySet = o.everySet || f.Name == "every" })
@@ -170,13 +173,20 @@ func runEngine(ctx context.Context, o *runOptions) int {
 		budget = &engine.LimiterBudget{Limiter: limiter, Connections: src}
 	}
 	metrics := engine.NewMetrics()
+	hookKeys, err := webhookKeys(log, o.hookKey)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ghlflow run:", err)
+		return 1
+	}
+	hookMetrics := webhook.NewMetrics(metrics.Registry, cat.WebhookEvents())
 	tr := transport.New(tcfg)
 	if store != nil {
 		store.UseExchanger(tr)
 	}
 	eng, err := engine.New(engine.Config{Catalog: cat, Caller: tr, Redis: rdb, Recipes: o.recipes, Prefix: o.prefix,
 		PollConcurrency: o.pollN, ChainConcurrency: o.chainN, Retention: o.retention, TickEvery: o.tick, Every: o.every, Logger: log,
-		Budget: budget, Connections: src, Metrics: metrics,
+		Budget: budget, Connections: src, Metrics: metrics, Locations: engine.ConnectionLocations{Static: static, Store: store},
+		WebhookMetrics: hookMetrics, Installs: store,
 		OnChain: func(r engine.ChainResult) {
 			metrics.ObserveChain(r)
 			attrs := []any{"recipe", r.Recipe, "item", r.ItemKey, "steps", r.Steps, "result", r.Status, "took", r.Took.Round(time.Millisecond)}
@@ -198,7 +208,8 @@ func runEngine(ctx context.Context, o *runOptions) int {
 	warnScopes(ctx, log, cat, eng, known)
 	if o.httpAddr != "" {
 		h, closeMon := engine.Handler(rdb, asynq.RedisClientOpt{Addr: ropt.Addr, Username: ropt.Username,
-			Password: ropt.Password, DB: ropt.DB}, metrics.Registry)
+			Password: ropt.Password, DB: ropt.DB}, metrics.Registry, engine.Mount{Pattern: engine.WebhookPath,
+			Handler: &webhook.Handler{Keys: hookKeys, Store: webhook.NewStore(rdb, o.prefix), Metrics: hookMetrics, Logger: log}})
 		defer closeMon()
 		if len(oauthApps) > 0 {
 			mux := http.NewServeMux()
@@ -292,4 +303,14 @@ func warnScopes(ctx context.Context, log *slog.Logger, cat *catalog.Catalog, eng
 	for _, w := range auth.CheckScopes(cat, recipes, conns) {
 		log.Warn("missing scope", "recipe", w.Recipe, "op", w.Op, "connection", w.Connection, "scope", w.Scope, "at", fmt.Sprintf("%s:%d", w.File, w.Line), "fix", w.Fix())
 	}
+}
+
+// webhookKeys are the keys of --ghl-webhook-key, or HighLevel's published
+// legacy key.
+func webhookKeys(log *slog.Logger, file string) (webhook.Keys, error) {
+	if file != "" {
+		return webhook.LoadKeys(file)
+	}
+	log.Info("no --ghl-webhook-key: webhooks verify only with HighLevel's published legacy RSA key (x-wh-signature)")
+	return webhook.DefaultKeys(), nil
 }

@@ -26,6 +26,8 @@
 //	Prl:stretch                hash    engine/ratelimit the stretches engines plan, by APP/RES (a minute each)
 //	rate:Prl:APP:RES           string  engine/ratelimit GCRA state (go-redis/redis_rate adds "rate:")
 //	P{sched}:due               zset    engine/scheduler every subscription in force
+//	P{webhooks}:events         stream  engine/webhook   accepted webhook events until processed (then deleted)
+//	P{webhooks}:seen:ID        string  engine/webhook   a delivery's webhookId, WebhookSeenTTL (1 h) after it was accepted
 //	P{tenants}                 hash    engine/tenant    tenant id → tenant JSON, until the tenant is removed
 //	P{tenants}:version         string  engine/tenant    the tenants' version, bumped by every change
 //	P{tenants}:changes         zset    engine/tenant    a tenant's id scored by the version of its last change, until it is removed
@@ -140,6 +142,20 @@ func (k Keys) RateStretches() string { return k.Prefix() + "rl:stretch" }
 // SchedulerDue is the scheduler's sorted set of due times.
 func (k Keys) SchedulerDue() string { return k.Prefix() + "{sched}:due" }
 
+// webhooks is the hash-tagged root of the webhook keys.
+func (k Keys) webhooks() string { return k.Prefix() + "{webhooks}" }
+
+// WebhookEvents is the stream of accepted webhook events that wait to be
+// routed; its consumer group is WebhookGroup.
+func (k Keys) WebhookEvents() string { return k.webhooks() + ":events" }
+
+// WebhookSeen marks a webhookId as accepted, so a delivery made again is
+// answered without being stored twice.
+func (k Keys) WebhookSeen(id string) string { return k.webhooks() + ":seen:" + id }
+
+// WebhookGroup is the consumer group of WebhookEvents.
+const WebhookGroup = "routers"
+
 // Tenants is the hash of tenant id → tenant JSON.
 func (k Keys) Tenants() string { return k.Prefix() + "{tenants}" }
 
@@ -214,6 +230,7 @@ func (k Keys) KeyPatterns() []string {
 		p + "{sub:*}:ckpt:*",
 		p + "{conn:*}", p + "{conn:*}:fence", p + "{conn:*}:lock", p + "{conns}", p + "{conns}:state",
 		p + "oauth-state:*",
+		p + "{webhooks}:events", p + "{webhooks}:seen:*",
 		p + "{tenants}", p + "{tenants}:version", p + "{tenants}:changes", p + "{tenants}:removed", p + "{tenants}:subs:*", p + "{tenant:*}:pace", p + "{recipes}", p + "{recipes}:version",
 		p + "rl:*:budget", p + "rl:*:pause", p + "rl:stretch",
 		p + "{sched}:due", p + "{sched}:stretch",

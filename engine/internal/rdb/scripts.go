@@ -5,7 +5,9 @@ import "github.com/redis/go-redis/v9"
 // Dedup decides and/or records a poll's items for one subscription.
 // KEYS: DedupSeen (zset of 8-byte key hashes scored by item time in ms, or
 // by an insertion counter for items without time), DedupMeta (hash: seeded,
-// hwm, floor, seq, backlog). ARGV: mode (decide, commit, mark), keep,
+// hwm, floor, seq, backlog). ARGV: mode (decide, commit, mark, note: records
+// keys that arrived by webhook and leaves seeded, hwm, floor and the set's
+// size to the polls, which have not walked down to them yet), keep,
 // backfill, backlog ("" leaves it, "-" removes it, else the JSON to store;
 // commit and mark only), then pairs of (hash, time ms or 0). Returns
 // {seeded before, hwm, known flags, new flags}.
@@ -34,7 +36,7 @@ if mode ~= 'decide' then
     local t = tonumber(ARGV[4 + 2*i])
     local score = t
     if t <= 0 then seq = seq + 1; score = seq
-    else
+    elseif mode ~= 'note' then
       if t > hwm then hwm = t end
       if low == nil or t < low then low = t end
     end
@@ -42,6 +44,10 @@ if mode ~= 'decide' then
     args[#args + 1] = ARGV[3 + 2*i]
   end
   if #args > 0 then redis.call('ZADD', KEYS[1], unpack(args)) end
+  if mode == 'note' then
+    redis.call('HSET', KEYS[2], 'seq', seq)
+    return {seeded and 1 or 0, tostring(hwm), known, new}
+  end
   if not seeded and low ~= nil and low > floor then floor = low end
   local c = redis.call('ZCARD', KEYS[1])
   if c > keep then
@@ -118,6 +124,24 @@ for _, id in ipairs(ids) do
   if redis.call('SISMEMBER', KEYS[2], id) == 0 then redis.call('HDEL', KEYS[1], id); n = n + 1 end
 end
 return n`)
+
+// WebhookAccept stores a webhook event once per webhookId. KEYS:
+// WebhookSeen, WebhookEvents. ARGV: seen ttl ms, then the entry's field
+// and value pairs. Returns the stream entry id, or false when the
+// webhookId was accepted before.
+var WebhookAccept = redis.NewScript(`
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return false end
+local fields = {}
+for i = 2, #ARGV do fields[#fields + 1] = ARGV[i] end
+return redis.call('XADD', KEYS[2], '*', unpack(fields))`)
+
+// WebhookDone acknowledges processed entries and deletes them from the
+// stream. KEYS: WebhookEvents. ARGV: group, then entry ids.
+var WebhookDone = redis.NewScript(`
+local ids = {}
+for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
+redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
+return redis.call('XDEL', KEYS[1], unpack(ids))`)
 
 // TenantChange sets or deletes a tenant at the next version, atomically.
 // A set tenant's id is recorded in the change set at that version; a
