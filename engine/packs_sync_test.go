@@ -67,7 +67,13 @@ func TestTwoWayTaskSyncDoesNotLoop(t *testing.T) {
 	took := until(t, 15*time.Second, "the completion in GHL", func() bool { return len(f.writesOf("ghl.contacts.tasks.complete")) == 1 })
 	t.Logf("completion reached GHL after %s; failed chains: %v", took.Round(time.Millisecond), f.failedChains())
 
-	time.Sleep(10 * 300 * time.Millisecond) // ten poll cycles of every subscription
+	// Ten more poll cycles of each subscription (two poll Referrizer's tasks,
+	// one GHL's).
+	rzPolls, ghlPolls := f.srv.RequestCount("referrizer.tasks.new", ""), f.srv.RequestCount("ghl.tasks.search", "")
+	until(t, 30*time.Second, "ten poll cycles", func() bool {
+		return f.srv.RequestCount("referrizer.tasks.new", "") >= rzPolls+20 && f.srv.RequestCount("ghl.tasks.search", "") >= ghlPolls+10
+	})
+	time.Sleep(500 * time.Millisecond) // the chains of the last polls
 	toRZ, toGHL := 0, 0
 	for _, w := range f.writes() {
 		if strings.HasPrefix(w.Op, "referrizer.") {

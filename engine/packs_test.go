@@ -56,6 +56,12 @@ type packFixture struct {
 func newPackFixture(t *testing.T) *packFixture {
 	t.Helper()
 	cat := testCatalog(t)
+	// The referral apps' budgets (10 requests per 10 s) would stretch polls
+	// every 300 ms to seconds; these tests are about mappings and loops, so
+	// this catalog copy (and the simulator built on it) allows more.
+	for _, app := range []string{"referrizer", "referralrock"} {
+		cat.App(app).RateLimit.Burst = 1000
+	}
 	srv := sim.New(cat, sim.Config{})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
