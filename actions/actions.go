@@ -42,6 +42,9 @@ type Binding struct {
 	// Describe returns the .connection of templates for a connection of
 	// app (nil, or a nil map: none).
 	Describe func(ctx context.Context, connection, app string) (map[string]any, error)
+	// Rendered, when set, is told each step's rendered input before the
+	// step's call goes out (the run history keeps it).
+	Rendered func(step int, input map[string]any)
 }
 
 // connection is the connection a role names under the binding.
@@ -293,6 +296,9 @@ func (rn *Runner) RunStepWhen(ctx context.Context, r *catalog.Recipe, i int, b B
 	in, err := Render(op, st, data)
 	if err != nil {
 		return nil, false, &StepError{Recipe: r.Name, Step: i, Op: st.Op, Err: &RenderError{Err: err}}
+	}
+	if b.Rendered != nil {
+		b.Rendered(i, in)
 	}
 	body, err := rn.Caller.Call(ctx, conn, op, in)
 	if err != nil {

@@ -215,29 +215,37 @@ func (c *Chainer) runSteps(ctx context.Context, sub *Subscription, pl ChainPaylo
 		return
 	}
 	outs := make([]any, 0, len(r.Steps))
+	var input map[string]any
+	b := sub.binding(c.Connections)
+	b.Rendered = func(_ int, in map[string]any) { input = in }
 	for i := range r.Steps {
 		op := r.Steps[i].Op
 		if out, ok := resumed(saved, i); ok {
 			outs = append(outs, out)
 			res.Steps++
 			res.Resumed++
-			res.Record.Steps = append(res.Record.Steps, history.Step{Op: op, Status: "resumed", ID: outputID(out)})
+			res.Record.Steps = append(res.Record.Steps, history.Step{Op: op, Status: "resumed", ID: outputID(out),
+				Output: history.StepJSON(out)})
 			continue
 		}
-		out, ran, err := c.Runner.RunStepWhen(ctx, r, i, sub.binding(c.Connections), item, outs)
+		input = nil
+		start := time.Now()
+		out, ran, err := c.Runner.RunStepWhen(ctx, r, i, b, item, outs)
+		step := history.Step{Op: op, Status: "done", Input: history.StepJSON(input), Took: time.Since(start)}
+		if !ran {
+			step.Status = "skipped"
+		}
 		if err != nil {
-			res.Record.Steps = append(res.Record.Steps, history.Step{Op: op, Status: "failed", Error: err.Error()})
+			step.Status, step.Error = "failed", err.Error()
+			res.Record.Steps = append(res.Record.Steps, step)
 			c.stepFailed(ctx, sub, pl, err, res)
 			return
 		}
 		c.checkpoint(ctx, key, pl.Sub, i, out)
 		outs = append(outs, out)
 		res.Steps++
-		status := "done"
-		if !ran {
-			status = "skipped"
-		}
-		res.Record.Steps = append(res.Record.Steps, history.Step{Op: op, Status: status, ID: outputID(out)})
+		step.ID, step.Output = outputID(out), history.StepJSON(out)
+		res.Record.Steps = append(res.Record.Steps, step)
 	}
 	res.Status = ChainCompleted
 }

@@ -187,7 +187,7 @@ func New(cfg Config) (*Engine, error) {
 		Queue: e.client, ChainQueue: QueueName(cfg.Prefix, QueueChain), ChainRetention: cfg.Retention, ChainOptions: []asynq.Option{asynq.MaxRetry(12)},
 		Recorder: e.History, Pauser: e.pauses, Budget: pollBudget, Stats: e.stats, Logger: log,
 		Connections: cfg.Connections, Pace: TenantPace(cfg.Catalog), Pacer: RedisPacer{Redis: cfg.Redis, Keys: rdbkeys.NewKeys(cfg.Prefix)},
-		TenantCap: max(0, cfg.TenantPolls)}
+		TenantCap: max(0, cfg.TenantPolls), SubPauses: NewSubPauses(cfg.Redis, cfg.Prefix)}
 	e.Chainer = &Chainer{Subs: e.reg, Runner: &actions.Runner{Catalog: cfg.Catalog, Caller: cfg.Caller}, Redis: cfg.Redis,
 		Prefix: cfg.Prefix, Retention: cfg.Retention, History: e.History, Pauser: e.pauses, OnDone: cfg.OnChain, Stats: e.stats,
 		Logger: log, Connections: cfg.Connections, TenantCap: max(0, cfg.TenantChains),

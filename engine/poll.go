@@ -94,6 +94,8 @@ type Poller struct {
 	Stats    *Stats
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// SubPauses, when set, skips the polls of paused subscriptions.
+	SubPauses *SubPauses
 }
 
 // ProcessTask handles a TypePoll task (asynq.Handler).
@@ -119,6 +121,13 @@ func (p *Poller) Poll(ctx context.Context, subID string, slot int64) (*history.P
 		return rec, nil
 	}
 	rec.Recipe = sub.Recipe.Name
+	if p.SubPauses != nil {
+		if sp, err := p.SubPauses.Get(ctx, subID); err == nil && sp != nil {
+			rec.Skipped = "subscription paused"
+			p.record(ctx, rec)
+			return rec, nil
+		}
+	}
 	if p.Pauser != nil {
 		if reason, paused := p.Pauser.PausedReason(sub.Connection); paused {
 			rec.Skipped = "connection " + sub.Connection + " is paused: " + reason

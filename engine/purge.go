@@ -9,6 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ghlflow/ghlflow/engine/apikey"
 	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/ghlflow/ghlflow/engine/connstate"
 	"github.com/ghlflow/ghlflow/engine/dedup"
@@ -53,6 +54,9 @@ func RemoveTenant(ctx context.Context, rdb redis.UniversalClient, prefix, id str
 	if rep.Keys, err = deleteSubState(ctx, rdb, prefix, subs); err != nil {
 		return rep, err
 	}
+	if err := NewSubPauses(rdb, prefix).Forget(ctx, subs...); err != nil {
+		return rep, err
+	}
 	if rep.Tasks, err = deleteSubTasks(ctx, rdb, prefix, subs); err != nil {
 		return rep, err
 	}
@@ -63,6 +67,9 @@ func RemoveTenant(ctx context.Context, rdb redis.UniversalClient, prefix, id str
 	}
 	if err := rdb.Del(ctx, rdbkeys.NewKeys(prefix).TenantPace(id)).Err(); err != nil {
 		return rep, fmt.Errorf("remove tenant %s: %w", id, err)
+	}
+	if _, err := apikey.New(rdb, prefix, "").RevokeTenant(ctx, id); err != nil {
+		return rep, err
 	}
 	if err := store.Forget(ctx, id); err != nil {
 		return rep, err

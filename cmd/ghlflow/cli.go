@@ -39,6 +39,7 @@ type command struct {
 // root is the command tree of ghlflow.
 func root() *command {
 	return &command{name: "ghlflow", summary: "a polling trigger engine for HighLevel and the referral apps", subs: []*command{
+		apikeyCommand(os.Stdout, os.Stderr),
 		catalogCommand(),
 		connectCommand(),
 		recipeCommand(),

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -67,6 +68,7 @@ type e2eEnv struct {
 	recipes string
 	http    string
 	key     string // GHLFLOW_SECRET_KEY of the run
+	admin   string // GHLFLOW_ADMIN_TOKEN of the run
 	simURL  string
 }
 
@@ -94,7 +96,7 @@ func newE2E(t *testing.T) *e2eEnv {
 		t.Fatal(err)
 	}
 	return &e2eEnv{t: t, cat: cat, srv: srv, loc: loc, rdb: rdb, redis: "redis://" + redistest.Addr() + "/0",
-		prefix: prefix, conns: conns, recipes: "testdata/e2erecipes", http: freeAddr(t), key: auth.GenerateKey(),
+		prefix: prefix, conns: conns, recipes: "testdata/e2erecipes", http: freeAddr(t), key: auth.GenerateKey(), admin: auth.GenerateKey(),
 		simURL: ts.URL}
 }
 
@@ -135,7 +137,7 @@ func (e *e2eEnv) start(extra ...string) (*exec.Cmd, *syncBuf) {
 	}
 	args = append(args, extra...)
 	cmd := exec.Command(ghlflowBin(e.t), args...)
-	cmd.Env = append(os.Environ(), auth.EnvSecretKey+"="+e.key)
+	cmd.Env = append(os.Environ(), auth.EnvSecretKey+"="+e.key, EnvAdminToken+"="+e.admin)
 	out := &syncBuf{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -235,7 +237,18 @@ func TestRunWithStoredOAuthConnection(t *testing.T) {
 	// The install flow starts at /oauth/start and sends the user to the
 	// authorize page with a state.
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err = client.Get("http://" + e.http + "/oauth/start?app=ghl&name=second&scopes=contacts.readonly")
+	start := "http://" + e.http + "/oauth/start?app=ghl&name=second&scopes=contacts.readonly"
+	resp, err = client.Get(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login") {
+		t.Fatalf("/oauth/start without a key: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	req, _ := http.NewRequest("GET", start, nil)
+	req.Header.Set("Authorization", "Bearer "+e.admin)
+	resp, err = client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +295,25 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Errorf("%d chain log lines, want 7", got)
 	}
 
-	resp, err := http.Get("http://" + e.http + "/monitoring/")
+	// /monitoring and the API need the operator key.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get("http://" + e.http + "/monitoring/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("/monitoring/ without a key: %d", resp.StatusCode)
+	}
+	var runs struct {
+		Items []struct{ Status, Recipe string }
+	}
+	if err := getJSON("http://"+e.http+"/api/v1/runs?status=completed&limit=100", e.admin, &runs); err != nil || len(runs.Items) != 7 {
+		t.Fatalf("/api/v1/runs: %v %+v", err, runs)
+	}
+	req, _ := http.NewRequest("GET", "http://"+e.http+"/monitoring/", nil)
+	req.Header.Set("Authorization", "Bearer "+e.admin)
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,4 +345,22 @@ func TestRunEndToEnd(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no graceful exit")
 	}
+}
+
+// getJSON reads url with an API key into out.
+func getJSON(url, key string, out any) error {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
 }

@@ -32,6 +32,7 @@ type runOptions struct {
 	pollN, chainN                                 int
 	retention, tick, every                        time.Duration
 	everySet, dev, noLimit, verbose               bool
+	monitoringWrite                               bool
 }
 
 // runCommand is `ghlflow run`: the scheduler and the workers in one
@@ -59,6 +60,7 @@ func runCommand() *command {
 			fs.StringVar(&o.hookKey, "ghl-webhook-key", os.Getenv("GHLFLOW_GHL_WEBHOOK_KEY_FILE"),
 				"PEM file of the public key(s) HighLevel signs webhooks with (default: its published legacy RSA key only)")
 			fs.BoolVar(&o.verbose, "v", false, "debug logs")
+			fs.BoolVar(&o.monitoringWrite, "monitoring-write", false, "let /monitoring delete, archive and run tasks (read-only by default)")
 			return func(ctx context.Context, args []string) int {
 				fs.Visit(func(f *flag.Flag) { o.everySet = o.everySet || f.Name == "every" })
 				if len(args) > 0 {
@@ -207,15 +209,15 @@ func runEngine(ctx context.Context, o *runOptions) int {
 	}
 	warnScopes(ctx, log, cat, eng, known)
 	if o.httpAddr != "" {
-		h, closeMon := engine.Handler(rdb, asynq.RedisClientOpt{Addr: ropt.Addr, Username: ropt.Username,
-			Password: ropt.Password, DB: ropt.DB}, metrics.Registry, engine.Mount{Pattern: engine.WebhookPath,
+		aopt := asynq.RedisClientOpt{Addr: ropt.Addr, Username: ropt.Username, Password: ropt.Password, DB: ropt.DB}
+		h, closeMon := engine.Handler(rdb, aopt, metrics.Registry, engine.Mount{Pattern: engine.WebhookPath,
 			Handler: &webhook.Handler{Keys: hookKeys, Store: webhook.NewStore(rdb, o.prefix), Metrics: hookMetrics, Logger: log}})
 		defer closeMon()
+		mon, closeMon2 := engine.Monitoring(aopt, o.monitoringWrite)
+		defer closeMon2()
+		h = siteHandler(ctx, log, siteConfig{rdb: rdb, prefix: o.prefix, cat: cat, eng: eng, store: store, recipes: o.recipes,
+			oauth: len(oauthApps) > 0, engineHTTP: h, monitoring: mon})
 		if len(oauthApps) > 0 {
-			mux := http.NewServeMux()
-			mux.Handle("/oauth/", store.InstallHandler(engine.InstallTenants(eng.Tenants())))
-			mux.Handle("/", h)
-			h = mux
 			log.Info("oauth install", "start", "http://"+o.httpAddr+"/oauth/start?app=ghl&name=NAME&scopes=...", "redirect", o.redirect)
 		}
 		ln, err := net.Listen("tcp", o.httpAddr)
@@ -230,7 +232,8 @@ func runEngine(ctx context.Context, o *runOptions) int {
 			defer cancel()
 			_ = hs.Shutdown(sctx)
 		}()
-		log.Info("monitoring", "url", "http://"+ln.Addr().String()+"/monitoring/")
+		log.Info("http", "pages", "http://"+ln.Addr().String()+"/", "api", "http://"+ln.Addr().String()+"/api/v1/",
+			"monitoring", "http://"+ln.Addr().String()+"/monitoring/")
 	}
 	if err := eng.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "ghlflow run:", err)

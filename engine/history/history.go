@@ -61,6 +61,33 @@ type Step struct {
 	// ID is the id of what the step wrote, when its output names one.
 	ID    string `json:"id,omitempty"`
 	Error string `json:"error,omitempty"`
+	// Input is the step's rendered input and Output what it returned
+	// (JSON, cut at MaxStepJSON bytes); Took is how long it ran.
+	Input  json.RawMessage `json:"input,omitempty"`
+	Output json.RawMessage `json:"output,omitempty"`
+	Took   time.Duration   `json:"took,omitempty"`
+}
+
+// MaxStepJSON caps a step's recorded input and output, so one large
+// response does not fill the history.
+const MaxStepJSON = 8 << 10
+
+// StepJSON encodes v for a Step's Input or Output: as JSON when it fits in
+// MaxStepJSON bytes, otherwise as a JSON string of its first bytes ending
+// in "…(cut)".
+func StepJSON(v any) json.RawMessage {
+	if v == nil {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	if len(b) <= MaxStepJSON {
+		return b
+	}
+	cut, _ := json.Marshal(string(b[:MaxStepJSON]) + "…(cut)")
+	return cut
 }
 
 // Chain is one run (attempt) of a chain task.

@@ -35,6 +35,8 @@
 //	P{tenants}:subs:ID         set     engine/tenant    a tenant's subscription ids, until it is removed
 //	P{recipes}                 hash    engine/recipestore recipe name → recipe YAML stored through the CLI, until removed
 //	P{recipes}:version         string  engine/recipestore bumped by every change of the stored recipes
+//	P{subs}:paused             hash    engine           a paused subscription's id → when and why, until resumed
+//	P{apikeys}                 hash    engine/apikey    an API key's SHA-256 (hex) → its id, tenant, name, created; until revoked
 //	P{tenant:ID}:pace          string  engine (polls)   when a tenant's next chain may start (ms); a minute after it passes
 //	P{sched}:stretch           hash    engine/scheduler a stretched subscription's factor and phase
 //	P{echo:CONN}:OBJ           hash    engine/echo      the fields a step wrote to object OBJ through connection CONN, and the subscriptions that saw its echo; the echo window (24 h by default)
@@ -179,6 +181,13 @@ func (k Keys) RecipesVersion() string { return k.Recipes() + ":version" }
 // TenantPace is when a tenant's next chain may start (unix ms).
 func (k Keys) TenantPace(id string) string { return k.Prefix() + "{tenant:" + id + "}:pace" }
 
+// SubsPaused is the hash of paused subscription id → pause record JSON.
+func (k Keys) SubsPaused() string { return k.Prefix() + "{subs}:paused" }
+
+// APIKeys is the hash of an API key's hex SHA-256 → the key's record JSON
+// (the key itself is never stored).
+func (k Keys) APIKeys() string { return k.Prefix() + "{apikeys}" }
+
 // Echo is the fingerprint of what a step last wrote to object obj through
 // connection conn (engine/echo).
 func (k Keys) Echo(conn, obj string) string { return k.Prefix() + "{echo:" + conn + "}:" + obj }
@@ -234,6 +243,7 @@ func (k Keys) KeyPatterns() []string {
 		p + "{tenants}", p + "{tenants}:version", p + "{tenants}:changes", p + "{tenants}:removed", p + "{tenants}:subs:*", p + "{tenant:*}:pace", p + "{recipes}", p + "{recipes}:version",
 		p + "rl:*:budget", p + "rl:*:pause", p + "rl:stretch",
 		p + "{sched}:due", p + "{sched}:stretch",
+		p + "{subs}:paused", p + "{apikeys}",
 		p + "{echo:*}:*",
 	}
 }

@@ -1,0 +1,110 @@
+package api
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+)
+
+// ErrorBody is the body of every error response.
+type ErrorBody struct {
+	Error ErrorInfo `json:"error"`
+	// Problems are every problem of a recipe refused with 422.
+	Problems []Problem `json:"problems,omitempty"`
+}
+
+// ErrorInfo says what went wrong: a stable code, a message for people and
+// the request field at fault ("" = none).
+type ErrorInfo struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// Problem is one problem of a recipe, at its line and column.
+type Problem struct {
+	Line    int    `json:"line"`
+	Col     int    `json:"col"`
+	Message string `json:"message"`
+	Fix     string `json:"fix,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg, field string) {
+	writeJSON(w, status, ErrorBody{Error: ErrorInfo{Code: code, Message: msg, Field: field}})
+}
+
+func notFound(w http.ResponseWriter, what, id string) {
+	writeError(w, http.StatusNotFound, "not_found", what+" "+id+" not found", "")
+}
+
+// internal answers 500 and logs the cause with the request id.
+func (a *API) internal(w http.ResponseWriter, r *http.Request, err error) {
+	a.log.Error("api", "request_id", RequestID(r.Context()), "method", r.Method, "path", r.URL.Path, "err", err)
+	writeError(w, http.StatusInternalServerError, "internal", "internal error (request id "+RequestID(r.Context())+")", "")
+}
+
+// decode reads a JSON body into v; it answers 400 or 413 itself.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the body is over 1 MB", "")
+			return false
+		}
+		writeError(w, http.StatusBadRequest, "bad_json", "the body is not the JSON expected: "+err.Error(), "")
+		return false
+	}
+	return true
+}
+
+// List is the body of every list response.
+type List[T any] struct {
+	Items []T `json:"items"`
+	// NextCursor, when not empty, fetches the next page (?cursor=).
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// page cuts items at the request's cursor and limit (default 50, at most
+// 500).
+func page[T any](w http.ResponseWriter, r *http.Request, items []T) (List[T], bool) {
+	limit := 50
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 500 {
+			writeError(w, http.StatusBadRequest, "bad_limit", "limit is a number from 1 to 500", "limit")
+			return List[T]{}, false
+		}
+		limit = n
+	}
+	off := 0
+	if c := r.URL.Query().Get("cursor"); c != "" {
+		b, err := base64.RawURLEncoding.DecodeString(c)
+		n, err2 := strconv.Atoi(string(b))
+		if err != nil || err2 != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "bad_cursor", "the cursor is not one this API gave", "cursor")
+			return List[T]{}, false
+		}
+		off = n
+	}
+	out := List[T]{Items: []T{}}
+	if off < len(items) {
+		end := min(len(items), off+limit)
+		out.Items = items[off:end]
+		if end < len(items) {
+			out.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(end)))
+		}
+	}
+	return out, true
+}
