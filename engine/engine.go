@@ -21,6 +21,7 @@ import (
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/ghlflow/ghlflow/engine/dedup"
+	"github.com/ghlflow/ghlflow/engine/echo"
 	"github.com/ghlflow/ghlflow/engine/history"
 	rdbkeys "github.com/ghlflow/ghlflow/engine/internal/rdb"
 	"github.com/ghlflow/ghlflow/engine/recipestore"
@@ -97,6 +98,9 @@ type Config struct {
 	// (default 2 s).
 	TenantRefresh time.Duration
 	Logger        *slog.Logger
+	// EchoWindow is how long the fingerprint of a step's write waits for
+	// its echo (engine/echo; echo.DefaultWindow when 0).
+	EchoWindow time.Duration
 }
 
 // Engine runs recipes: the scheduler, the poll and chain workers and the
@@ -196,7 +200,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.Chainer = &Chainer{Subs: e.reg, Runner: &actions.Runner{Catalog: cfg.Catalog, Caller: stepCaller}, Redis: cfg.Redis,
 		Prefix: cfg.Prefix, Retention: cfg.Retention, History: e.History, Pauser: e.pauses, OnDone: cfg.OnChain, Stats: e.stats,
-		Logger: log, Connections: cfg.Connections, TenantCap: max(0, cfg.TenantChains)}
+		Logger: log, Connections: cfg.Connections, TenantCap: max(0, cfg.TenantChains),
+		Echo: &echo.Store{Redis: cfg.Redis, Prefix: cfg.Prefix, Window: cfg.EchoWindow}}
+	e.Chainer.Runner.OnWrite = e.Chainer.RecordWrite
 	if cfg.Locations != nil {
 		e.Router = &Router{Events: webhook.NewStore(cfg.Redis, cfg.Prefix), Subs: e.reg, Poller: e.Poller,
 			Locations: cfg.Locations, Metrics: cfg.WebhookMetrics, Logger: log}
