@@ -335,11 +335,10 @@ func lintRecipes(ctx context.Context, paths []string, connFile, redisURL, prefix
 // tenants it selects but does not run because it has no connection for one
 // of their roles.
 func tenantNotes(ctx context.Context, w io.Writer, c *catalog.Catalog, recipes []*catalog.Recipe, redisURL, prefix string) error {
-	opt, err := redisOptions(redisURL)
+	rdb, err := dialRedis(redisURL)
 	if err != nil {
 		return fmt.Errorf("--redis: %w", err)
 	}
-	rdb := redis.NewClient(opt)
 	defer rdb.Close()
 	tenants, _, err := tenant.NewStore(rdb, prefix).List(ctx)
 	if err != nil {
