@@ -24,7 +24,7 @@ test-short:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) run ./cmd/ghlflow recipe lint catalog/recipes/*.yaml
+	$(GO) run ./cmd/ghlflow recipe lint catalog/recipes/*.yaml catalog/recipes/*/*.yaml
 
 ## bench: the hot-path benchmarks.
 bench:

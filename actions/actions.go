@@ -61,6 +61,9 @@ func (b Binding) connection(role string) string {
 type Runner struct {
 	Catalog *catalog.Catalog
 	Caller  Caller
+	// OnWrite, when set, is told of every step that wrote (an action that
+	// is not a GET); the engine keeps write fingerprints with it.
+	OnWrite func(ctx context.Context, w Write)
 }
 
 // StepError is a failure of one step before or during its call; Err is the
@@ -94,21 +97,31 @@ func FilterFor(r *catalog.Recipe, b Binding, trigger any) (bool, error) {
 	if b.Tenant != nil {
 		data["tenant"] = b.Tenant
 	}
-	v, err := r.Filter.Render(data)
+	ok, err := truth(r.Filter, data)
 	if err != nil {
 		return false, fmt.Errorf("recipe %s filter: %w", r.Name, err)
 	}
-	switch x := v.(type) {
+	return ok, nil
+}
+
+// truth renders a filter or when: template: "true" or "false" (spaces
+// around allowed), anything else is an error.
+func truth(v *catalog.Value, data map[string]any) (bool, error) {
+	out, err := v.Render(data)
+	if err != nil {
+		return false, err
+	}
+	switch x := out.(type) {
 	case bool:
 		return x, nil
 	case string:
 		b, err := strconv.ParseBool(strings.TrimSpace(x))
 		if err != nil {
-			return false, fmt.Errorf("recipe %s filter: rendered %q, want true or false", r.Name, x)
+			return false, fmt.Errorf("rendered %q, want true or false", x)
 		}
 		return b, nil
 	}
-	return false, fmt.Errorf("recipe %s filter: rendered %T, want true or false", r.Name, v)
+	return false, fmt.Errorf("rendered %T, want true or false", out)
 }
 
 // Render renders step i's input for the data and coerces it to the
@@ -238,12 +251,24 @@ func (rn *Runner) RunStep(ctx context.Context, r *catalog.Recipe, i int, trigger
 }
 
 // RunStepFor is RunStep for the tenant of b: the step's role names its
-// connection, and templates see .tenant and .connection.
+// connection, and templates see .tenant and .connection. A step whose
+// when: renders false is not called; its output is Skipped.
 func (rn *Runner) RunStepFor(ctx context.Context, r *catalog.Recipe, i int, b Binding, trigger any, steps []any) (any, error) {
+	out, _, err := rn.RunStepWhen(ctx, r, i, b, trigger, steps)
+	return out, err
+}
+
+// Skipped is the output of a step skipped by its when: an empty object, so
+// later templates read its fields as empty.
+func Skipped() map[string]any { return map[string]any{} }
+
+// RunStepWhen is RunStepFor that also reports whether the step ran (false:
+// its when: rendered false and the output is Skipped).
+func (rn *Runner) RunStepWhen(ctx context.Context, r *catalog.Recipe, i int, b Binding, trigger any, steps []any) (any, bool, error) {
 	st := &r.Steps[i]
 	op := rn.Catalog.Op(st.Op)
 	if op == nil {
-		return nil, &StepError{Recipe: r.Name, Step: i, Op: st.Op, Err: fmt.Errorf("unknown operation")}
+		return nil, false, &StepError{Recipe: r.Name, Step: i, Op: st.Op, Err: fmt.Errorf("unknown operation")}
 	}
 	conn := b.connection(Connection(r, st))
 	data := Data(r.Name, trigger, steps)
@@ -253,28 +278,54 @@ func (rn *Runner) RunStepFor(ctx context.Context, r *catalog.Recipe, i int, b Bi
 	if b.Describe != nil {
 		cd, err := b.Describe(ctx, conn, op.App)
 		if err != nil {
-			return nil, &StepError{Recipe: r.Name, Step: i, Op: st.Op, Err: err}
+			return nil, false, &StepError{Recipe: r.Name, Step: i, Op: st.Op, Err: err}
 		}
 		if cd != nil {
 			data["connection"] = cd
 		}
 	}
+	if st.When != nil {
+		run, err := truth(st.When, data)
+		if err != nil {
+			return nil, false, &StepError{Recipe: r.Name, Step: i, Op: st.Op, Err: &RenderError{Err: fmt.Errorf("when: %w", err)}}
+		}
+		if !run {
+			return Skipped(), false, nil
+		}
+	}
 	in, err := Render(op, st, data)
 	if err != nil {
-		return nil, &StepError{Recipe: r.Name, Step: i, Op: st.Op, Err: &RenderError{Err: err}}
+		return nil, false, &StepError{Recipe: r.Name, Step: i, Op: st.Op, Err: &RenderError{Err: err}}
 	}
 	if b.Rendered != nil {
 		b.Rendered(i, in)
 	}
 	body, err := rn.Caller.Call(ctx, conn, op, in)
 	if err != nil {
-		return nil, &StepError{Recipe: r.Name, Step: i, Op: st.Op, Err: err}
+		return nil, false, &StepError{Recipe: r.Name, Step: i, Op: st.Op, Err: err}
 	}
 	out, err := Output(op, body)
 	if err != nil {
-		return nil, &StepError{Recipe: r.Name, Step: i, Op: st.Op, Err: err}
+		return nil, false, &StepError{Recipe: r.Name, Step: i, Op: st.Op, Err: err}
 	}
-	return out, nil
+	if rn.OnWrite != nil && IsWrite(op) {
+		rn.OnWrite(ctx, Write{Connection: conn, Op: op, Input: in, Output: out})
+	}
+	return out, true, nil
+}
+
+// IsWrite reports whether an action changes data: not a GET, and not a
+// search under a read-only scope (ghl.contacts.find is a POST that reads).
+func IsWrite(op *catalog.Operation) bool {
+	return op.Method != "GET" && !strings.HasSuffix(op.Scope, ".readonly")
+}
+
+// Write is what a step wrote, as Runner.OnWrite sees it.
+type Write struct {
+	Connection string
+	Op         *catalog.Operation
+	Input      map[string]any
+	Output     any
 }
 
 // RenderError is a step input that could not be rendered or coerced; a

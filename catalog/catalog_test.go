@@ -26,7 +26,7 @@ var ghlCategories = []struct {
 	triggers, actions int
 }{
 	{"Contacts", 5, 10},
-	{"Contact Tasks", 2, 4},
+	{"Contact Tasks", 3, 4},
 	{"Contact Notes", 2, 3},
 	{"Calendars", 8, 14},
 	{"Appointments", 5, 8},
@@ -44,11 +44,11 @@ var ghlCategories = []struct {
 func TestGHLOperations(t *testing.T) {
 	c := mustCatalog(t)
 	ops := c.Find(catalog.Filter{App: "ghl"})
-	if len(ops) != 126 {
-		t.Errorf("ghl operations: %d, want 126", len(ops))
+	if len(ops) != 127 {
+		t.Errorf("ghl operations: %d, want 127", len(ops))
 	}
-	if n := len(c.Find(catalog.Filter{App: "ghl", Kind: catalog.KindTrigger})); n != 55 {
-		t.Errorf("ghl triggers: %d, want 55", n)
+	if n := len(c.Find(catalog.Filter{App: "ghl", Kind: catalog.KindTrigger})); n != 56 {
+		t.Errorf("ghl triggers: %d, want 56", n)
 	}
 	if n := len(c.Find(catalog.Filter{App: "ghl", Kind: catalog.KindAction})); n != 71 {
 		t.Errorf("ghl actions: %d, want 71", n)
@@ -128,8 +128,8 @@ func TestUniqueIDs(t *testing.T) {
 		}
 		seen[op.ID] = true
 	}
-	if len(seen) != 156 {
-		t.Errorf("%d operations, want 156 (126 GHL + 30 referral apps)", len(seen))
+	if len(seen) != 163 {
+		t.Errorf("%d operations, want 163 (127 GHL + 36 referral apps)", len(seen))
 	}
 }
 

@@ -106,6 +106,10 @@ type Step struct {
 	Connection string
 	Input      map[string]*Value
 	Line       int
+	// When, if set, renders to "true" for the step to run; otherwise the
+	// step is skipped and its output is empty ({}) for later steps, so
+	// "find, then create or update" needs no code.
+	When *Value
 }
 
 // RecipeLoader loads and validates recipes against a catalog.
@@ -202,6 +206,7 @@ type recipeFile struct {
 		Name       string         `yaml:"name" doc:"a name for the step, for people"`
 		Op         string         `yaml:"op" required:"true" doc:"an action operation id ('ghlflow catalog list --kind action')"`
 		Connection string         `yaml:"connection" doc:"the connection to call with (default: the trigger's, for the same app)"`
+		When       string         `yaml:"when" doc:"a template; the step runs when it renders true, otherwise it is skipped and its output is empty"`
 		Input      map[string]any `yaml:"input" doc:"inputs of the operation; text may use templates over .trigger, .steps.N, .recipe, .tenant, .connection"`
 	} `yaml:"steps" required:"true" minimum:"1" doc:"the actions run for each new item, in order"`
 }
@@ -350,12 +355,39 @@ func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
 		if op != nil {
 			step.Input = l.compileInputs(d, field(n, "input"), n, op, top, s.Input, i, len(f.Steps), "input")
 		}
+		if s.When != "" {
+			step.When = compileWhen(d, at(n, "when"), s.When, i)
+		}
 		r.Steps = append(r.Steps, step)
 	}
 	if err := d.errs.Err(); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// compileWhen compiles step i's when: template; it may use .trigger and
+// the steps before step i.
+func compileWhen(d *decoder, n *yaml.Node, src string, i int) *Value {
+	v, err := CompileValue("when", src)
+	if err != nil {
+		d.errorAt(n, "fix the template syntax, e.g. '{{ not .steps.0.id }}'", "when: %v", err)
+		return nil
+	}
+	if !v.IsTemplate() {
+		d.errorAt(n, "write a template that renders true or false, e.g. '{{ .steps.0.id }}'", "when: %q is not a template", src)
+		return nil
+	}
+	for _, ref := range v.StepRefs() {
+		if ref >= i {
+			fix := "step 0 runs first; test .trigger fields"
+			if i > 0 {
+				fix = fmt.Sprintf("a step's when can use only the steps before it (0 to %d)", i-1)
+			}
+			d.errorAt(n, fix, "when refers to step %d, which has not run yet at step %d", ref, i)
+		}
+	}
+	return v
 }
 
 // checkRoles checks a recipe's declared roles: each names a catalog app and

@@ -12,20 +12,23 @@ func TestShippedRecipesValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, _ := filepath.Glob("recipes/*.yaml")
-	if len(files) < 3 {
-		t.Fatalf("want at least 3 shipped recipes, found %d", len(files))
-	}
-	rs, err := catalog.LoadRecipes(c, "recipes")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rs) != len(files) {
-		t.Fatalf("loaded %d recipes from %d files", len(rs), len(files))
-	}
-	for _, r := range rs {
-		if r.Trigger.Dedup == "" || len(r.Steps) == 0 {
-			t.Errorf("%s: dedup %q, %d steps", r.Name, r.Trigger.Dedup, len(r.Steps))
+	// The top folder and each pack folder (recipes/referrizer, ...).
+	for _, dir := range []string{"recipes", "recipes/tenants", "recipes/referrizer", "recipes/referralrock"} {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+		if len(files) < 2 {
+			t.Fatalf("%s: want at least 2 shipped recipes, found %d", dir, len(files))
+		}
+		rs, err := catalog.LoadRecipes(c, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) != len(files) {
+			t.Fatalf("%s: loaded %d recipes from %d files", dir, len(rs), len(files))
+		}
+		for _, r := range rs {
+			if r.Trigger.Dedup == "" || len(r.Steps) == 0 {
+				t.Errorf("%s: dedup %q, %d steps", r.Name, r.Trigger.Dedup, len(r.Steps))
+			}
 		}
 	}
 }

@@ -7,12 +7,16 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"github.com/tidwall/gjson"
 
 	"github.com/ghlflow/ghlflow/actions"
+	"github.com/ghlflow/ghlflow/catalog"
+	"github.com/ghlflow/ghlflow/engine/echo"
 	"github.com/ghlflow/ghlflow/engine/history"
 	"github.com/ghlflow/ghlflow/engine/internal/rdb"
 	"github.com/ghlflow/ghlflow/engine/policy"
@@ -26,6 +30,9 @@ const (
 	ChainFailed    = "failed"
 	ChainPaused    = "paused"
 	ChainRemoved   = "removed"
+	// ChainEcho is an item skipped as the echo of a write of ghlflow's own
+	// (engine/echo): a two-way sync does not send it back.
+	ChainEcho = "echo"
 )
 
 // ChainResult is what one run of a chain task did.
@@ -76,7 +83,10 @@ type Chainer struct {
 	// chain over the cap goes back to the queue (ChainBusy) without
 	// spending a retry. Recipes naming connections are not capped.
 	TenantCap int
-	Logger    *slog.Logger
+	// Echo, when set, recognises items that are the echo of a step's own
+	// write; they end as ChainEcho without running the steps.
+	Echo   *echo.Store
+	Logger *slog.Logger
 
 	gate tenantGate
 }
@@ -143,6 +153,11 @@ func (c *Chainer) Run(ctx context.Context, pl ChainPayload, taskID string) (res 
 		return res
 	}
 	defer release()
+	if c.isEcho(ctx, sub, pl) {
+		res.Status = ChainEcho
+		c.Stats.echoed()
+		return res
+	}
 	item, ok := c.admit(sub, pl, &res)
 	if !ok {
 		return res
@@ -215,8 +230,11 @@ func (c *Chainer) runSteps(ctx context.Context, sub *Subscription, pl ChainPaylo
 		}
 		input = nil
 		start := time.Now()
-		out, err := c.Runner.RunStepFor(ctx, r, i, b, item, outs)
+		out, ran, err := c.Runner.RunStepWhen(ctx, r, i, b, item, outs)
 		step := history.Step{Op: op, Status: "done", Input: history.StepJSON(input), Took: time.Since(start)}
+		if !ran {
+			step.Status = "skipped"
+		}
 		if err != nil {
 			step.Status, step.Error = "failed", err.Error()
 			res.Record.Steps = append(res.Record.Steps, step)
@@ -230,6 +248,55 @@ func (c *Chainer) runSteps(ctx context.Context, sub *Subscription, pl ChainPaylo
 		res.Record.Steps = append(res.Record.Steps, step)
 	}
 	res.Status = ChainCompleted
+}
+
+// isEcho reports whether the item is the echo of a step's own write to the
+// same object through the trigger's connection.
+func (c *Chainer) isEcho(ctx context.Context, sub *Subscription, pl ChainPayload) bool {
+	if c.Echo == nil || sub.Op == nil || sub.Op.ItemID == "" || strings.HasPrefix(sub.Op.ItemID, "[") {
+		return false
+	}
+	id := gjson.GetBytes(pl.Item, sub.Op.ItemID).String()
+	var item map[string]any
+	if id == "" || json.Unmarshal(pl.Item, &item) != nil {
+		return false
+	}
+	changes := sub.Dedup == catalog.DedupUpdated || sub.Dedup == catalog.DedupChanged
+	hit, err := c.Echo.Match(ctx, sub.Connection, id, sub.ID, changes, item)
+	if err != nil {
+		c.logger().Warn("chain echo", "sub", pl.Sub, "item", pl.ItemKey, "err", err)
+	}
+	return hit
+}
+
+// RecordWrite keeps the fingerprint of a step's write (actions.Runner's
+// OnWrite): the object is the output's id, or the last path input named
+// *Id (the contact whose tags a step added). A POST whose output names an
+// object its path does not (a task created under a contact) created it.
+func (c *Chainer) RecordWrite(ctx context.Context, w actions.Write) {
+	if c.Echo == nil {
+		return
+	}
+	id := outputID(w.Output)
+	created := id != "" && w.Op.Method == "POST"
+	for _, in := range w.Op.Inputs {
+		v, ok := w.Input[in.Name].(string)
+		if !ok || in.In != "path" || v == "" {
+			continue
+		}
+		if v == id {
+			created = false
+		}
+		if outputID(w.Output) == "" && strings.HasSuffix(in.Name, "Id") {
+			id = v
+		}
+	}
+	if id == "" {
+		return
+	}
+	if err := c.Echo.Record(ctx, w.Connection, id, created, w.Input); err != nil {
+		c.logger().Warn("chain echo record", "op", w.Op.ID, "err", err)
+	}
 }
 
 // resumed returns step i's output checkpointed by an earlier attempt.

@@ -21,6 +21,7 @@ import (
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/ghlflow/ghlflow/engine/dedup"
+	"github.com/ghlflow/ghlflow/engine/echo"
 	"github.com/ghlflow/ghlflow/engine/history"
 	rdbkeys "github.com/ghlflow/ghlflow/engine/internal/rdb"
 	"github.com/ghlflow/ghlflow/engine/recipestore"
@@ -100,6 +101,9 @@ type Config struct {
 	// (default 2 s).
 	TenantRefresh time.Duration
 	Logger        *slog.Logger
+	// EchoWindow is how long the fingerprint of a step's write waits for
+	// its echo (engine/echo; echo.DefaultWindow when 0).
+	EchoWindow time.Duration
 }
 
 // Engine runs recipes: the scheduler, the poll and chain workers and the
@@ -129,6 +133,11 @@ type Engine struct {
 	tenantVersion int64
 	stored        *recipestore.Store
 	recipeVersion int64
+	// roles are the roles Run started (for the saturation warning: a
+	// scheduler alone serves no polls).
+	roles Roles
+	// ready is set once RunRoles started its roles.
+	ready atomic.Bool
 }
 
 // New builds an Engine and loads the recipes; a bad recipe is an error.
@@ -186,13 +195,20 @@ func New(cfg Config) (*Engine, error) {
 		Queue: e.client, ChainQueue: QueueName(cfg.Prefix, QueueChain), ChainRetention: cfg.Retention, ChainOptions: []asynq.Option{asynq.MaxRetry(12)},
 		Recorder: e.History, Pauser: e.pauses, Budget: pollBudget, Stats: e.stats, Logger: log,
 		Connections: cfg.Connections, Pace: TenantPace(cfg.Catalog), Pacer: RedisPacer{Redis: cfg.Redis, Keys: rdbkeys.NewKeys(cfg.Prefix)},
-		TenantCap: max(0, cfg.TenantPolls), SubPauses: NewSubPauses(cfg.Redis, cfg.Prefix)}
+		TenantCap: max(0, cfg.TenantPolls), Metrics: cfg.Metrics,
+		SubPauses: NewSubPauses(cfg.Redis, cfg.Prefix)}
 	if cfg.SharePolls {
 		e.Poller.Shared = NewSharedPages(cfg.Redis, cfg.Prefix)
 	}
-	e.Chainer = &Chainer{Subs: e.reg, Runner: &actions.Runner{Catalog: cfg.Catalog, Caller: cfg.Caller}, Redis: cfg.Redis,
+	var stepCaller actions.Caller = cfg.Caller
+	if cfg.Metrics != nil {
+		stepCaller = timedCaller{Caller: cfg.Caller, m: cfg.Metrics}
+	}
+	e.Chainer = &Chainer{Subs: e.reg, Runner: &actions.Runner{Catalog: cfg.Catalog, Caller: stepCaller}, Redis: cfg.Redis,
 		Prefix: cfg.Prefix, Retention: cfg.Retention, History: e.History, Pauser: e.pauses, OnDone: cfg.OnChain, Stats: e.stats,
-		Logger: log, Connections: cfg.Connections, TenantCap: max(0, cfg.TenantChains)}
+		Logger: log, Connections: cfg.Connections, TenantCap: max(0, cfg.TenantChains),
+		Echo: &echo.Store{Redis: cfg.Redis, Prefix: cfg.Prefix, Window: cfg.EchoWindow}}
+	e.Chainer.Runner.OnWrite = e.Chainer.RecordWrite
 	if cfg.Locations != nil {
 		e.Router = &Router{Events: webhook.NewStore(cfg.Redis, cfg.Prefix), Subs: e.reg, Poller: e.Poller,
 			Locations: cfg.Locations, Metrics: cfg.WebhookMetrics, Logger: log}
@@ -211,6 +227,11 @@ func New(cfg Config) (*Engine, error) {
 		scheduler.Options{Prefix: cfg.Prefix, TickEvery: cfg.TickEvery, Logger: log, OnSkip: e.onSkip})
 	if err := e.load(context.Background()); err != nil {
 		return nil, err
+	}
+	if cfg.Metrics != nil {
+		if err := cfg.Metrics.Registry.Register(newStateCollector(e)); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
 	}
 	return e, nil
 }
@@ -270,56 +291,6 @@ func (e *Engine) Reload(ctx context.Context) error {
 		e.log.Error("reload refused, the running recipes stay", "err", err)
 		return err
 	}
-	return nil
-}
-
-// Run runs the scheduler and the workers until ctx ends, reloading the
-// recipes on file changes and SIGHUP, then shuts down gracefully.
-func (e *Engine) Run(ctx context.Context) error {
-	queues := make(map[string]int, len(e.cfg.Priorities))
-	for base, weight := range e.cfg.Priorities {
-		queues[QueueName(e.cfg.Prefix, base)] = weight
-	}
-	srv := asynq.NewServerFromRedisClient(e.cfg.Redis, asynq.Config{
-		Concurrency:     e.cfg.PollConcurrency + e.cfg.ChainConcurrency,
-		Queues:          queues,
-		RetryDelayFunc:  RetryDelay,
-		IsFailure:       IsFailure,
-		ErrorHandler:    failures{log: e.log, reg: e.reg, stats: e.stats},
-		ShutdownTimeout: e.cfg.ShutdownTimeout,
-		// A poll enqueued while the queues were empty waits at most this
-		// long for a worker (asynq's default is a second).
-		TaskCheckInterval: 200 * time.Millisecond,
-		Logger:            slogAdapter{e.log},
-	})
-	mux := asynq.NewServeMux()
-	mux.Handle(TypePoll, e.countPolls(e.Poller))
-	mux.Handle(TypeChain, e.Chainer)
-	if err := srv.Start(mux); err != nil {
-		return fmt.Errorf("start workers: %w", err)
-	}
-	defer e.client.Close()
-	defer srv.Shutdown()
-	e.plan(ctx) // the first ticks already keep to the budgets
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := e.sched.Run(ctx); err != nil {
-			e.log.Error("scheduler", "err", err)
-		}
-	})
-	wg.Go(func() { e.watch(ctx) })
-	if e.Router != nil {
-		wg.Go(func() {
-			if err := e.Router.Run(ctx); err != nil {
-				e.log.Error("webhook router", "err", err)
-			}
-		})
-	}
-	wg.Go(func() { e.watchTenants(ctx) })
-	wg.Go(func() { e.watchLoad(ctx) })
-	wg.Go(func() { e.summarize(ctx, e.cfg.SummaryEvery) })
-	wg.Wait()
-	e.log.Info("shutting down")
 	return nil
 }
 

@@ -17,9 +17,10 @@ import (
 // policy fails it or pauses its connection, or its retries are spent).
 // The tries before are logged at debug level.
 type failures struct {
-	log   *slog.Logger
-	reg   *Registry
-	stats *Stats
+	log     *slog.Logger
+	reg     *Registry
+	stats   *Stats
+	metrics *Metrics
 }
 
 // HandleError implements asynq.ErrorHandler.
@@ -29,6 +30,9 @@ func (f failures) HandleError(ctx context.Context, t *asynq.Task, err error) {
 		f.stats.failed()
 	}
 	attrs := f.about(t, err)
+	if id, ok := asynq.GetTaskID(ctx); ok {
+		attrs = append(attrs, "run", id)
+	}
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	final := d.Action == policy.Fail || d.Action == policy.Pause || (d.Counts() && retried >= maxRetry)
@@ -41,19 +45,25 @@ func (f failures) HandleError(ctx context.Context, t *asynq.Task, err error) {
 		f.log.Debug(kind+" failed, will try again", append(attrs, "next", d.Action.String())...)
 		return
 	}
+	if f.metrics != nil {
+		f.metrics.Failures.WithLabelValues(kind, d.Action.String()).Inc()
+	}
 	f.log.Warn(kind+" failed", append(attrs, "action", d.Action.String())...)
 }
 
-// about names the recipe, subscription, connection (and item) a task is
-// for.
+// about names the tenant, recipe, subscription, connection (and item) a
+// task is for.
 func (f failures) about(t *asynq.Task, err error) []any {
 	var attrs []any
-	var sub, recipe, conn string
+	var sub, recipe, conn, tenantID string
 	switch t.Type() {
 	case TypePoll:
 		var pl PollPayload
 		if json.Unmarshal(t.Payload(), &pl) == nil {
 			sub = pl.Sub
+			// A subscription's polls share one task id; the slot tells
+			// them apart.
+			attrs = append(attrs, "slot", pl.Slot)
 		}
 	case TypeChain:
 		var pl ChainPayload
@@ -64,10 +74,13 @@ func (f failures) about(t *asynq.Task, err error) []any {
 	}
 	if s, ok := f.reg.Get(sub); ok {
 		recipe, conn = s.Recipe.Name, s.Connection
+		if s.Tenant != nil {
+			tenantID = s.Tenant.ID
+		}
 	}
 	var te *transport.Error
 	if errors.As(err, &te) && te.Connection != "" {
 		conn = te.Connection
 	}
-	return append([]any{"recipe", recipe, "sub", sub, "connection", conn}, attrs...)
+	return append([]any{"tenant", tenantID, "recipe", recipe, "sub", sub, "connection", conn}, attrs...)
 }

@@ -20,9 +20,9 @@ type Mount struct {
 }
 
 // Handler serves the engine's HTTP side: the asynq web UI at /monitoring
-// (read-only), /healthz (Redis answers), /metrics (Prometheus) and the
-// mounts (the webhook receiver at WebhookPath). The returned close
-// function releases the UI's Redis connections.
+// (read-only), /healthz (Redis answers), when reg is set /metrics
+// (Prometheus), and the mounts (the webhook receiver at WebhookPath). The
+// returned close function releases the UI's Redis connections.
 func Handler(rdb redis.UniversalClient, redisOpt asynq.RedisConnOpt, reg *prometheus.Registry, mounts ...Mount) (http.Handler, func() error) {
 	mux := http.NewServeMux()
 	for _, m := range mounts {
@@ -38,9 +38,8 @@ func Handler(rdb redis.UniversalClient, redisOpt asynq.RedisConnOpt, reg *promet
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	if reg == nil {
-		reg = prometheus.NewRegistry()
+	if reg != nil {
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	}
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return mux, mon.Close
 }

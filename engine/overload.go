@@ -91,8 +91,11 @@ func (e *Engine) warnSaturated(w loadWindow, now scheduler.Counts) {
 	secs := time.Since(w.start).Seconds()
 	demanded := float64(now.Enqueued-w.counts.Enqueued+skipped) / secs
 	served := float64(e.served.Load()-w.served) / secs
-	attrs := []any{"demanded_per_s", round1(demanded), "served_per_s", round1(served), "skipped", skipped,
+	attrs := []any{"demanded_per_s", round1(demanded), "skipped", skipped,
 		"window", time.Duration(secs * float64(time.Second)).Round(time.Second)}
+	if e.roles&RoleWorker != 0 {
+		attrs = append(attrs, "served_per_s", round1(served))
+	}
 	if info, err := e.inspector.GetQueueInfo(QueueName(e.cfg.Prefix, QueuePoll)); err == nil {
 		attrs = append(attrs, "queued", info.Pending, "running", info.Active)
 	}

@@ -98,6 +98,8 @@ type Poller struct {
 	Stats    *Stats
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// Metrics, when set, counts the polls by result, their lag and items.
+	Metrics *Metrics
 	// SubPauses, when set, skips the polls of paused subscriptions.
 	SubPauses *SubPauses
 }
@@ -195,6 +197,13 @@ func (p *Poller) now() time.Time {
 
 // record keeps rec in the run history, if there is one.
 func (p *Poller) record(ctx context.Context, rec *history.Poll) {
+	if p.Metrics != nil {
+		var every time.Duration
+		if sub, ok := p.Subs.Get(rec.Sub); ok {
+			every = sub.Every
+		}
+		p.Metrics.observePoll(rec, every)
+	}
 	if p.Recorder == nil {
 		return
 	}

@@ -554,6 +554,18 @@ func TestScheduledPolls(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+		// The poll records its history just before its task ends; the next
+		// slot would meet it still running (one poll in flight) and skip.
+		for {
+			q, err := e.insp.GetQueueInfo(pollQueue)
+			if err == nil && q.Active == 0 && q.Pending == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("slot %d: the poll task did not finish: %+v %v", slot, q, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		if slot < 3 {
 			ids = append(ids, e.addContacts(2)...)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/ghlflow/ghlflow/engine/connstate"
 	"github.com/ghlflow/ghlflow/engine/dedup"
+	"github.com/ghlflow/ghlflow/engine/echo"
 	"github.com/ghlflow/ghlflow/engine/history"
 	rdbkeys "github.com/ghlflow/ghlflow/engine/internal/rdb"
 	"github.com/ghlflow/ghlflow/engine/ratelimit"
@@ -146,7 +147,8 @@ func deleteSubTasks(ctx context.Context, rdb redis.UniversalClient, prefix strin
 
 // deleteTenantConnections lifts the pauses of the tenant's connections and
 // deletes those no other tenant uses: the stored connection with its
-// sealed credential and its location's rate-limit counters.
+// sealed credential, its location's rate-limit counters and its write
+// fingerprints.
 func deleteTenantConnections(ctx context.Context, rdb redis.UniversalClient, prefix string, store *tenant.Store, t *tenant.Tenant) (int, error) {
 	others, _, err := store.List(ctx)
 	if err != nil {
@@ -165,6 +167,9 @@ func deleteTenantConnections(ctx context.Context, rdb redis.UniversalClient, pre
 		}
 		if err := connstate.New(rdb, prefix).Lift(ctx, conn); err != nil {
 			return n, fmt.Errorf("pause of %s: %w", conn, err)
+		}
+		if err := echo.Forget(ctx, rdb, prefix, conn); err != nil {
+			return n, err
 		}
 		c, err := auth.GetConnection(ctx, rdb, prefix, conn)
 		if err != nil {

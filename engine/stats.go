@@ -9,7 +9,7 @@ import (
 // Stats counts what the engine did since the last summary line. A nil
 // *Stats counts nothing.
 type Stats struct {
-	polls, items, chains, errors atomic.Int64
+	polls, items, chains, errors, echoes atomic.Int64
 }
 
 // Summary is what the engine did in one period.
@@ -17,6 +17,14 @@ type Summary struct {
 	// Polls and Chains are the poll and chain runs, Items the new items
 	// the polls found, Errors the runs that failed (retried or not).
 	Polls, Items, Chains, Errors int64
+	// Echoes are the items skipped as the echo of ghlflow's own writes.
+	Echoes int64
+}
+
+func (s *Stats) echoed() {
+	if s != nil {
+		s.echoes.Add(1)
+	}
 }
 
 func (s *Stats) polled(items int) {
@@ -40,7 +48,7 @@ func (s *Stats) failed() {
 
 // Take returns the counts since the last Take and starts again from zero.
 func (s *Stats) Take() Summary {
-	return Summary{Polls: s.polls.Swap(0), Items: s.items.Swap(0), Chains: s.chains.Swap(0), Errors: s.errors.Swap(0)}
+	return Summary{Polls: s.polls.Swap(0), Items: s.items.Swap(0), Chains: s.chains.Swap(0), Errors: s.errors.Swap(0), Echoes: s.echoes.Swap(0)}
 }
 
 // summarize logs one line of counts every period until ctx ends.

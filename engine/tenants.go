@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ghlflow/ghlflow/catalog"
@@ -18,6 +19,10 @@ func (e *Engine) bind(rs []*catalog.Recipe, t *tenant.Tenant) ([]*Subscription, 
 	var out []*Subscription
 	for _, r := range rs {
 		if !t.Applies(e.cfg.Catalog, r) {
+			if t.Selects(e.cfg.Catalog, r) {
+				e.log.Info("recipe not run for tenant: it has no connection for a role", "tenant", t.ID,
+					"recipe", r.Name, "missing", strings.Join(t.MissingRoles(r), ","))
+			}
 			continue
 		}
 		s, err := NewTenantSubscription(e.cfg.Catalog, r, t)

@@ -30,6 +30,7 @@ var opHandlers = map[string]handler{
 	"ghl.contacts.tasks.update":   hUpdateTask(false),
 	"ghl.contacts.tasks.complete": hUpdateTask(true),
 	"ghl.contacts.tasks.delete":   hDeleteChild(tasksCol, "taskId", "Task"),
+	"ghl.tasks.search":            hSearchTasks,
 
 	"ghl.contacts.notes.list":   hListChildren(notesCol, "notes"),
 	"ghl.contacts.notes.get":    hGetChild(notesCol, "note", "id", "Note"),

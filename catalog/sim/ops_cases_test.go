@@ -562,6 +562,14 @@ func cases() map[string]opCase {
 		}, check: expectField("referrizer.loyalty_rewards.get", func(f *fixture, b []byte) map[string]any {
 			return map[string]any{"loyaltyRewardId": f.ids["loyalty"]}
 		}, "title", "Free tea")},
+		"referrizer.tasks.update": {input: func(f *fixture) map[string]any {
+			id := f.create("referrizer.tasks.create", f.rz, map[string]any{"contactId": f.ids["rzContact"], "title": "Call"}, "id")
+			return map[string]any{"taskId": id, "completed": true}
+		}, check: func(t *testing.T, f *fixture, b []byte) {
+			if !gjson.GetBytes(b, "completed").Bool() || gjson.GetBytes(b, "title").String() != "Call" {
+				t.Fatalf("task update: %s", b)
+			}
+		}},
 		"referrizer.contacts.tags.add": {input: func(f *fixture) map[string]any {
 			return map[string]any{"contactId": f.ids["rzContact"], "tags": []any{"gold"}}
 		}, check: func(t *testing.T, f *fixture, b []byte) {

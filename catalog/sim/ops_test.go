@@ -219,7 +219,7 @@ func checkShape(t *testing.T, op *catalog.Operation, b []byte) {
 			t.Fatalf("object without %s: %s", op.ItemID, b)
 		}
 	case op.Output != "":
-		if !gjson.GetBytes(b, op.Output).IsObject() {
+		if out := gjson.GetBytes(b, op.Output); !out.IsObject() && !out.IsArray() {
 			t.Fatalf("no object at output %q: %s", op.Output, b)
 		}
 	}

@@ -86,7 +86,11 @@ func init() {
 		"referralrock.webhooks.unsubscribe": {act: "delete", col: colRRHooks, idField: "web_hook_id", idParam: "web_hook_id",
 			result: map[string]any{"message": "Webhook removed"}},
 
-		"referrizer.contacts.new":             {act: "list", col: colRZContacts},
+		"referrizer.contacts.new": {act: "list", col: colRZContacts, filters: map[string]string{"email": "email", "phone": "phone"}},
+		"referrizer.contacts.get": {act: "get", col: colRZContacts, idParam: "contactId"},
+		"referrizer.tasks.new": {act: "list", col: colRZTasks,
+			filters: map[string]string{"externalId": "externalId", "contactId": "contactId"}},
+		"referrizer.tasks.update":             {act: "update", col: colRZTasks, idParam: "taskId", updated: "updatedAt"},
 		"referrizer.loyalty_rewards.new":      {act: "list", col: colRZRewards},
 		"referrizer.loyalty_rewards.get":      {act: "get", col: colRZRewards, idParam: "loyaltyRewardId"},
 		"referrizer.loyalty_rewards.redeemed": {act: "list", col: colRZRedeems},
@@ -100,7 +104,7 @@ func init() {
 			parent: &parentRef{colRZRewards, "loyaltyRewardId", "Loyalty reward"}},
 		"referrizer.contacts.notes.add": {act: "create", col: colRZNotes, ids: "hex", created: "createdAt",
 			parent: &parentRef{colRZContacts, "contactId", "Contact"}, mutate: pathContact},
-		"referrizer.tasks.create": {act: "create", col: colRZTasks, ids: "hex", created: "createdAt",
+		"referrizer.tasks.create": {act: "create", col: colRZTasks, ids: "hex", created: "createdAt", updated: "updatedAt",
 			parent: &parentRef{colRZContacts, "contactId", "Contact"},
 			defaults: func(s *Server, l *location, now time.Time) map[string]any {
 				return map[string]any{"status": "OPEN", "completed": false}

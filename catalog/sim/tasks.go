@@ -2,6 +2,7 @@ package sim
 
 import (
 	"net/http"
+	"strings"
 )
 
 // taskFields and noteFields are the writable properties of contact tasks and
@@ -144,4 +145,52 @@ func hUpdateNote(s *Server, c *call) (int, any) {
 		s.emitRaw(c.loc.id, "NoteUpdate", raw)
 	}
 	return st, body
+}
+
+// hSearchTasks is POST /locations/{locationId}/tasks/search: the tasks of
+// every contact, oldest contact first, filtered by contactId[], completed
+// and query (in the title), then skip and limit.
+func hSearchTasks(s *Server, c *call) (int, any) {
+	l := c.loc
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	ids, _ := c.body["contactId"].([]any)
+	done, byDone := c.body["completed"].(bool)
+	q := strings.ToLower(c.bodyStr("query"))
+	var hits []*object
+	if cc := l.col(colContacts, false); cc != nil {
+		for _, ct := range cc.order {
+			if len(ids) > 0 && !contains(anyStrings(ids), ct.id) {
+				continue
+			}
+			tc := l.col(tasksCol(ct.id), false)
+			if tc == nil {
+				continue
+			}
+			for _, o := range tc.order {
+				if byDone && o.data["completed"] != done {
+					continue
+				}
+				if q != "" && !strings.Contains(lower(o.data["title"]), q) {
+					continue
+				}
+				hits = append(hits, o)
+			}
+		}
+	}
+	skip, limit := intArg(c.body["skip"], 0), intArg(c.body["limit"], 25)
+	if skip >= len(hits) {
+		hits = nil
+	} else {
+		hits = hits[skip:min(skip+limit, len(hits))]
+	}
+	return http.StatusOK, listBody("tasks", rawArray(hits), nil)
+}
+
+func anyStrings(v []any) []string {
+	out := make([]string, 0, len(v))
+	for _, x := range v {
+		out = append(out, fmtAny(x))
+	}
+	return out
 }

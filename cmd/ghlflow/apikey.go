@@ -7,8 +7,6 @@ import (
 	"io"
 	"text/tabwriter"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/apikey"
 )
@@ -38,12 +36,11 @@ func apikeyCommand(stdout, stderr io.Writer) *command {
 					fmt.Fprintf(stderr, "usage: ghlflow apikey %s %s\nRun 'ghlflow apikey %s --help' for its flags.\n", name, args, name)
 					return 2
 				}
-				opt, err := redisOptions(redisURL)
+				rdb, err := dialRedis(redisURL)
 				if err != nil {
 					fmt.Fprintln(stderr, "ghlflow apikey:", err)
 					return 2
 				}
-				rdb := redis.NewClient(opt)
 				defer rdb.Close()
 				if err := act(ctx, apikey.New(rdb, prefix, ""), tenantID, keyName, pos); err != nil {
 					fmt.Fprintln(stderr, "ghlflow apikey "+name+":", err)

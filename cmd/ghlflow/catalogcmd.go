@@ -12,11 +12,10 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/auth"
+	"github.com/ghlflow/ghlflow/engine/tenant"
 )
 
 func loadCatalog() (*catalog.Catalog, bool) {
@@ -320,10 +319,40 @@ func lintRecipes(ctx context.Context, paths []string, connFile, redisURL, prefix
 	for _, w := range auth.CheckScopes(c, recipes, conns) {
 		fmt.Fprintln(os.Stderr, w)
 	}
+	if redisURL != "" {
+		if err := tenantNotes(ctx, os.Stderr, c, recipes, redisURL, prefix); err != nil {
+			fmt.Fprintln(os.Stderr, "ghlflow recipe lint:", err)
+			return 1
+		}
+	}
 	for _, r := range recipes {
 		fmt.Printf("ok  %s  %s (%s every %s, %d step(s))\n", r.File, r.Name, r.Trigger.Op, r.Trigger.Every, len(r.Steps))
 	}
 	return 0
+}
+
+// tenantNotes says, for each stored tenant, which recipes written for
+// tenants it selects but does not run because it has no connection for one
+// of their roles.
+func tenantNotes(ctx context.Context, w io.Writer, c *catalog.Catalog, recipes []*catalog.Recipe, redisURL, prefix string) error {
+	rdb, err := dialRedis(redisURL)
+	if err != nil {
+		return fmt.Errorf("--redis: %w", err)
+	}
+	defer rdb.Close()
+	tenants, _, err := tenant.NewStore(rdb, prefix).List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range tenants {
+		for _, r := range recipes {
+			if missing := t.MissingRoles(r); t.Selects(c, r) && len(missing) > 0 {
+				fmt.Fprintf(w, "%s:%d: note: tenant %s does not run %s: no connection for role %s (ghlflow tenant add %s --connection %s=CONNECTION)\n",
+					r.File, r.Line, t.ID, r.Name, strings.Join(missing, ", "), t.ID, missing[0])
+			}
+		}
+	}
+	return nil
 }
 
 // connectionApps maps connection ids to their app, as the recipe loader
@@ -339,11 +368,10 @@ func connectionApps(conns []auth.Connection) map[string]string {
 // storedConnections reads the connections of the store at redisURL, without
 // their credentials (which lint never opens).
 func storedConnections(ctx context.Context, redisURL, prefix string) ([]auth.Connection, error) {
-	opt, err := redisOptions(redisURL)
+	rdb, err := dialRedis(redisURL)
 	if err != nil {
 		return nil, fmt.Errorf("--redis: %w", err)
 	}
-	rdb := redis.NewClient(opt)
 	defer rdb.Close()
 	return auth.ListConnections(ctx, rdb, prefix)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ghlflow/ghlflow/catalog"
+	"github.com/ghlflow/ghlflow/engine/redisconn"
 )
 
 // runFunc is a command's entry point: it gets the positional arguments left
@@ -38,20 +39,21 @@ type command struct {
 
 // root is the command tree of ghlflow.
 func root() *command {
-	return &command{name: "ghlflow", summary: "a polling trigger engine for HighLevel and the referral apps", subs: []*command{
+	subs := []*command{
 		apikeyCommand(os.Stdout, os.Stderr),
 		benchCommand(),
 		catalogCommand(),
 		connectCommand(),
 		recipeCommand(),
-		runCommand(),
 		schemaCommand(),
 		simCommand(),
 		tenantCommand(os.Stdout, os.Stderr),
-		{name: "version", summary: "print the version and the source revision", setup: func(*flag.FlagSet) runFunc {
-			return func(context.Context, []string) int { fmt.Println(versionText()); return 0 }
-		}},
-	}}
+	}
+	subs = append(subs, roleCommands()...)
+	subs = append(subs, &command{name: "version", summary: "print the version and the source revision", setup: func(*flag.FlagSet) runFunc {
+		return func(context.Context, []string) int { fmt.Println(versionText()); return 0 }
+	}})
+	return &command{name: "ghlflow", summary: "a polling trigger engine for HighLevel and the referral apps", subs: subs}
 }
 
 // execute runs cmd, called as path, with args. Help goes to stdout with exit
@@ -210,7 +212,7 @@ const defaultRedisURL = "redis://127.0.0.1:6379/0"
 
 // redisFlag registers --redis on fs, into p.
 func redisFlag(fs *flag.FlagSet, p *string) {
-	fs.StringVar(p, "redis", defaultRedis(), "Redis URL (redis://[user:password@]host:port/db); env REDIS_URL, or REDIS_ADDR as host:port")
+	fs.StringVar(p, "redis", defaultRedis(), "Redis URL: redis://[user:password@]host:port/db, rediss://, redis-sentinel://HOST:PORT,.../MASTER, redis-cluster://HOST:PORT,...; env REDIS_URL, or REDIS_ADDR as host:port")
 }
 
 func defaultRedis() string {
@@ -223,14 +225,25 @@ func defaultRedis() string {
 	return defaultRedisURL
 }
 
-// redisOptions reads a --redis value: a redis:// URL, or a bare host:port.
-func redisOptions(s string) (*redis.Options, error) {
+// parseRedis reads a --redis value: any URL redisconn reads (redis://,
+// rediss://, redis-sentinel://, redis-cluster://), or a bare host:port.
+func parseRedis(s string) (*redisconn.Options, error) {
 	if !strings.Contains(s, "://") {
-		return &redis.Options{Addr: s}, nil
+		s = "redis://" + s
 	}
-	opt, err := redis.ParseURL(s)
+	o, err := redisconn.Parse(s)
 	if err != nil {
 		return nil, fmt.Errorf("--redis: %w", err)
 	}
-	return opt, nil
+	return o, nil
+}
+
+// dialRedis returns a client of the Redis a --redis value names; the
+// caller closes it.
+func dialRedis(s string) (redis.UniversalClient, error) {
+	o, err := parseRedis(s)
+	if err != nil {
+		return nil, err
+	}
+	return o.Client(), nil
 }

@@ -82,15 +82,15 @@ func (c *oauthFlags) register(fs *flag.FlagSet) {
 }
 
 // connectRedis connects to the Redis of the store.
-func (c *storeFlags) connectRedis(ctx context.Context) (*redis.Client, error) {
-	opt, err := redisOptions(c.redisURL)
+func (c *storeFlags) connectRedis(ctx context.Context) (redis.UniversalClient, error) {
+	o, err := parseRedis(c.redisURL)
 	if err != nil {
 		return nil, err
 	}
-	rdb := redis.NewClient(opt)
+	rdb := o.Client()
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		rdb.Close()
-		return nil, fmt.Errorf("redis %s: %w", opt.Addr, err)
+		return nil, fmt.Errorf("redis %s: %w", strings.Join(o.Addrs(), ","), err)
 	}
 	// Connections stored by earlier versions move to their current keys.
 	if _, err := auth.MoveLegacyKeys(ctx, rdb, c.prefix); err != nil {
@@ -102,7 +102,7 @@ func (c *storeFlags) connectRedis(ctx context.Context) (*redis.Client, error) {
 
 // open connects to Redis and builds the connection store; oauth may be nil
 // when the subcommand makes no OAuth call.
-func (c *storeFlags) open(ctx context.Context, oauth *oauthFlags, redirect string) (*auth.Store, *redis.Client, error) {
+func (c *storeFlags) open(ctx context.Context, oauth *oauthFlags, redirect string) (*auth.Store, redis.UniversalClient, error) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	keys, err := auth.LoadKeyring(auth.KeyConfig{Dev: c.dev, DevFile: c.devKeyFile, Logger: log})
 	if err != nil {
@@ -395,7 +395,7 @@ func printConnections(list []auth.Connection) {
 
 // storeAction sets up a subcommand that acts on one named connection of
 // the store.
-func storeAction(sub string, fs *flag.FlagSet, oauth bool, act func(ctx context.Context, store *auth.Store, rdb *redis.Client, prefix, name string) error) runFunc {
+func storeAction(sub string, fs *flag.FlagSet, oauth bool, act func(ctx context.Context, store *auth.Store, rdb redis.UniversalClient, prefix, name string) error) runFunc {
 	var sf storeFlags
 	sf.register(fs)
 	var of *oauthFlags
@@ -421,7 +421,7 @@ func storeAction(sub string, fs *flag.FlagSet, oauth bool, act func(ctx context.
 }
 
 func setupConnectRefresh(fs *flag.FlagSet) runFunc {
-	return storeAction("refresh", fs, true, func(ctx context.Context, store *auth.Store, _ *redis.Client, _, name string) error {
+	return storeAction("refresh", fs, true, func(ctx context.Context, store *auth.Store, _ redis.UniversalClient, _, name string) error {
 		r, err := store.Refresh(ctx, name)
 		if err != nil {
 			return err
@@ -433,7 +433,7 @@ func setupConnectRefresh(fs *flag.FlagSet) runFunc {
 
 func setupConnectPause(fs *flag.FlagSet) runFunc {
 	reason := fs.String("reason", "paused from the command line", "why, shown by list")
-	return storeAction("pause", fs, false, func(ctx context.Context, store *auth.Store, _ *redis.Client, _, name string) error {
+	return storeAction("pause", fs, false, func(ctx context.Context, store *auth.Store, _ redis.UniversalClient, _, name string) error {
 		if err := store.SetStatus(ctx, name, auth.StatusPaused, *reason); err != nil {
 			return err
 		}
@@ -443,7 +443,7 @@ func setupConnectPause(fs *flag.FlagSet) runFunc {
 }
 
 func setupConnectResume(fs *flag.FlagSet) runFunc {
-	return storeAction("resume", fs, false, func(ctx context.Context, store *auth.Store, rdb *redis.Client, prefix, name string) error {
+	return storeAction("resume", fs, false, func(ctx context.Context, store *auth.Store, rdb redis.UniversalClient, prefix, name string) error {
 		err := store.SetStatus(ctx, name, auth.StatusOK, "")
 		if errors.Is(err, auth.ErrNotFound) {
 			// A static connection (not in the store) has a state too.
@@ -458,7 +458,7 @@ func setupConnectResume(fs *flag.FlagSet) runFunc {
 }
 
 func setupConnectRemove(fs *flag.FlagSet) runFunc {
-	return storeAction("remove", fs, false, func(ctx context.Context, store *auth.Store, _ *redis.Client, _, name string) error {
+	return storeAction("remove", fs, false, func(ctx context.Context, store *auth.Store, _ redis.UniversalClient, _, name string) error {
 		if _, err := store.Get(ctx, name); err != nil {
 			return err
 		}

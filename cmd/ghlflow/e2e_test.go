@@ -220,6 +220,9 @@ func TestRunWithStoredOAuthConnection(t *testing.T) {
 	if n := e.srv.RequestCount("oauth.token", ""); n != 1 {
 		t.Fatalf("%d calls to the token endpoint, want one refresh", n)
 	}
+	if _, metrics := getWithKey("http://"+e.http+"/metrics", e.admin); !strings.Contains(metrics, `ghlflow_token_refreshes_total{result="ok"} 1`) {
+		t.Errorf("/metrics does not count the refresh:\n%s", grepLines(metrics, "ghlflow_token"))
+	}
 	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken},
 		"client_id": {"sim-client"}, "client_secret": {"sim-secret"}}
 	resp, err := http.PostForm(e.simURL+"/oauth/token", form)
@@ -322,15 +325,16 @@ func TestRunEndToEnd(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(page), "Asynq - Monitoring") {
 		t.Fatalf("/monitoring/: %d %.200s", resp.StatusCode, page)
 	}
-	for path, want := range map[string]string{"/healthz": "ok", "/metrics": `ghlflow_chain_runs_total{recipe="e2e-tag-new-contacts",status="completed"} 7`} {
-		resp, err := http.Get("http://" + e.http + path)
-		if err != nil {
-			t.Fatal(err)
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/metrics": `ghlflow_chain_runs_total{recipe="e2e-tag-new-contacts",status="completed"} 7`} {
+		code, body := getWithKey("http://"+e.http+path, e.admin)
+		if code != 200 || !strings.Contains(body, want) {
+			t.Fatalf("%s: %d, want %q in\n%.2000s", path, code, want, body)
 		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
-			t.Fatalf("%s: %d, want %q in\n%.2000s", path, resp.StatusCode, want, body)
+	}
+	// /metrics on --http takes an operator key.
+	for _, key := range []string{"", "wrong"} {
+		if code, _ := getWithKey("http://"+e.http+"/metrics", key); code != http.StatusUnauthorized {
+			t.Errorf("/metrics with key %q: %d, want 401", key, code)
 		}
 	}
 
@@ -345,6 +349,36 @@ func TestRunEndToEnd(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no graceful exit")
 	}
+}
+
+// getWithKey returns the status and body of GET url with an API key (none
+// when key is empty).
+func getWithKey(url, key string) (int, string) {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return 0, err.Error()
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // getJSON reads url with an API key into out.

@@ -8,8 +8,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/recipestore"
@@ -28,12 +26,11 @@ func recipeStoreCommands(stdout, stderr io.Writer) []*command {
 					fmt.Fprintf(stderr, "usage: ghlflow recipe %s %s\nRun 'ghlflow recipe %s --help' for its flags.\n", name, args, name)
 					return 2
 				}
-				opt, err := redisOptions(redisURL)
+				rdb, err := dialRedis(redisURL)
 				if err != nil {
 					fmt.Fprintln(stderr, "ghlflow recipe:", err)
 					return 2
 				}
-				rdb := redis.NewClient(opt)
 				defer rdb.Close()
 				if err := act(ctx, recipestore.New(rdb, prefix), pos); err != nil {
 					fmt.Fprintln(stderr, "ghlflow recipe "+name+":", err)

@@ -123,3 +123,6 @@ type multiFlag []string
 
 func (m *multiFlag) String() string     { return fmt.Sprint([]string(*m)) }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// Repeatable marks the flag as a list for config.Apply.
+func (m *multiFlag) Repeatable() {}

@@ -30,12 +30,11 @@ func tenantCommand(stdout, stderr io.Writer) *command {
 					fmt.Fprintf(stderr, "usage: ghlflow tenant %s %s\nRun 'ghlflow tenant %s --help' for its flags.\n", name, args, name)
 					return 2
 				}
-				opt, err := redisOptions(redisURL)
+				rdb, err := dialRedis(redisURL)
 				if err != nil {
 					fmt.Fprintln(stderr, "ghlflow tenant:", err)
 					return 2
 				}
-				rdb := redis.NewClient(opt)
 				defer rdb.Close()
 				t := tenantCmd{rdb: rdb, prefix: prefix, store: tenant.NewStore(rdb, prefix), out: stdout}
 				if err := act(t, pos)(ctx); err != nil {
@@ -89,7 +88,7 @@ func tenantMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 
 // tenantCmd runs the tenant subcommands against one Redis.
 type tenantCmd struct {
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	prefix string
 	store  *tenant.Store
 	out    io.Writer

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -91,15 +90,10 @@ func TestRunInstant(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("a delivery signed with another key: %d", resp.StatusCode)
 	}
-	resp, err = http.Get("http://" + e.http + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_, m := getWithKey("http://"+e.http+"/metrics", e.admin)
 	for _, want := range []string{`ghlflow_webhooks_total{result="accepted",type="ContactCreate"} 1`,
 		`ghlflow_webhooks_total{result="bad_signature",type="none"} 1`, `ghlflow_webhook_chain_start_seconds_count 1`} {
-		if !strings.Contains(string(m), want) {
+		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}

@@ -141,7 +141,11 @@ func (s *Store) refresh(ctx context.Context, id string, stale Credential) (*Reso
 			return nil, fmt.Errorf("connection %s: refresh lock: %w", id, err)
 		}
 		if fence > 0 {
-			return s.refreshLocked(ctx, id, stale, fence)
+			res, err := s.refreshLocked(ctx, id, stale, fence)
+			if s.cfg.OnRefresh != nil {
+				s.cfg.OnRefresh(err)
+			}
+			return res, err
 		}
 		if time.Since(start) > limit {
 			return nil, fmt.Errorf("connection %s: waited %s for another refresh", id, limit)

@@ -37,6 +37,9 @@ type StoreConfig struct {
 	LockTTL time.Duration
 	// RefreshTimeout bounds one call to a token endpoint (default 20 s).
 	RefreshTimeout time.Duration
+	// OnRefresh, when set, is told the outcome of every token refresh this
+	// process makes (nil: the new token is stored).
+	OnRefresh func(err error)
 	// StateTTL is how long an install's state stays valid (default 10
 	// minutes).
 	StateTTL time.Duration

@@ -113,12 +113,33 @@ func (t *Tenant) Applies(c *catalog.Catalog, r *catalog.Recipe) bool {
 	if len(t.Recipes) > 0 && !slices.Contains(t.Recipes, r.Name) {
 		return false
 	}
+	return len(t.MissingRoles(r)) == 0
+}
+
+// MissingRoles returns the roles recipe r uses that the tenant has no
+// connection for (why a recipe written for tenants does not run for it).
+func (t *Tenant) MissingRoles(r *catalog.Recipe) []string {
+	var out []string
 	for _, role := range r.Uses() {
 		if _, ok := t.Connections[role]; !ok {
+			out = append(out, role)
+		}
+	}
+	return out
+}
+
+// Selects reports whether the recipe's label selector and the tenant's
+// enabled recipes let r run for the tenant, whatever its connections.
+func (t *Tenant) Selects(c *catalog.Catalog, r *catalog.Recipe) bool {
+	if t.IsDefault() || !r.ForTenants(c) {
+		return false
+	}
+	for k, v := range r.Tenants {
+		if t.Labels[k] != v {
 			return false
 		}
 	}
-	return true
+	return len(t.Recipes) == 0 || slices.Contains(t.Recipes, r.Name)
 }
 
 // Data is what templates see as .tenant.

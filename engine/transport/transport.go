@@ -77,6 +77,19 @@ type Config struct {
 	Logger *slog.Logger
 	// UserAgent is sent with every request (default "ghlflow").
 	UserAgent string
+	// Observer, when set, is told of every attempt and rate-limiter wait.
+	Observer Observer
+}
+
+// Observer is told what the transport does, for metrics. Its methods must
+// be quick and safe for concurrent use.
+type Observer interface {
+	// ObserveCall reports one attempt of op of app: its status code (0
+	// when no response came) and duration.
+	ObserveCall(app, op string, status int, took time.Duration)
+	// ObserveLimiterWait reports how long an attempt waited for the
+	// shared rate limiter.
+	ObserveLimiterWait(app string, waited time.Duration)
 }
 
 // Transport performs catalog operations. It is safe for concurrent use.
@@ -186,11 +199,18 @@ func (t *Transport) send(ctx context.Context, connection string, op *catalog.Ope
 	backoff := t.cfg.Backoff
 	for attempt := 1; ; attempt++ {
 		if t.cfg.Limiter != nil {
+			waitStart := time.Now()
 			if err := t.cfg.Limiter.Wait(ctx, op.App, resource); err != nil {
 				return fail(0, "", fmt.Errorf("%w: rate limiter: %w", ErrTransient, err))
 			}
+			if t.cfg.Observer != nil {
+				t.cfg.Observer.ObserveLimiterWait(op.App, time.Since(waitStart))
+			}
 		}
 		a := t.attempt(ctx, app, op, base, input, res)
+		if t.cfg.Observer != nil {
+			t.cfg.Observer.ObserveCall(op.App, op.ID, a.status, a.took)
+		}
 		if a.header != nil && t.cfg.Limiter != nil {
 			t.cfg.Limiter.Observe(ctx, op.App, resource, a.header)
 		}

@@ -41,6 +41,7 @@
 //	P{apikeys}                 hash    engine/apikey    an API key's SHA-256 (hex) → its id, tenant, name, created; until revoked
 //	P{tenant:ID}:pace          string  engine (polls)   when a tenant's next chain may start (ms); a minute after it passes
 //	P{sched}:stretch           hash    engine/scheduler a stretched subscription's factor and phase
+//	P{echo:CONN}:OBJ           hash    engine/echo      the fields a step wrote to object OBJ through connection CONN, and the subscriptions that saw its echo; the echo window (24 h by default)
 //	asynq:{PQUEUE}:...         various asynq            the queues PREFIXpoll and PREFIXchain
 //
 // Earlier versions kept connections under Pconns, Pconn:ID and
@@ -197,6 +198,10 @@ func (k Keys) SubsPaused() string { return k.Prefix() + "{subs}:paused" }
 // (the key itself is never stored).
 func (k Keys) APIKeys() string { return k.Prefix() + "{apikeys}" }
 
+// Echo is the fingerprint of what a step last wrote to object obj through
+// connection conn (engine/echo).
+func (k Keys) Echo(conn, obj string) string { return k.Prefix() + "{echo:" + conn + "}:" + obj }
+
 // TenantSubs is the set of a tenant's subscription ids.
 func (k Keys) TenantSubs(id string) string { return k.Tenants() + ":subs:" + id }
 
@@ -250,6 +255,7 @@ func (k Keys) KeyPatterns() []string {
 		p + "rl:*:budget", p + "rl:*:pause", p + "rl:stretch",
 		p + "{sched}:due", p + "{sched}:stretch",
 		p + "{subs}:paused", p + "{apikeys}",
+		p + "{echo:*}:*",
 	}
 }
 

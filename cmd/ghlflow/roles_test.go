@@ -1,0 +1,311 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ghlflow/ghlflow/engine/auth"
+)
+
+// rolesRun is the engine split in processes: serve, two schedulers and a
+// worker, all against one Redis URL, with a tenant and a stored recipe.
+type rolesRun struct {
+	e     *e2eEnv
+	redis string
+	procs map[string]*rolesProc
+}
+
+type rolesProc struct {
+	cmd  *exec.Cmd
+	out  *syncBuf
+	http string
+	key  string // the operator key sent with requests
+}
+
+// ghlflowCmd runs a one-shot ghlflow command and fails t when it fails.
+func (r *rolesRun) ghlflowCmd(args ...string) string {
+	r.e.t.Helper()
+	cmd := exec.Command(ghlflowBin(r.e.t), append(args, "--redis", r.redis, "--prefix", r.e.prefix)...)
+	cmd.Env = append(os.Environ(), auth.EnvSecretKey+"="+r.e.key)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		r.e.t.Fatalf("ghlflow %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// start runs role as a process. Settings come from the command line and
+// from GHLFLOW_* variables alike.
+func (r *rolesRun) start(name, role string, extra ...string) *rolesProc {
+	t := r.e.t
+	t.Helper()
+	p := &rolesProc{http: freeAddr(t), out: &syncBuf{}, key: r.e.admin}
+	args := append([]string{role, "--recipes", t.TempDir(), "--connections", r.e.conns, "--http", p.http}, extra...)
+	p.cmd = exec.Command(ghlflowBin(t), args...)
+	p.cmd.Env = append(os.Environ(), auth.EnvSecretKey+"="+r.e.key, EnvAdminToken+"="+r.e.admin, "REDIS_URL="+r.redis, "GHLFLOW_PREFIX="+r.e.prefix,
+		"GHLFLOW_EVERY=1s", "GHLFLOW_TICK=100ms")
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			_ = p.cmd.Wait()
+		}
+	})
+	r.procs[name] = p
+	return p
+}
+
+// get returns the status and body of GET path on p's HTTP address, with
+// the operator key.
+func (p *rolesProc) get(path string) (int, string) {
+	return getWithKey("http://"+p.http+path, p.key)
+}
+
+func (r *rolesRun) output() string {
+	var b strings.Builder
+	for name, p := range r.procs {
+		fmt.Fprintf(&b, "--- %s\n%s\n", name, p.out.String())
+	}
+	return b.String()
+}
+
+// stop sends SIGTERM to every process and wants each to exit cleanly.
+func (r *rolesRun) stop() {
+	t := r.e.t
+	for name, p := range r.procs {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- p.cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s exit: %v\n%s", name, err, p.out.String())
+			}
+		case <-time.After(40 * time.Second):
+			t.Errorf("%s: no graceful exit", name)
+		}
+	}
+}
+
+// call sends method path with body to p's API with the operator key and
+// wants status.
+func (p *rolesProc) call(t *testing.T, method, path, body string, status int) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+p.http+"/api/v1"+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+p.key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != status {
+		t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, got, status)
+	}
+}
+
+// completedRuns counts the completed runs of tenant the API lists.
+func (p *rolesProc) completedRuns(tenant string) int {
+	var l struct {
+		Items []struct {
+			Tenant, Status string
+		} `json:"items"`
+	}
+	if err := getJSON("http://"+p.http+"/api/v1/runs?status=completed&limit=500&tenant="+tenant, p.key, &l); err != nil {
+		return -1
+	}
+	return len(l.Items)
+}
+
+// runRoles runs the split engine on redisURL: it starts the roles, stores
+// a tenant (and a tenant whose connection does not exist) and a tenant
+// recipe through serve's API, creates contacts in the simulator and waits
+// until the API lists every run completed and the simulator has every
+// note, none lost. during, when set, runs while chains are under way.
+func runRoles(t *testing.T, e *e2eEnv, redisURL string, contacts int, during func()) *rolesRun {
+	r := &rolesRun{e: e, redis: redisURL, procs: map[string]*rolesProc{}}
+	for i := range 20 {
+		e.srv.CreateContact(e.loc, map[string]any{"firstName": fmt.Sprintf("Old%d", i), "email": fmt.Sprintf("old%d@example.com", i)})
+	}
+	metricsAddr := freeAddr(t)
+	serve := r.start("serve", "serve", "--metrics-addr", metricsAddr)
+	r.start("scheduler-1", "scheduler")
+	r.start("scheduler-2", "scheduler")
+	worker := r.start("worker", "worker", "--log-format", "json", "--chain-concurrency", "4")
+	for name, p := range r.procs {
+		waitFor(t, 60*time.Second, name+" ready", p.out, func() bool { code, _ := p.get("/readyz"); return code == 200 })
+	}
+	recipe, err := os.ReadFile(filepath.Join("testdata", "rolesrecipes", "welcome.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve.call(t, "PUT", "/recipes/roles-welcome", string(recipe), http.StatusOK)
+	serve.call(t, "POST", "/tenants", `{"id": "acme-t", "name": "Acme", "connections": {"ghl": "acme"}}`, http.StatusCreated)
+	serve.call(t, "POST", "/tenants", `{"id": "broken", "name": "Broken", "connections": {"ghl": "nope"}}`, http.StatusCreated)
+	waitFor(t, 60*time.Second, "the first poll", worker.out, func() bool {
+		_, body := worker.get("/metrics")
+		return strings.Contains(body, `ghlflow_poll_results_total{result="ok"}`)
+	})
+	half := contacts / 2
+	for i := range contacts {
+		e.srv.CreateContact(e.loc, map[string]any{"firstName": fmt.Sprintf("New%d", i), "email": fmt.Sprintf("new%d@example.com", i)})
+		if i == half && during != nil {
+			waitFor(t, 60*time.Second, "the first notes", nil, func() bool { return len(e.srv.Writes("ghl.contacts.notes.create")) >= 1 })
+			during()
+		}
+	}
+	waitFor(t, 120*time.Second, fmt.Sprintf("%d completed runs in the API", contacts), nil, func() bool {
+		return serve.completedRuns("acme-t") >= contacts
+	})
+	time.Sleep(3 * time.Second) // more polls: nothing else may fire
+	notes := e.srv.Writes("ghl.contacts.notes.create")
+	seen := map[string]int{}
+	for _, w := range notes {
+		seen[w.Path]++
+	}
+	// Every new contact, and no other, gets its note. Across a failover a
+	// write the old master acknowledged but had not replicated may be lost,
+	// so a chain may run twice (at least once); without one, exactly once.
+	twice := len(notes) - len(seen)
+	if len(seen) != contacts || (during == nil && twice != 0) {
+		t.Fatalf("%d notes on %d contacts, want one on each of %d\n%s", len(notes), len(seen), contacts, r.output())
+	}
+	if twice > 0 {
+		t.Logf("%d of %d notes written twice across the failover", twice, contacts)
+	}
+	if code, body := serve.get("/monitoring/"); code != 200 || !strings.Contains(body, "Asynq - Monitoring") {
+		t.Errorf("serve /monitoring/: %d %.200s", code, body)
+	}
+	// serve's metrics are on --metrics-addr alone.
+	if code, _ := serve.get("/metrics"); code != http.StatusNotFound {
+		t.Errorf("serve /metrics on --http: %d, want 404 with --metrics-addr", code)
+	}
+	if code, body := (&rolesProc{http: metricsAddr}).get("/metrics"); code != 200 || !strings.Contains(body, "ghlflow_queue_tasks") {
+		t.Errorf("serve --metrics-addr /metrics: %d %.200s", code, body)
+	}
+	return r
+}
+
+// TestRolesEndToEnd: serve, two schedulers and a worker as four processes
+// share the work through Redis; the worker's /metrics show the poll and
+// the chains, and a failed poll's reason is in its log, as JSON.
+func TestRolesEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts five processes")
+	}
+	e := newE2E(t)
+	r := runRoles(t, e, e.redis, 6, nil)
+	worker, sched := r.procs["worker"], r.procs["scheduler-1"]
+	_, metrics := worker.get("/metrics")
+	for _, want := range []string{
+		`ghlflow_poll_results_total{result="ok"}`,
+		`ghlflow_poll_results_total{result="error"}`,
+		`ghlflow_poll_lag_seconds_count`,
+		`ghlflow_items_read_total`,
+		`ghlflow_items_new_total 6`,
+		`ghlflow_chain_runs_total{recipe="roles-welcome",status="completed"} 6`,
+		`ghlflow_step_seconds_count{op="ghl.contacts.notes.create"} 6`,
+		`ghlflow_api_calls_total{app="ghl",op="ghl.contacts.search",status="200"}`,
+		`ghlflow_api_calls_total{app="ghl",op="ghl.contacts.notes.create",status="201"} 6`,
+		`ghlflow_rate_limiter_wait_seconds_count{app="ghl"}`,
+		`ghlflow_queue_tasks{queue="chain",state="pending"}`,
+		`ghlflow_subscriptions{status="active"} 2`,
+		`ghlflow_tenants{status="active"} 2`,
+		`ghlflow_failures_total{action=`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("worker /metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(metrics, `tenant="`) {
+		t.Error("a series carries a tenant label")
+	}
+	if _, m := sched.get("/metrics"); !strings.Contains(m, `ghlflow_poll_slots_total{result="enqueued"}`) {
+		t.Errorf("scheduler /metrics lacks the enqueued slots")
+	}
+	r.stop()
+	failed := pollFailures(t, worker.out.String())
+	if len(failed) == 0 {
+		t.Fatalf("no poll failure logged\n%s", worker.out.String())
+	}
+	for _, f := range failed {
+		if f["tenant"] != "broken" || f["recipe"] != "roles-welcome" || f["sub"] == "" || f["run"] == "" || f["slot"] == nil ||
+			!strings.Contains(fmt.Sprint(f["err"]), "nope") {
+			t.Errorf("poll failure line %v: want tenant broken, recipe, sub, run and the reason", f)
+		}
+	}
+	runs := map[string]int{}
+	for _, f := range failed {
+		runs[fmt.Sprint(f["run"], "/", f["slot"])]++
+	}
+	for run, n := range runs {
+		if n > 1 {
+			t.Errorf("poll %s logged as failed %d times", run, n)
+		}
+	}
+}
+
+// pollFailures returns the worker's JSON log lines of failed polls.
+func pollFailures(t *testing.T, log string) []map[string]any {
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(log))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var line map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatalf("worker log line is not JSON: %q", sc.Text())
+		}
+		if line["msg"] == "poll failed" {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// TestRolesInstant: serve receives the simulator's signed webhooks and a
+// worker in another process routes them: a new contact's chain of a
+// 15-minute recipe runs within seconds, once.
+func TestRolesInstant(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three processes")
+	}
+	e := newE2E(t)
+	key := filepath.Join(t.TempDir(), "ghl-webhook.pem")
+	writeTestFile(t, key, e.srv.WebhookPublicKeyPEM())
+	r := &rolesRun{e: e, redis: e.redis, procs: map[string]*rolesProc{}}
+	args := []string{"--recipes", "testdata/instantrecipes", "--every", "15m"}
+	serve := r.start("serve", "serve", append(args, "--ghl-webhook-key", key)...)
+	r.start("scheduler", "scheduler", args...)
+	r.start("worker", "worker", args...)
+	for name, p := range r.procs {
+		waitFor(t, 60*time.Second, name+" ready", p.out, func() bool { code, _ := p.get("/readyz"); return code == 200 })
+	}
+	e.srv.AddWebhook("http://" + serve.http + "/webhooks/ghl")
+	t.Cleanup(e.srv.Close)
+	time.Sleep(500 * time.Millisecond) // the worker's router joins its consumer group
+	created := time.Now()
+	id := fmt.Sprint(e.srv.CreateContact(e.loc, map[string]any{"firstName": "Instant"})["id"])
+	waitFor(t, 10*time.Second, "the instant chain's note", nil, func() bool { return e.notes()[id] == 1 })
+	t.Logf("contact created → note written in %v across serve and worker", time.Since(created))
+	time.Sleep(time.Second)
+	if n := e.notes()[id]; n != 1 {
+		t.Fatalf("%d notes, want one\n%s", n, r.output())
+	}
+	r.stop()
+}
