@@ -72,7 +72,7 @@ func setup(ctx context.Context, cfg Config) (*env, error) {
 			env: []string{auth.EnvSecretKey + "=" + key}, metrics: "http://" + httpAddr + "/metrics",
 			args: []string{cfg.Bin, "run", "--recipes", filepath.Join(cfg.Dir, "recipes"),
 				"--connections", filepath.Join(cfg.Dir, "connections.yaml"), "--redis", "redis://" + e.redis.addr + "/0",
-				"--http", httpAddr, "--every", cfg.Every.String(), "--poll-concurrency", strconv.Itoa(cfg.PollConcurrency)}}
+				"--http", "", "--metrics-addr", httpAddr, "--every", cfg.Every.String(), "--poll-concurrency", strconv.Itoa(cfg.PollConcurrency)}}
 		if cfg.SharePolls {
 			w.args = append(w.args, "--share-polls")
 		}
