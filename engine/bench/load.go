@@ -125,7 +125,7 @@ func (s *sampler) take(ctx context.Context, e *env) sample {
 	if s.maxRSS == nil {
 		s.maxRSS = map[string]int64{}
 	}
-	for _, w := range e.workers {
+	for _, w := range e.engines {
 		sm.EngineCPU += w.cpuTicks()
 		s.maxRSS["engine"] = max(s.maxRSS["engine"], procRSS(w.pid()))
 		s.maxRSS["heap"] = max(s.maxRSS["heap"], w.heapInUse(ctx))

@@ -22,10 +22,12 @@ const prefix = rdb.DefaultPrefix
 
 // env is one run's processes.
 type env struct {
-	cfg     Config
-	redis   *redisProc
-	rdb     *redis.Client
-	sim     *simProc
+	cfg   Config
+	redis *redisProc
+	rdb   *redis.Client
+	sim   *simProc
+	// engines are the scheduler and the workers; workers only the latter.
+	engines []*proc
 	workers []*proc
 	subs    int
 	// memBase is Redis's used_memory before the tenants were added.
@@ -61,31 +63,48 @@ func setup(ctx context.Context, cfg Config) (*env, error) {
 	}
 	e.subs = cfg.Tenants * cfg.Recipes
 	key := auth.GenerateKey()
-	for i := range cfg.Workers {
-		port, err := freePort()
+	// One scheduler and cfg.Workers workers, each its own process.
+	for i := range cfg.Workers + 1 {
+		w, err := e.engineProc(i, key)
+		if err == nil {
+			err = w.start()
+		}
 		if err != nil {
 			e.close()
 			return nil, err
 		}
-		httpAddr := fmt.Sprintf("127.0.0.1:%d", port)
-		w := &proc{name: fmt.Sprintf("worker-%d", i+1), log: filepath.Join(cfg.Dir, fmt.Sprintf("worker-%d.log", i+1)),
-			env: []string{auth.EnvSecretKey + "=" + key}, metrics: "http://" + httpAddr + "/metrics",
-			args: []string{cfg.Bin, "run", "--recipes", filepath.Join(cfg.Dir, "recipes"),
-				"--connections", filepath.Join(cfg.Dir, "connections.yaml"), "--redis", "redis://" + e.redis.addr + "/0",
-				"--http", "", "--metrics-addr", httpAddr, "--every", cfg.Every.String(), "--poll-concurrency", strconv.Itoa(cfg.PollConcurrency)}}
-		if cfg.SharePolls {
-			w.args = append(w.args, "--share-polls")
+		e.engines = append(e.engines, w)
+		if i > 0 {
+			e.workers = append(e.workers, w)
 		}
-		if cfg.Profile && i == 0 {
-			w.args = append(w.args, "--cpuprofile", filepath.Join(cfg.Dir, "worker-1.pprof"))
-		}
-		if err := w.start(); err != nil {
-			e.close()
-			return nil, err
-		}
-		e.workers = append(e.workers, w)
 	}
 	return e, nil
+}
+
+// engineProc is engine process i: the scheduler (0) or worker i.
+func (e *env) engineProc(i int, key string) (*proc, error) {
+	cfg := e.cfg
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	role, name := "worker", fmt.Sprintf("worker-%d", i)
+	if i == 0 {
+		role, name = "scheduler", "scheduler"
+	}
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", port)
+	w := &proc{name: name, log: filepath.Join(cfg.Dir, name+".log"),
+		env: []string{auth.EnvSecretKey + "=" + key}, metrics: "http://" + httpAddr + "/metrics",
+		args: []string{cfg.Bin, role, "--recipes", filepath.Join(cfg.Dir, "recipes"),
+			"--connections", filepath.Join(cfg.Dir, "connections.yaml"), "--redis", "redis://" + e.redis.addr + "/0",
+			"--http", "", "--metrics-addr", httpAddr, "--every", cfg.Every.String(), "--poll-concurrency", strconv.Itoa(cfg.PollConcurrency)}}
+	if cfg.SharePolls {
+		w.args = append(w.args, "--share-polls")
+	}
+	if cfg.Profile && i == 1 {
+		w.args = append(w.args, "--cpuprofile", filepath.Join(cfg.Dir, "worker-1.pprof"))
+	}
+	return w, nil
 }
 
 // writeFiles writes the recipes and the static connections file.
@@ -116,7 +135,7 @@ func recipeName(i int) string { return fmt.Sprintf("bench-r%03d", i+1) }
 
 // close stops every process.
 func (e *env) close() {
-	for _, w := range e.workers {
+	for _, w := range e.engines {
 		w.kill(syscall.SIGTERM, 10*time.Second)
 	}
 	if e.sim != nil {
