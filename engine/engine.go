@@ -140,8 +140,9 @@ type Engine struct {
 	ready atomic.Bool
 }
 
-// New builds an Engine and loads the recipes; a bad recipe is an error.
-func New(cfg Config) (*Engine, error) {
+// withDefaults fills the zero fields of a Config with their documented
+// defaults.
+func (cfg Config) withDefaults() Config {
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultPrefix
 	}
@@ -169,10 +170,6 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.SummaryEvery <= 0 {
 		cfg.SummaryEvery = time.Minute
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
-	}
 	if cfg.TenantPolls == 0 {
 		cfg.TenantPolls = max(1, cfg.PollConcurrency/4)
 	}
@@ -181,6 +178,16 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.TenantRefresh <= 0 {
 		cfg.TenantRefresh = 2 * time.Second
+	}
+	return cfg
+}
+
+// New builds an Engine and loads the recipes; a bad recipe is an error.
+func New(cfg Config) (*Engine, error) {
+	cfg = cfg.withDefaults()
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
 	}
 	e := &Engine{cfg: cfg, log: log, reg: NewRegistry(), pauses: NewPauses(cfg.Redis, cfg.Prefix, log), stats: &Stats{},
 		tenants: tenant.NewStore(cfg.Redis, cfg.Prefix), stored: recipestore.New(cfg.Redis, cfg.Prefix)}
