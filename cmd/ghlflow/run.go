@@ -44,7 +44,7 @@ type role struct {
 
 // roles are the engine's process roles; run is all's earlier name.
 var roles = []role{
-	{name: "serve", summary: "serve HTTP: monitoring, OAuth installs, webhooks, /healthz, /readyz and /metrics", front: true, httpAddr: "127.0.0.1:8080"},
+	{name: "serve", summary: "serve HTTP: the API, the run-history pages, monitoring, OAuth installs, webhooks, /healthz, /readyz and /metrics", front: true, httpAddr: "127.0.0.1:8080"},
 	{name: "worker", summary: "run the poll and chain queues and route webhook events (any number of workers)", engine: engine.RoleWorker},
 	{name: "scheduler", summary: "enqueue the polls that are due (any number of schedulers)", engine: engine.RoleScheduler},
 	{name: "all", summary: "serve, worker and scheduler in one process", engine: engine.AllRoles, front: true, httpAddr: "127.0.0.1:8080"},
