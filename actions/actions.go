@@ -48,6 +48,10 @@ type Binding struct {
 }
 
 // connection is the connection a role names under the binding.
+// ConnectionOf returns the connection a role stands for (the role itself
+// when the binding does not know it).
+func (b Binding) ConnectionOf(role string) string { return b.connection(role) }
+
 func (b Binding) connection(role string) string {
 	if b.Connection != nil {
 		if c, ok := b.Connection(role); ok {
@@ -309,7 +313,7 @@ func (rn *Runner) RunStepWhen(ctx context.Context, r *catalog.Recipe, i int, b B
 		return nil, false, &StepError{Recipe: r.Name, Step: i, Op: st.Op, Err: err}
 	}
 	if rn.OnWrite != nil && IsWrite(op) {
-		rn.OnWrite(ctx, Write{Connection: conn, Op: op, Input: in, Output: out})
+		rn.OnWrite(ctx, Write{Connection: conn, Source: b.connection(r.Trigger.Connection), Op: op, Input: in, Output: out})
 	}
 	return out, true, nil
 }
@@ -323,9 +327,12 @@ func IsWrite(op *catalog.Operation) bool {
 // Write is what a step wrote, as Runner.OnWrite sees it.
 type Write struct {
 	Connection string
-	Op         *catalog.Operation
-	Input      map[string]any
-	Output     any
+	// Source is the connection of the recipe's trigger: where the change
+	// written came from.
+	Source string
+	Op     *catalog.Operation
+	Input  map[string]any
+	Output any
 }
 
 // RenderError is a step input that could not be rendered or coerced; a

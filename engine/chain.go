@@ -262,11 +262,27 @@ func (c *Chainer) isEcho(ctx context.Context, sub *Subscription, pl ChainPayload
 		return false
 	}
 	changes := sub.Dedup == catalog.DedupUpdated || sub.Dedup == catalog.DedupChanged
-	hit, err := c.Echo.Match(ctx, sub.Connection, id, sub.ID, changes, item)
+	hit, err := c.Echo.Match(ctx, sub.Connection, id, sub.ID, changes, c.writesTo(sub), item)
 	if err != nil {
 		c.logger().Warn("chain echo", "sub", pl.Sub, "item", pl.ItemKey, "err", err)
 	}
 	return hit
+}
+
+// writesTo reports whether a step of sub's recipe writes through a
+// connection (its roles resolved for sub's tenant).
+func (c *Chainer) writesTo(sub *Subscription) func(conn string) bool {
+	return func(conn string) bool {
+		b := sub.binding(c.Connections)
+		for i := range sub.Recipe.Steps {
+			st := &sub.Recipe.Steps[i]
+			op := c.Runner.Catalog.Op(st.Op)
+			if op != nil && actions.IsWrite(op) && b.ConnectionOf(actions.Connection(sub.Recipe, st)) == conn {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // RecordWrite keeps the fingerprint of a step's write (actions.Runner's
@@ -294,7 +310,7 @@ func (c *Chainer) RecordWrite(ctx context.Context, w actions.Write) {
 	if id == "" {
 		return
 	}
-	if err := c.Echo.Record(ctx, w.Connection, id, created, w.Input); err != nil {
+	if err := c.Echo.Record(ctx, w.Connection, id, w.Source, created, w.Input); err != nil {
 		c.logger().Warn("chain echo record", "op", w.Op.ID, "err", err)
 	}
 }

@@ -4,8 +4,12 @@
 // polls an item with that id whose fields still hold the values written,
 // Match reports it as the echo of ghlflow's own write, once per
 // subscription, and the engine skips the item instead of syncing it back.
-// The echo of a write that created the object reaches every trigger; that
-// of an update only triggers that fire on changes (dedup updated or
+// Only a recipe that would send the change back to where it came from (one
+// whose steps write through the connection the writing recipe polled)
+// skips the echo: a contact that a referral recipe created in GHL still
+// fires a GHL "new contact" recipe that writes to GHL itself.
+// The echo of a write that created the object reaches every such trigger;
+// that of an update only triggers that fire on changes (dedup updated or
 // changed): for a trigger of new items, an object it meets for the first
 // time is new to it, whoever changed it last.
 // A change made by someone else alters a written field, or comes after the
@@ -44,8 +48,10 @@ func (s *Store) key(conn, id string) string { return rdb.NewKeys(s.Prefix).Echo(
 // Record keeps the fingerprint of a write of object id through conn:
 // the scalar values of fields (nested names count by their last part, so
 // member.firstName is firstName).
+// source is the connection the change came from (the writing recipe's
+// trigger; "" = unknown, which any recipe's echo matches).
 // created says the write made the object.
-func (s *Store) Record(ctx context.Context, conn, id string, created bool, fields map[string]any) error {
+func (s *Store) Record(ctx context.Context, conn, id, source string, created bool, fields map[string]any) error {
 	fp := map[string]string{}
 	for k, v := range fields {
 		if str, ok := scalar(v); ok && str != "" {
@@ -63,7 +69,7 @@ func (s *Store) Record(ctx context.Context, conn, id string, created bool, field
 	key := s.key(conn, id)
 	p := s.Redis.TxPipeline()
 	p.Del(ctx, key)
-	p.HSet(ctx, key, fieldFingerprint, b, fieldCreated, created)
+	p.HSet(ctx, key, fieldFingerprint, b, fieldCreated, created, fieldSource, source)
 	p.Expire(ctx, key, w)
 	if _, err := p.Exec(ctx); err != nil {
 		return fmt.Errorf("echo %s %s: %w", conn, id, err)
@@ -78,19 +84,27 @@ const fieldFingerprint = "fp"
 // fieldCreated is "1" when the write created the object.
 const fieldCreated = "created"
 
+// fieldSource is the connection the written change came from.
+const fieldSource = "src"
+
 // Match reports whether item (object id polled through conn by
 // subscription sub) is the echo of a recorded write: the write created the
 // object or sub fires on changes, every written field the item carries has
-// the written value, and sub has not had this echo yet.
-func (s *Store) Match(ctx context.Context, conn, id, sub string, changes bool, item map[string]any) (bool, error) {
+// the written value, sub writes back to the change's source (writesTo
+// reports whether sub's steps write through a connection), and sub has not
+// had this echo yet.
+func (s *Store) Match(ctx context.Context, conn, id, sub string, changes bool, writesTo func(conn string) bool, item map[string]any) (bool, error) {
 	key := s.key(conn, id)
-	vals, err := s.Redis.HMGet(ctx, key, fieldFingerprint, fieldCreated, "seen:"+sub).Result()
+	vals, err := s.Redis.HMGet(ctx, key, fieldFingerprint, fieldCreated, "seen:"+sub, fieldSource).Result()
 	if err != nil {
 		return false, fmt.Errorf("echo %s %s: %w", conn, id, err)
 	}
 	raw, ok := vals[0].(string)
 	if !ok || vals[2] != nil || (!changes && vals[1] != "1") {
 		return false, nil
+	}
+	if src, _ := vals[3].(string); src != "" && writesTo != nil && !writesTo(src) {
+		return false, nil // sub would not send the change back to its source
 	}
 	var fp map[string]string
 	if err := json.Unmarshal([]byte(raw), &fp); err != nil {
