@@ -127,13 +127,13 @@ func TestInstallLifecycle(t *testing.T) {
 	}
 
 	send(map[string]any{"type": engine.EventUninstall, "locationId": "loc-X"})
-	until(t, 5*time.Second, "the tenant of loc-X uninstalled", func() bool {
+	// The event is applied after its 200: the tenant is marked first, then
+	// its credentials are deleted.
+	until(t, 5*time.Second, "the tenant of loc-X uninstalled and its connection deleted", func() bool {
 		tn, err := eng.Tenants().Get(ctx, "loc-X")
-		return err == nil && tn.Status == tenant.StatusUninstalled
+		_, connErr := store.Get(ctx, "agency-loc-X")
+		return err == nil && tn.Status == tenant.StatusUninstalled && errors.Is(connErr, auth.ErrNotFound)
 	})
-	if _, err := store.Get(ctx, "agency-loc-X"); !errors.Is(err, auth.ErrNotFound) {
-		t.Errorf("the uninstalled location's connection is still stored: %v", err)
-	}
 	if _, err := store.Get(ctx, "agency"); err != nil {
 		t.Errorf("a location's uninstall deleted the agency connection: %v", err)
 	}
