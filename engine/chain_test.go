@@ -184,6 +184,7 @@ func TestRetryDelay(t *testing.T) {
 // task's result (what asynqmon shows): status, steps and the ids of what
 // they wrote.
 func TestChainTaskResult(t *testing.T) {
+	overlapInShort(t)
 	e := newChainEnv(t)
 	e.recipe(fmt.Sprintf(chainRecipe, ".trigger.id"))
 	c := e.srv.CreateContact(e.loc, map[string]any{"firstName": "Cy", "email": "cy@example.com"})

@@ -102,6 +102,7 @@ func TestRegistryPause(t *testing.T) {
 // the reason; `connect resume` (connstate's Lift) and a reload lift it
 // (the connection is not in the store).
 func TestPausesAreShared(t *testing.T) {
+	overlapInShort(t)
 	rdb, prefix := testRedis(t)
 	ctx := context.Background()
 	dir := t.TempDir()

@@ -60,3 +60,12 @@ func simConn(t testing.TB, cat *catalog.Catalog, loc string, cfg sim.Config) (*s
 	}
 	return srv, ts, tok, conns
 }
+
+// overlapInShort lets an end-to-end test, which mostly waits on polls and
+// chains, run beside the others in the fast loop (-short). `make test` runs
+// them one at a time, so their time bounds are met on a loaded machine too.
+func overlapInShort(t *testing.T) {
+	if testing.Short() {
+		t.Parallel()
+	}
+}

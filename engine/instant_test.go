@@ -170,6 +170,7 @@ func (e *instantEnv) count(typ, result string) float64 {
 // TestInstantFiresAtOnce: a contact created on a 15-minute instant recipe
 // fires its chain within a second, through the webhook alone.
 func TestInstantFiresAtOnce(t *testing.T) {
+	overlapInShort(t)
 	e := newInstantEnv(t)
 	e.srv.CreateContact(e.loc, map[string]any{"firstName": "Old"})
 	e.poll()
@@ -199,6 +200,7 @@ func TestInstantFiresAtOnce(t *testing.T) {
 // TestInstantBeforeFirstPoll: before any poll has seeded the subscription
 // a new contact still fires; an update of an old contact does not.
 func TestInstantBeforeFirstPoll(t *testing.T) {
+	overlapInShort(t)
 	e := newInstantEnv(t)
 	c := e.srv.CreateContact(e.loc, map[string]any{"firstName": "Early"})
 	e.waitRuns(c["id"].(string), 1, time.Second)
@@ -222,6 +224,7 @@ func TestInstantBeforeFirstPoll(t *testing.T) {
 // delivery followed or preceded by the poll that sees the same contact
 // each fire once.
 func TestInstantOnce(t *testing.T) {
+	overlapInShort(t)
 	e := newInstantEnv(t)
 	e.poll()
 	e.srv.SetFaults(sim.Faults{WebhookDrop: 1})
@@ -272,6 +275,7 @@ func TestInstantOnce(t *testing.T) {
 // next page, still fires. With the cursor strategy the poll asks from its
 // own watermark, not from the newest item a webhook brought.
 func TestInstantLostUnderNoted(t *testing.T) {
+	overlapInShort(t)
 	for _, dir := range []string{"testdata/instantrecipes", "testdata/instantcursor"} {
 		t.Run(dir, func(t *testing.T) {
 			e := newInstantEnvIn(t, dir, func(eng *engine.Engine) { eng.Poller.PageLimit = 1 })
@@ -299,6 +303,7 @@ func TestInstantLostUnderNoted(t *testing.T) {
 // are refused and counted, and fire nothing; events of other locations and
 // types are counted as unrouted.
 func TestInstantRefused(t *testing.T) {
+	overlapInShort(t)
 	e := newInstantEnv(t)
 	e.poll()
 	e.srv.SetFaults(sim.Faults{WebhookDrop: 1})

@@ -31,6 +31,7 @@ steps:
 // pauses the connection) and checks that every key it wrote under its
 // prefix is one of engine/internal/rdb's table: no stray keys.
 func TestEveryKeyIsInTheTable(t *testing.T) {
+	overlapInShort(t)
 	client, prefix := testRedis(t)
 	cat := testCatalog(t)
 	loc := "locKEYSTEST000000000"

@@ -27,6 +27,7 @@ import (
 // the UNINSTALL event marks the tenant uninstalled, its polls stop and its
 // credentials are deleted.
 func TestInstallLifecycle(t *testing.T) {
+	overlapInShort(t)
 	rdb, prefix := testRedis(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -43,6 +43,7 @@ func (l *logBuffer) String() string {
 // subscription and connection, at the default level, and a summary line
 // counts the failures.
 func TestFailedPollLogsItsReason(t *testing.T) {
+	overlapInShort(t)
 	cases := []struct {
 		name, recipe, reason string
 	}{
@@ -144,6 +145,7 @@ steps:
 // logs its reason once, at the default level, with the recipe, the
 // subscription, the connection and the item.
 func TestFailedChainLogsItsReason(t *testing.T) {
+	overlapInShort(t)
 	rdb, prefix := testRedis(t)
 	prefix = strings.NewReplacer("/", "-", " ", "-").Replace(prefix)
 	t.Cleanup(func() {

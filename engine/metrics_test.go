@@ -17,6 +17,7 @@ import (
 // engine's metrics; 429s the API sent are counted by app, beside the calls
 // by operation and status.
 func TestMetricsOfAPICalls(t *testing.T) {
+	overlapInShort(t)
 	cat, err := catalog.Default()
 	if err != nil {
 		t.Fatal(err)

@@ -226,6 +226,7 @@ var packCases = []packCase{
 // made in the simulator brings exactly the wanted writes to the other app,
 // and the following polls write nothing more.
 func TestRecipePacks(t *testing.T) {
+	overlapInShort(t)
 	shipped := map[string]bool{}
 	for _, c := range packCases {
 		shipped[c.recipe] = true

@@ -15,6 +15,7 @@ import (
 // one (Referrizer by email through its upsert; Referral Rock by a member
 // lookup, then the when: branch that updates).
 func TestPackUpsertUpdatesTheCounterpart(t *testing.T) {
+	overlapInShort(t)
 	t.Run("referrizer", func(t *testing.T) {
 		t.Parallel()
 		f := newPackFixture(t)
@@ -52,6 +53,7 @@ func TestPackUpsertUpdatesTheCounterpart(t *testing.T) {
 // side each, through ten more poll cycles: each write's echo is recognised
 // and not synced back.
 func TestTwoWayTaskSyncDoesNotLoop(t *testing.T) {
+	overlapInShort(t)
 	f := newPackFixture(t)
 	ghl := ghlContact(f, map[string]any{"firstName": "Wes", "email": "wes@example.com"})
 	rz := rzContact(f, "wes@example.com", "Wes")
@@ -107,6 +109,7 @@ func TestTwoWayTaskSyncDoesNotLoop(t *testing.T) {
 // GHL and Referral Rock only runs the Referral Rock pack, none of the
 // Referrizer pack, and the log says why for each Referrizer recipe.
 func TestTenantWithoutReferrizerGetsNoReferrizerPack(t *testing.T) {
+	overlapInShort(t)
 	f := newPackFixture(t)
 	f.log = &logBuffer{}
 	eng := f.start(map[string]string{"ghl": "ghl-pack", "referralrock": "rr-pack"}, rzPack, rrPack)

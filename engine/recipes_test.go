@@ -17,6 +17,7 @@ import (
 // named like a recipe file is refused with the file and line, and the
 // running recipes stay.
 func TestStoredRecipes(t *testing.T) {
+	overlapInShort(t)
 	rdb, prefix := testRedis(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -145,6 +145,7 @@ func until(t *testing.T, d time.Duration, what string, cond func() bool) time.Du
 // the tenant's own connection; a new contact in B's location fires B's
 // chains only; a tenant stored by another process is polled within 5 s.
 func TestTenantsShareRecipes(t *testing.T) {
+	overlapInShort(t)
 	rdb, prefix := testRedis(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -231,6 +232,7 @@ func TestTenantsShareRecipes(t *testing.T) {
 // scan of the whole database finds nothing of it, and the other tenant
 // goes on.
 func TestRemoveTenantLeavesNoKey(t *testing.T) {
+	overlapInShort(t)
 	rdb, prefix := testRedis(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -355,6 +357,7 @@ func keyContents(t *testing.T, rdb *redis.Client, k string) string {
 // install one tenant per location, and the running engine polls them
 // within 5 s.
 func TestOAuthInstallMakesTenants(t *testing.T) {
+	overlapInShort(t)
 	rdb, prefix := testRedis(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -425,6 +428,7 @@ func TestOAuthInstallMakesTenants(t *testing.T) {
 // TestRevokedTokenPausesOnlyItsTenant: B's token is revoked; B's
 // subscriptions pause with the reason, A's go on polling and firing.
 func TestRevokedTokenPausesOnlyItsTenant(t *testing.T) {
+	overlapInShort(t)
 	rdb, prefix := testRedis(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

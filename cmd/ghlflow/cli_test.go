@@ -73,6 +73,7 @@ func TestEveryCommandHelp(t *testing.T) {
 // TestCommandLine runs the binary: help that does not act, refused flags of
 // other subcommands, unknown commands with a hint, the version.
 func TestCommandLine(t *testing.T) {
+	overlapInShort(t)
 	bin := ghlflowBin(t)
 	run := func(args ...string) (stdout, stderr string, code int) {
 		t.Helper()

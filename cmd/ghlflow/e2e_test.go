@@ -263,6 +263,7 @@ func TestRunWithStoredOAuthConnection(t *testing.T) {
 }
 
 func TestRunEndToEnd(t *testing.T) {
+	overlapInShort(t)
 	e := newE2E(t)
 	for i := range 50 {
 		e.srv.CreateContact(e.loc, map[string]any{"firstName": fmt.Sprintf("Old%d", i), "email": fmt.Sprintf("old%d@example.com", i)})
@@ -397,4 +398,12 @@ func getJSON(url, key string, out any) error {
 		return fmt.Errorf("%s: %s", url, resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// overlapInShort lets a test that mostly waits on the processes it starts
+// run beside the others in the fast loop (-short); `make test` runs it alone.
+func overlapInShort(t *testing.T) {
+	if testing.Short() {
+		t.Parallel()
+	}
 }

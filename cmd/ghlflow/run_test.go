@@ -27,6 +27,7 @@ func (e *e2eEnv) runNoKey(args ...string) *exec.Cmd {
 // without a secret key; once the store holds a sealed connection it
 // refuses to start without one and says how to fix it.
 func TestRunSecretKeyOnlyWhenSealing(t *testing.T) {
+	overlapInShort(t)
 	e := newE2E(t)
 	cmd := e.runNoKey("--connections", e.conns)
 	out := &syncBuf{}
@@ -80,6 +81,7 @@ func TestRunRefusesUnknownConnection(t *testing.T) {
 // is gone (ghlflow run | head), an interrupt still shuts the engine down
 // cleanly: it leaves asynq's servers and workers sets.
 func TestRunShutdownWithClosedOutput(t *testing.T) {
+	overlapInShort(t)
 	e := newE2E(t)
 	cmd := e.runNoKey("--connections", e.conns)
 	stderr, err := cmd.StderrPipe()

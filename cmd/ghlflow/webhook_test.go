@@ -67,6 +67,7 @@ func (e *e2eEnv) notes() map[string]int {
 // within a second; a delivery signed with another key is refused and
 // counted.
 func TestRunInstant(t *testing.T) {
+	overlapInShort(t)
 	e := newE2E(t)
 	start, _ := e.startInstant(t)
 	out := start()

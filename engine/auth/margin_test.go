@@ -17,6 +17,9 @@ import (
 // one OAuth connection all the time renew it about once per token lifetime,
 // at two thirds of it, and always get a token that has not expired.
 func TestShortLivedTokensRefreshOncePerLifetime(t *testing.T) {
+	if testing.Short() {
+		t.Parallel() // it mostly waits; make test runs it alone
+	}
 	const ttl, run = 4 * time.Second, 9 * time.Second
 	cat, err := catalog.Default()
 	if err != nil {

@@ -109,6 +109,9 @@ func workerMain() int {
 // sent again. Two ways to meet it: the stored expiry has passed (refresh
 // ahead), or the API refuses the token with a 401 (refresh on 401).
 func TestRefreshSerializedAcrossProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Parallel() // it mostly waits; make test runs it alone
+	}
 	for _, mode := range []string{"expired", "401"} {
 		t.Run(mode, func(t *testing.T) {
 			rdb := newRedis(t)
