@@ -35,7 +35,16 @@ var (
 	buildErr  error
 )
 
-// ghlflowBin builds the binary once per test run.
+// TestMain removes the binary the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+// ghlflowBin builds the binary once per test run (removed by TestMain).
 func ghlflowBin(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
