@@ -84,13 +84,24 @@ type ConnectionCreate struct {
 // connectionID is the id of the connection a tenant stores for role.
 func connectionID(tenantID, role string) string { return tenantID + "-" + role }
 
-func (a *API) createConnection(w http.ResponseWriter, r *http.Request, k apikey.Key) {
+// storeTenant is the tenant of the path for a handler that stores
+// credentials: false (and the answer written) when the key may not see
+// it or the server has no connection store.
+func (a *API) storeTenant(w http.ResponseWriter, r *http.Request, k apikey.Key) (*tenant.Tenant, bool) {
 	t, ok := a.tenant(w, r, k, r.PathValue("id"))
 	if !ok {
-		return
+		return nil, false
 	}
 	if a.cfg.Connections == nil {
 		writeError(w, http.StatusNotImplemented, "no_store", "this server has no connection store (no secret key)", "")
+		return nil, false
+	}
+	return t, true
+}
+
+func (a *API) createConnection(w http.ResponseWriter, r *http.Request, k apikey.Key) {
+	t, ok := a.storeTenant(w, r, k)
+	if !ok {
 		return
 	}
 	var in ConnectionCreate
@@ -176,12 +187,8 @@ type InstallLink struct {
 }
 
 func (a *API) installLink(w http.ResponseWriter, r *http.Request, k apikey.Key) {
-	t, ok := a.tenant(w, r, k, r.PathValue("id"))
+	t, ok := a.storeTenant(w, r, k)
 	if !ok {
-		return
-	}
-	if a.cfg.Connections == nil {
-		writeError(w, http.StatusNotImplemented, "no_store", "this server has no connection store (no secret key)", "")
 		return
 	}
 	var in InstallCreate
