@@ -282,6 +282,41 @@ func (v *Value) Render(data map[string]any) (any, error) {
 	return v.literal, nil
 }
 
+// Key is a text that two values share when they are written the same
+// (the same literals, the same template text, in the same shape), so that
+// callers can tell values that render alike for the same data.
+func (v *Value) Key() string {
+	var b strings.Builder
+	v.writeKey(&b)
+	return b.String()
+}
+
+func (v *Value) writeKey(b *strings.Builder) {
+	switch {
+	case v.tmpl != nil && v.tmpl.Tree != nil:
+		b.WriteString("t")
+		b.WriteString(strconv.Quote(v.tmpl.Tree.Root.String()))
+	case v.mapping != nil:
+		b.WriteString("{")
+		for _, k := range sortedKeys(v.mapping) {
+			b.WriteString(strconv.Quote(k))
+			b.WriteString(":")
+			v.mapping[k].writeKey(b)
+			b.WriteString(",")
+		}
+		b.WriteString("}")
+	case v.list != nil:
+		b.WriteString("[")
+		for _, c := range v.list {
+			c.writeKey(b)
+			b.WriteString(",")
+		}
+		b.WriteString("]")
+	default:
+		fmt.Fprintf(b, "%T:%v", v.literal, v.literal)
+	}
+}
+
 // FieldRefs returns the field chains the value's templates read from their
 // data, such as [trigger email] for {{ .trigger.email }} and [steps] for
 // .steps.N. Fields inside with and range blocks, where the dot is no longer

@@ -105,3 +105,33 @@ func equalAny(a, b any) bool {
 	}
 	return a == b
 }
+
+// TestValueKey: values written alike share a key; a change of literal,
+// template text, type or shape gives another.
+func TestValueKey(t *testing.T) {
+	key := func(v any) string {
+		t.Helper()
+		c, err := catalog.CompileValue("p", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Key()
+	}
+	base := map[string]any{"sort": []any{map[string]any{"field": "dateAdded", "direction": "desc"}}, "q": "{{ .connection.location_id }}"}
+	if key(base) != key(map[string]any{"q": "{{.connection.location_id}}", "sort": []any{map[string]any{"direction": "desc", "field": "dateAdded"}}}) {
+		t.Error("the same value written in another order has another key")
+	}
+	for _, other := range []any{
+		map[string]any{"sort": []any{map[string]any{"field": "dateAdded", "direction": "asc"}}, "q": "{{ .connection.location_id }}"},
+		map[string]any{"sort": []any{map[string]any{"field": "dateAdded", "direction": "desc"}}, "q": "{{ .tenant.id }}"},
+		map[string]any{"sort": map[string]any{"field": "dateAdded", "direction": "desc"}, "q": "{{ .connection.location_id }}"},
+		"10", 10,
+	} {
+		if key(other) == key(base) {
+			t.Errorf("%v has the key of %v", other, base)
+		}
+	}
+	if key("10") == key(10) {
+		t.Error("a text and a number share a key")
+	}
+}

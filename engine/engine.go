@@ -275,7 +275,7 @@ func (e *Engine) load(ctx context.Context) error {
 			byTenant[t.ID] = subIDs(ts)
 		}
 	}
-	if err := e.sched.Sync(ctx, SchedulerEntries(scheduled(subs))); err != nil {
+	if err := e.sched.Sync(ctx, e.entries(scheduled(subs))); err != nil {
 		return fmt.Errorf("schedule: %w", err)
 	}
 	if err := e.tenants.TrackAll(ctx, byTenant); err != nil {

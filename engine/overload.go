@@ -120,7 +120,7 @@ func (e *Engine) plan(ctx context.Context) {
 	entries := make([]scheduler.Entry, 0, len(subs))
 	stretched := 0
 	for _, sub := range subs {
-		en := scheduler.Entry{ID: sub.ID, Every: sub.Every}
+		en := e.entry(sub)
 		if st, ok := plan[sub.ID]; ok {
 			// Steps of 5 %, rounded up: small drifts do not move the plan.
 			en.Stretch = math.Ceil(st.Factor*20) / 20

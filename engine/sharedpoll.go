@@ -24,8 +24,10 @@ import (
 // the others read it there, and polls of one process asking at the same
 // moment wait for one call. Each subscription still decides what is new
 // against its own dedup state and fans out its own chains, so sharing
-// changes how often the API is asked, never what fires: a page read from
-// the cache is at most one interval older than a fresh one, and what it
+// changes how often the API is asked, never what fires. The engine places
+// the subscriptions that send the same request at the same moment of their
+// interval (scheduler.Entry.Align), so the page they share is fresh; one
+// placed otherwise reads a page at most one interval old, and what it
 // misses the next slot reads.
 type SharedPages struct {
 	redis redis.UniversalClient

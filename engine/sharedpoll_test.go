@@ -5,10 +5,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ghlflow/ghlflow/catalog"
+	"github.com/ghlflow/ghlflow/catalog/sim"
 	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/history"
+	"github.com/ghlflow/ghlflow/engine/scheduler"
+	"github.com/ghlflow/ghlflow/engine/transport"
 )
 
 // sharedEnv is a poll env with the shared recipes: shared-a, -b and -c
@@ -120,4 +124,91 @@ func TestSharedPolls(t *testing.T) {
 	if n := searches(); n != 7 {
 		t.Fatalf("%d searches without sharing, want 7", n)
 	}
+}
+
+// TestSharedPollsPollTogether: with shared polls, the engine places the
+// subscriptions that send the same request at the same moment of their
+// interval, so that in every slot one of them asks the API and the others
+// read that fresh page (not one fetched up to an interval earlier), and a
+// new contact reaches all of them in the same slot.
+func TestSharedPollsPollTogether(t *testing.T) {
+	overlapInShort(t)
+	rdb, prefix := testRedis(t)
+	cat := testCatalog(t)
+	srv, ts, _, conns := simConn(t, cat, "loc-share", sim.Config{})
+	const every = 2 * time.Second
+	eng, err := engine.New(engine.Config{Catalog: cat, Redis: rdb, Recipes: []string{"testdata/sharedrecipes"}, Prefix: prefix,
+		Caller: transport.New(transport.Config{Catalog: cat, Connections: conns, BaseURL: ts.URL}), Connections: conns,
+		Every: every, TickEvery: 50 * time.Millisecond, SharePolls: true, Logger: warnLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = eng.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	trio := []string{"shared-a", "shared-b", "shared-c"}
+	sub := func(recipe string) string { return engine.SubscriptionID(recipe, "acme") }
+	polls := func(recipe string) []history.Poll {
+		ps, err := eng.History.Polls(ctx, sub(recipe), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ps
+	}
+	until(t, 10*time.Second, "every subscription seeded", func() bool {
+		for _, r := range append(trio, "shared-other") {
+			if len(polls(r)) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	var due []time.Time
+	for _, r := range trio {
+		d, ok, err := scheduler.DueAt(ctx, rdb, prefix, sub(r), every)
+		if err != nil || !ok {
+			t.Fatalf("%s not scheduled: %v", r, err)
+		}
+		due = append(due, d)
+	}
+	if !due[0].Equal(due[1]) || !due[0].Equal(due[2]) {
+		t.Fatalf("the subscriptions sending one request are due at %v", due)
+	}
+	srv.CreateContact("loc-share", map[string]any{"firstName": "Shared", "email": "shared@example.com"})
+	until(t, 4*every, "the new contact fired by the three recipes", func() bool {
+		return len(srv.Writes("ghl.contacts.tags.add")) >= len(trio)
+	})
+	// In each slot the trio asked the API once between them.
+	bySlot := map[int64][2]int{} // slot -> requests, shared pages
+	for _, r := range trio {
+		for _, p := range polls(r) {
+			c := bySlot[p.Slot]
+			bySlot[p.Slot] = [2]int{c[0] + p.Requests, c[1] + p.Shared}
+		}
+	}
+	for slot, c := range bySlot {
+		if c[0]+c[1] == len(trio) && c[0] != 1 {
+			t.Errorf("slot %d: %d requests and %d shared pages for the three polls, want 1 request", slot, c[0], c[1])
+		}
+	}
+	// And the three saw the new contact in the same slot.
+	slots := map[int64]int{}
+	for _, r := range trio {
+		slots[newSlot(polls(r))]++
+	}
+	if len(slots) != 1 || slots[0] != 0 {
+		t.Errorf("slots in which the three saw the new contact: %v", slots)
+	}
+}
+
+// newSlot is the slot of the poll in ps that saw a new item (0: none).
+func newSlot(ps []history.Poll) int64 {
+	for _, p := range ps {
+		if p.New > 0 {
+			return p.Slot
+		}
+	}
+	return 0
 }

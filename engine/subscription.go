@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/ghlflow/ghlflow/actions"
@@ -152,13 +153,41 @@ func (s *Subscription) ParamsFor(ctx context.Context, look ConnectionLookup) (ma
 	return out, nil
 }
 
-// SchedulerEntries lists subscriptions as the scheduler takes them.
-func SchedulerEntries(subs []*Subscription) []scheduler.Entry {
+// entry is sub as the scheduler takes it. With shared polls, the
+// subscriptions that send the same request (connection, operation and
+// parameters) are placed at the same moment of their interval, so they
+// share a fresh page instead of one up to an interval old.
+func (e *Engine) entry(sub *Subscription) scheduler.Entry {
+	en := scheduler.Entry{ID: sub.ID, Every: sub.Every}
+	if e.cfg.SharePolls {
+		en.Align = sub.requestKey()
+	}
+	return en
+}
+
+// entries lists subs as the scheduler takes them.
+func (e *Engine) entries(subs []*Subscription) []scheduler.Entry {
 	out := make([]scheduler.Entry, len(subs))
 	for i, s := range subs {
-		out[i] = scheduler.Entry{ID: s.ID, Every: s.Every}
+		out[i] = e.entry(s)
 	}
 	return out
+}
+
+// requestKey is the same for subscriptions whose polls send the same
+// request: one connection, one operation, parameters written alike.
+func (s *Subscription) requestKey() string {
+	h := sha256.New()
+	h.Write([]byte(s.Connection + "\x00" + s.Op.ID + "\x00"))
+	names := make([]string, 0, len(s.Recipe.Trigger.Params))
+	for name := range s.Recipe.Trigger.Params {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		h.Write([]byte(name + "=" + s.Recipe.Trigger.Params[name].Key() + "\x00"))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
 // keep is how many recent keys the subscription's dedup state holds: one

@@ -136,12 +136,12 @@ func (e *Engine) reschedule(ctx context.Context, old, next []*Subscription) erro
 		if every, ok := keep[s.ID]; ok && every == s.Every {
 			continue
 		}
-		if err := e.sched.Remove(ctx, SchedulerEntries([]*Subscription{s})[0]); err != nil {
+		if err := e.sched.Remove(ctx, e.entry(s)); err != nil {
 			return err
 		}
 	}
 	for _, s := range next {
-		if err := e.sched.Add(ctx, SchedulerEntries([]*Subscription{s})[0]); err != nil {
+		if err := e.sched.Add(ctx, e.entry(s)); err != nil {
 			return err
 		}
 	}

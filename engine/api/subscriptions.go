@@ -57,8 +57,10 @@ func (a *API) subView(ctx context.Context, s *engine.Subscription, pauses map[st
 		v.Status, v.Reason = SubConnectionPaused, "connection "+s.Connection+" is "+v.ConnectionStatus
 	}
 	if v.Status == SubActive && s.Every > 0 {
-		due := scheduler.NextDue(s.ID, s.Every, time.Now()).UTC()
-		v.NextDue = &due
+		if due, ok, err := scheduler.DueAt(ctx, a.cfg.Redis, a.cfg.Prefix, s.ID, s.Every); err == nil && ok {
+			due = due.UTC()
+			v.NextDue = &due
+		}
 	}
 	return v
 }

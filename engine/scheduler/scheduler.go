@@ -47,6 +47,19 @@ type Entry struct {
 	// (0 to 1; 0: a hash of its id). Subscriptions sharing a budget
 	// spread evenly when their phases do.
 	Phase float64
+	// Align, when set, places the subscription in its interval by a hash
+	// of Align instead of its id: subscriptions with the same Align and
+	// interval poll at the same moment (polls that share one request).
+	// A subscription already scheduled keeps its place.
+	Align string
+}
+
+// placeKey is what an entry's place in its interval is a hash of.
+func (e Entry) placeKey() string {
+	if e.Align != "" {
+		return e.Align
+	}
+	return e.ID
 }
 
 // Options configure a Scheduler.
@@ -147,11 +160,26 @@ func Slot(t time.Time, every time.Duration) int64 {
 	return t.UnixMilli() / every.Milliseconds()
 }
 
-// NextDue is the first due time of sub after now.
-func NextDue(sub string, every time.Duration, now time.Time) time.Time {
-	iv, off := every.Milliseconds(), Offset(sub, every).Milliseconds()
+// NextDue is the first due time after now of a subscription placed by
+// key (its id, or its Entry.Align).
+func NextDue(key string, every time.Duration, now time.Time) time.Time {
+	iv, off := every.Milliseconds(), Offset(key, every).Milliseconds()
 	k := (now.UnixMilli()-off)/iv + 1
 	return time.UnixMilli(k*iv + off)
+}
+
+// DueAt returns when the subscription sub, polled every interval, is due
+// next in the schedule kept in c under prefix; false when it is not
+// scheduled.
+func DueAt(ctx context.Context, c redis.UniversalClient, prefix, sub string, every time.Duration) (time.Time, bool, error) {
+	ms, err := c.ZScore(ctx, rdb.NewKeys(prefix).SchedulerDue(), member(Entry{ID: sub, Every: every})).Result()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("scheduler due %s: %w", sub, err)
+	}
+	return time.UnixMilli(int64(math.Ceil(ms))), true, nil
 }
 
 // Sync makes the scheduled set equal to entries: new subscriptions get
@@ -196,7 +224,7 @@ func (s *Scheduler) Sync(ctx context.Context, entries []Entry) error {
 		if ok {
 			pipe.ZRem(ctx, s.due, old)
 		}
-		pipe.ZAddNX(ctx, s.due, redis.Z{Score: float64(NextDue(e.ID, e.Every, now).UnixMilli()), Member: m})
+		pipe.ZAddNX(ctx, s.due, redis.Z{Score: float64(NextDue(e.placeKey(), e.Every, now).UnixMilli()), Member: m})
 		n += 2
 		if err := flush(false); err != nil {
 			return err
@@ -221,7 +249,7 @@ func (s *Scheduler) Add(ctx context.Context, e Entry) error {
 	if e.Every < time.Millisecond {
 		return fmt.Errorf("scheduler add %s: interval %s too short", e.ID, e.Every)
 	}
-	z := redis.Z{Score: float64(NextDue(e.ID, e.Every, s.opts.Now()).UnixMilli()), Member: member(e)}
+	z := redis.Z{Score: float64(NextDue(e.placeKey(), e.Every, s.opts.Now()).UnixMilli()), Member: member(e)}
 	if err := s.client.ZAddNX(ctx, s.due, z).Err(); err != nil {
 		return fmt.Errorf("scheduler add %s: %w", e.ID, err)
 	}
@@ -376,7 +404,7 @@ func (s *Scheduler) SetStretch(ctx context.Context, entries []Entry) (map[string
 	for _, e := range entries {
 		listed[e.ID] = true
 		if e.Phase <= 0 || e.Phase >= 1 {
-			e.Phase = hashPhase(e.ID)
+			e.Phase = hashPhase(e.placeKey())
 		}
 		// Stored and read back, so this grid and the claim script's agree.
 		v := strconv.FormatFloat(e.Stretch, 'f', 3, 64) + ":" + strconv.FormatFloat(e.Phase, 'f', 6, 64)
@@ -389,7 +417,7 @@ func (s *Scheduler) SetStretch(ctx context.Context, entries []Entry) (map[string
 			changed[e.ID] = e.Stretch
 		case e.Stretch <= 1 && have[e.ID] != "":
 			pipe.HDel(ctx, s.stretch, e.ID)
-			pipe.ZAddXX(ctx, s.due, redis.Z{Score: float64(NextDue(e.ID, e.Every, now).UnixMilli()), Member: member(e)})
+			pipe.ZAddXX(ctx, s.due, redis.Z{Score: float64(NextDue(e.placeKey(), e.Every, now).UnixMilli()), Member: member(e)})
 			changed[e.ID] = 1
 		}
 	}
