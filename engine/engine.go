@@ -92,7 +92,9 @@ type Config struct {
 	// cap), so one tenant's burst does not hold back the others' chains.
 	TenantChains int
 	// TenantPolls caps the polls of one tenant in flight in a process
-	// (default a quarter of PollConcurrency, at least 1; negative: no cap).
+	// (default a quarter of PollConcurrency, at least 1; negative: no cap);
+	// with SharePolls it caps the tenant's API calls in flight, so polls
+	// reading a shared page are not counted.
 	TenantPolls int
 	// SharePolls lets the polls of one connection that send the same
 	// request in the same slot share one API call (see SharedPages).

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ghlflow/ghlflow/catalog"
 	"github.com/ghlflow/ghlflow/engine/internal/rdb"
+	"github.com/ghlflow/ghlflow/triggers"
 )
 
 // ChainBusy is the status of a chain put back because its tenant has as
@@ -155,9 +156,12 @@ func TenantPace(cat *catalog.Catalog) func(sub *Subscription) (int, time.Duratio
 }
 
 // admit takes a poll slot of the subscription's tenant; busy says why the
-// poll is skipped when none is free.
+// poll is skipped when none is free. With shared polls the cap counts the
+// tenant's API calls in flight instead (see gated): the polls that read a
+// page another poll fetched take no slot, so a tenant's recipes that poll
+// together are not skipped for being many.
 func (p *Poller) admit(sub *Subscription) (release func(), busy string) {
-	if p.TenantCap <= 0 || sub.Tenant.IsDefault() {
+	if p.TenantCap <= 0 || sub.Tenant.IsDefault() || p.Shared != nil {
 		return func() {}, ""
 	}
 	id := sub.Tenant.ID
@@ -165,4 +169,33 @@ func (p *Poller) admit(sub *Subscription) (release func(), busy string) {
 		return nil, fmt.Sprintf("tenant %s has %d polls in flight", id, p.TenantCap)
 	}
 	return func() { p.gate.leave(id) }, ""
+}
+
+// pollBusy ends a poll whose API call found its tenant's calls in flight
+// at the cap: the slot is skipped, as admit skips one.
+type pollBusy struct{ reason string }
+
+func (e *pollBusy) Error() string { return e.reason }
+
+// gated returns next with the tenant cap taken around each call of sub's
+// poll (next itself when the tenant is not capped).
+func (p *Poller) gated(sub *Subscription, next triggers.Caller) triggers.Caller {
+	if p.TenantCap <= 0 || sub.Tenant.IsDefault() {
+		return next
+	}
+	return gatedCaller{p: p, tenant: sub.Tenant.ID, next: next}
+}
+
+type gatedCaller struct {
+	p      *Poller
+	tenant string
+	next   triggers.Caller
+}
+
+func (g gatedCaller) Call(ctx context.Context, connection string, op *catalog.Operation, input map[string]any) ([]byte, error) {
+	if !g.p.gate.enter(g.tenant, g.p.TenantCap) {
+		return nil, &pollBusy{reason: fmt.Sprintf("tenant %s has %d API calls in flight", g.tenant, g.p.TenantCap)}
+	}
+	defer g.p.gate.leave(g.tenant)
+	return g.next.Call(ctx, connection, op, input)
 }

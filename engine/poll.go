@@ -156,6 +156,11 @@ func (p *Poller) Poll(ctx context.Context, subID string, slot int64) (*history.P
 	}
 	err := p.poll(ctx, sub, rec)
 	rec.Took = p.now().Sub(rec.Time)
+	if busy := (*pollBusy)(nil); errors.As(err, &busy) {
+		rec.Skipped = busy.reason
+		p.record(ctx, rec)
+		return rec, nil
+	}
 	p.Stats.polled(rec.New)
 	if err != nil {
 		rec.Error = err.Error()
@@ -255,7 +260,7 @@ func (p *Poller) poll(ctx context.Context, sub *Subscription, rec *history.Poll)
 	}
 	pl.caller = p.Caller
 	if p.Shared != nil {
-		pl.caller = p.Shared.caller(p.Caller, rec.Slot, sub.Every, &pl.shared)
+		pl.caller = p.Shared.caller(p.gated(sub, p.Caller), rec.Slot, sub.Every, &pl.shared)
 		defer func() {
 			rec.Shared = int(pl.shared.Load())
 			rec.Requests -= rec.Shared

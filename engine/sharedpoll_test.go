@@ -12,6 +12,7 @@ import (
 	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/history"
 	"github.com/ghlflow/ghlflow/engine/scheduler"
+	"github.com/ghlflow/ghlflow/engine/tenant"
 	"github.com/ghlflow/ghlflow/engine/transport"
 )
 
@@ -211,4 +212,48 @@ func newSlot(ps []history.Poll) int64 {
 		}
 	}
 	return 0
+}
+
+// TestSharedPollsOfACappedTenant: a tenant capped at one poll in flight
+// whose three recipes send one request polls all three in the same slot
+// and moment: with shared polls the cap counts the tenant's API calls, and
+// only one of the polls calls.
+func TestSharedPollsOfACappedTenant(t *testing.T) {
+	e := sharedEnv(t)
+	e.poller.TenantCap = 1
+	tn := &tenant.Tenant{ID: "capped", Connections: map[string]string{"acme": "acme"}}
+	trio := []string{"shared-a", "shared-b", "shared-c"}
+	var subs []*engine.Subscription
+	for _, r := range trio {
+		s, err := engine.NewTenantSubscription(e.cat, e.sub(r).Recipe, tn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.subs[s.ID] = s
+		subs = append(subs, s)
+	}
+	e.addContacts(4)
+	for slot := int64(200); slot < 203; slot++ {
+		var wg sync.WaitGroup
+		recs := make([]*history.Poll, len(subs))
+		errs := make([]error, len(subs))
+		for i, s := range subs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				recs[i], errs[i] = e.poller.Poll(context.Background(), s.ID, slot)
+			}()
+		}
+		wg.Wait()
+		requests := 0
+		for i, rec := range recs {
+			if errs[i] != nil || rec.Skipped != "" || rec.Read != 4 {
+				t.Fatalf("slot %d, %s: %+v %v", slot, trio[i], rec, errs[i])
+			}
+			requests += rec.Requests
+		}
+		if requests != 1 {
+			t.Errorf("slot %d: %d requests for the three polls, want 1", slot, requests)
+		}
+	}
 }
