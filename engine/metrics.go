@@ -130,7 +130,7 @@ func (m *Metrics) ObserveRefresh(err error) {
 
 // observePoll records one poll: its result, its lag behind the due time of
 // its slot and its items.
-func (m *Metrics) observePoll(rec *history.Poll, every time.Duration) {
+func (m *Metrics) observePoll(rec *history.Poll) {
 	if m == nil {
 		return
 	}
@@ -143,9 +143,8 @@ func (m *Metrics) observePoll(rec *history.Poll, every time.Duration) {
 	default:
 		m.PollResults.WithLabelValues("ok").Inc()
 	}
-	if every > 0 && rec.Slot > 0 {
-		due := time.Unix(rec.Slot*int64(every/time.Second), 0)
-		m.PollLag.Observe(max(0, rec.Time.Sub(due).Seconds()))
+	if rec.Lag > 0 {
+		m.PollLag.Observe(rec.Lag.Seconds())
 	}
 	m.ItemsRead.Add(float64(rec.Read))
 	m.ItemsNew.Add(float64(rec.New))

@@ -110,7 +110,11 @@ func (p *Poller) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &pl); err != nil {
 		return policy.Permanent(fmt.Errorf("poll payload: %w", err))
 	}
-	_, err := p.Poll(ctx, pl.Sub, pl.Slot)
+	var due time.Time
+	if pl.Due > 0 {
+		due = time.UnixMilli(pl.Due)
+	}
+	_, err := p.PollDue(ctx, pl.Sub, pl.Slot, due)
 	return err
 }
 
@@ -119,7 +123,16 @@ func (p *Poller) ProcessTask(ctx context.Context, t *asynq.Task) error {
 // pauses the connection, and the errors a retry cannot fix are marked
 // permanent (they wrap asynq.SkipRetry).
 func (p *Poller) Poll(ctx context.Context, subID string, slot int64) (*history.Poll, error) {
+	return p.PollDue(ctx, subID, slot, time.Time{})
+}
+
+// PollDue is Poll of a slot due at due: the record keeps how late the poll
+// started (its lag; not recorded when due is zero).
+func (p *Poller) PollDue(ctx context.Context, subID string, slot int64, due time.Time) (*history.Poll, error) {
 	rec := &history.Poll{Sub: subID, Slot: slot, Time: p.now()}
+	if !due.IsZero() {
+		rec.Lag = max(rec.Time.Sub(due), time.Millisecond).Round(time.Millisecond)
+	}
 	sub, ok := p.Subs.Get(subID)
 	if !ok {
 		// Removed since the poll was scheduled.
@@ -203,11 +216,7 @@ func (p *Poller) now() time.Time {
 // record keeps rec in the run history, if there is one.
 func (p *Poller) record(ctx context.Context, rec *history.Poll) {
 	if p.Metrics != nil {
-		var every time.Duration
-		if sub, ok := p.Subs.Get(rec.Sub); ok {
-			every = sub.Every
-		}
-		p.Metrics.observePoll(rec, every)
+		p.Metrics.observePoll(rec)
 	}
 	if p.Recorder == nil {
 		return

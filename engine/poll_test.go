@@ -357,11 +357,11 @@ func TestPollEnqueuer(t *testing.T) {
 	e := newPollEnv(t)
 	ctx := context.Background()
 	pe := &engine.PollEnqueuer{Queue: e.client, Inspector: e.insp, PollQueue: e.queue}
-	if err := pe.EnqueuePoll(ctx, "s1", 42); err != nil {
+	if err := pe.EnqueuePoll(ctx, "s1", 42, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	for slot := int64(42); slot < 45; slot++ {
-		if err := pe.EnqueuePoll(ctx, "s1", slot); !errors.Is(err, scheduler.ErrInFlight) {
+		if err := pe.EnqueuePoll(ctx, "s1", slot, time.Time{}); !errors.Is(err, scheduler.ErrInFlight) {
 			t.Fatalf("slot %d while the poll waits: %v", slot, err)
 		}
 	}
@@ -373,7 +373,7 @@ func TestPollEnqueuer(t *testing.T) {
 	if err := e.insp.ArchiveTask(e.queue, engine.PollTaskID("s1")); err != nil {
 		t.Fatal(err)
 	}
-	if err := pe.EnqueuePoll(ctx, "s1", 45); err != nil {
+	if err := pe.EnqueuePoll(ctx, "s1", 45, time.Time{}); err != nil {
 		t.Fatalf("after the poll was archived: %v", err)
 	}
 	tasks, err = e.insp.ListPendingTasks(e.queue)
@@ -393,11 +393,11 @@ func TestPollEnqueuer(t *testing.T) {
 		e.rdb.ZAdd(ctx, base+"lease", redis.Z{Score: float64(time.Now().Add(leaseLeft).Unix()), Member: id})
 	}
 	run(28 * time.Second)
-	if err := pe.EnqueuePoll(ctx, "s1", 46); !errors.Is(err, scheduler.ErrInFlight) {
+	if err := pe.EnqueuePoll(ctx, "s1", 46, time.Time{}); !errors.Is(err, scheduler.ErrInFlight) {
 		t.Fatalf("slot 46 while the poll runs: %v", err)
 	}
 	run(5 * time.Second)
-	if err := pe.EnqueuePoll(ctx, "s1", 47); err != nil {
+	if err := pe.EnqueuePoll(ctx, "s1", 47, time.Time{}); err != nil {
 		t.Fatalf("slot 47 after the worker was killed: %v", err)
 	}
 	tasks, err = e.insp.ListPendingTasks(e.queue)

@@ -43,8 +43,12 @@ type PollEnqueuer struct {
 }
 
 // EnqueuePoll implements scheduler.Enqueuer.
-func (e *PollEnqueuer) EnqueuePoll(ctx context.Context, sub string, slot int64) error {
-	payload, err := json.Marshal(PollPayload{Sub: sub, Slot: slot})
+func (e *PollEnqueuer) EnqueuePoll(ctx context.Context, sub string, slot int64, due time.Time) error {
+	pl := PollPayload{Sub: sub, Slot: slot}
+	if !due.IsZero() {
+		pl.Due = due.UnixMilli()
+	}
+	payload, err := json.Marshal(pl)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -193,6 +194,21 @@ func TestSharedPollsPollTogether(t *testing.T) {
 		if c[0]+c[1] == len(trio) && c[0] != 1 {
 			t.Errorf("slot %d: %d requests and %d shared pages for the three polls, want 1 request", slot, c[0], c[1])
 		}
+	}
+	// Each poll knows how late it started after its due time, and on this
+	// idle engine most start well within their interval.
+	var lags []time.Duration
+	for _, r := range trio {
+		for _, p := range polls(r) {
+			if p.Lag <= 0 {
+				t.Fatalf("%s: a scheduled poll without its lag: %+v", r, p)
+			}
+			lags = append(lags, p.Lag)
+		}
+	}
+	slices.Sort(lags)
+	if median := lags[len(lags)/2]; median >= every/2 {
+		t.Errorf("median poll lag %s of an idle engine polling every %s (lags %v)", median, every, lags)
 	}
 	// And the three saw the new contact in the same slot.
 	slots := map[int64]int{}

@@ -47,6 +47,9 @@ type PollPayload struct {
 	// Slot is the scheduling slot: the due time in Unix seconds divided by
 	// the subscription's interval.
 	Slot int64 `json:"slot"`
+	// Due is when the poll was due (Unix ms; 0: not known), what its lag
+	// is measured from.
+	Due int64 `json:"due,omitempty"`
 }
 
 // ChainPayload is the payload of a TypeChain task.

@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/history"
-	"github.com/ghlflow/ghlflow/engine/scheduler"
 )
 
 // Report is what one bench run measured. Times are in milliseconds, CPU
@@ -165,9 +163,7 @@ func (e *env) readPolls(ctx context.Context, r *Report, from, to time.Time) ([]p
 		if _, err := pipe.Exec(ctx); err != nil {
 			return nil, fmt.Errorf("bench: history: %w", err)
 		}
-		for i, k := range batch {
-			sub := k[strings.Index(k, "{sub:")+5 : strings.LastIndex(k, "}")]
-			off := scheduler.Offset(sub, e.cfg.Every)
+		for i := range batch {
 			for _, raw := range cmds[i].Val() {
 				var p history.Poll
 				if json.Unmarshal([]byte(raw), &p) != nil {
@@ -186,8 +182,7 @@ func (e *env) readPolls(ctx context.Context, r *Report, from, to time.Time) ([]p
 				case p.Error != "":
 					r.PollErrors++
 				}
-				due := time.UnixMilli(p.Slot*e.cfg.Every.Milliseconds() + off.Milliseconds())
-				out = append(out, polled{At: p.Time, Lag: max(p.Time.Sub(due), 0)})
+				out = append(out, polled{At: p.Time, Lag: p.Lag})
 			}
 		}
 	}

@@ -27,6 +27,9 @@ type Poll struct {
 	Time time.Time     `json:"time"`
 	Took time.Duration `json:"took"`
 	Slot int64         `json:"slot"`
+	// Lag is how long after its due time the poll started, at least 1 ms
+	// (0: the due time is not known, as for a poll run by hand).
+	Lag time.Duration `json:"lag,omitempty"`
 	// Read is the number of distinct items read.
 	Read int `json:"read"`
 	// New is the number of items found new; Enqueued of those got a new

@@ -22,7 +22,7 @@ type oneInFlight struct {
 	queue  string
 }
 
-func (e *oneInFlight) EnqueuePoll(ctx context.Context, sub string, slot int64) error {
+func (e *oneInFlight) EnqueuePoll(ctx context.Context, sub string, slot int64, _ time.Time) error {
 	payload, _ := json.Marshal(map[string]any{"sub": sub, "slot": slot})
 	_, err := e.client.EnqueueContext(ctx, asynq.NewTask("poll:run", payload), asynq.TaskID("poll:"+sub), asynq.Queue(e.queue))
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
@@ -133,7 +133,7 @@ type subCounter struct {
 	n  map[string]int
 }
 
-func (c *subCounter) EnqueuePoll(_ context.Context, sub string, _ int64) error {
+func (c *subCounter) EnqueuePoll(_ context.Context, sub string, _ int64, _ time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.n[sub]++

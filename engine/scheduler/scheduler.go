@@ -30,10 +30,11 @@ import (
 	"github.com/ghlflow/ghlflow/engine/internal/rdb"
 )
 
-// Enqueuer enqueues the poll of one subscription for one slot. It treats
-// an existing task for that slot as success.
+// Enqueuer enqueues the poll of one subscription for one slot, due at due
+// (the time the poll's lag is measured from). It treats an existing task
+// for that slot as success.
 type Enqueuer interface {
-	EnqueuePoll(ctx context.Context, sub string, slot int64) error
+	EnqueuePoll(ctx context.Context, sub string, slot int64, due time.Time) error
 }
 
 // Entry is a subscription as the scheduler sees it.
@@ -278,6 +279,15 @@ type claimed struct {
 	next   string // the due time the claim set
 }
 
+// dueAt is the due time the subscription was claimed at.
+func (c claimed) dueAt() time.Time {
+	ms, err := strconv.ParseFloat(c.due, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(int64(math.Ceil(ms)))
+}
+
 // Tick claims the subscriptions due at now and enqueues their polls; it
 // returns how many polls it enqueued. A subscription whose enqueue fails
 // goes back to its due time, so the next tick tries again; one whose
@@ -346,7 +356,7 @@ func (s *Scheduler) enqueue(ctx context.Context, batch []claimed) (int, error) {
 		go func() {
 			defer wg.Done()
 			for c := range work {
-				err := s.enq.EnqueuePoll(ctx, c.Sub, c.Slot)
+				err := s.enq.EnqueuePoll(ctx, c.Sub, c.Slot, c.dueAt())
 				switch {
 				case errors.Is(err, ErrInFlight):
 					s.skipped.Add(1)

@@ -69,7 +69,7 @@ type asynqEnqueuer struct {
 	conflicts int
 }
 
-func (e *asynqEnqueuer) EnqueuePoll(ctx context.Context, sub string, slot int64) error {
+func (e *asynqEnqueuer) EnqueuePoll(ctx context.Context, sub string, slot int64, _ time.Time) error {
 	payload, _ := json.Marshal(map[string]any{"sub": sub, "slot": slot})
 	_, err := e.client.EnqueueContext(ctx, asynq.NewTask("poll:run", payload),
 		asynq.TaskID(fmt.Sprintf("poll:%s:%d", sub, slot)), asynq.Queue(e.queue), asynq.Retention(time.Hour))
@@ -251,7 +251,7 @@ type recorder struct {
 	slots []int64
 }
 
-func (r *recorder) EnqueuePoll(_ context.Context, _ string, slot int64) error {
+func (r *recorder) EnqueuePoll(_ context.Context, _ string, slot int64, _ time.Time) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail > 0 {
@@ -264,7 +264,10 @@ func (r *recorder) EnqueuePoll(_ context.Context, _ string, slot int64) error {
 
 type counter struct{ n atomic.Int64 }
 
-func (c *counter) EnqueuePoll(context.Context, string, int64) error { c.n.Add(1); return nil }
+func (c *counter) EnqueuePoll(context.Context, string, int64, time.Time) error {
+	c.n.Add(1)
+	return nil
+}
 
 // TestHundredThousand loads 100,000 subscriptions at 5 minutes and reports
 // the cost: sync time, memory, and one interval of ticks.
