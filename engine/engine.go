@@ -59,6 +59,9 @@ type Config struct {
 	// SummaryEvery is how often a summary line (polls, new items, chains,
 	// errors) is logged at info level (default 1 min).
 	SummaryEvery time.Duration
+	// LogPolls logs every poll at info level (what it read, found new and
+	// asked the API); otherwise at debug level.
+	LogPolls bool
 	// Every, when set, replaces every recipe's poll interval (tests and
 	// demos that cannot wait a minute per poll).
 	Every time.Duration
@@ -204,7 +207,7 @@ func New(cfg Config) (*Engine, error) {
 		Queue: e.client, ChainQueue: QueueName(cfg.Prefix, QueueChain), ChainRetention: cfg.Retention, ChainOptions: []asynq.Option{asynq.MaxRetry(12)},
 		Recorder: e.History, Pauser: e.pauses, Budget: pollBudget, Stats: e.stats, Logger: log,
 		Connections: cfg.Connections, Pace: TenantPace(cfg.Catalog), Pacer: RedisPacer{Redis: cfg.Redis, Keys: rdbkeys.NewKeys(cfg.Prefix)},
-		TenantCap: max(0, cfg.TenantPolls), Metrics: cfg.Metrics,
+		TenantCap: max(0, cfg.TenantPolls), Metrics: cfg.Metrics, LogPolls: cfg.LogPolls,
 		SubPauses: NewSubPauses(cfg.Redis, cfg.Prefix)}
 	if cfg.SharePolls {
 		e.Poller.Shared = NewSharedPages(cfg.Redis, cfg.Prefix)

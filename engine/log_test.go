@@ -224,3 +224,56 @@ steps:
 		}
 	}
 }
+
+// TestLogPolls: with LogPolls (run -v) every poll logs an info line naming
+// its tenant, recipe, subscription, connection and what it read and found
+// new; without it the default level shows no such line.
+func TestLogPolls(t *testing.T) {
+	overlapInShort(t)
+	for _, on := range []bool{true, false} {
+		rdb, prefix := testRedis(t)
+		cat := testCatalog(t)
+		srv, ts, _, conns := simConn(t, cat, "loc-logs", sim.Config{})
+		srv.CreateContact("loc-logs", map[string]any{"email": "first@example.com"})
+		logs := &logBuffer{}
+		eng, err := engine.New(engine.Config{Catalog: cat, Redis: rdb, Recipes: []string{"testdata/sharedrecipes"}, Prefix: prefix,
+			Caller: transport.New(transport.Config{Catalog: cat, Connections: conns, BaseURL: ts.URL}), Connections: conns,
+			Every: time.Second, TickEvery: 50 * time.Millisecond, LogPolls: on,
+			Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- eng.Run(ctx) }()
+		sub := engine.SubscriptionID("shared-a", "acme")
+		until(t, 10*time.Second, "shared-a polled twice", func() bool {
+			ps, _ := eng.History.Polls(ctx, sub, 0)
+			return len(ps) >= 2
+		})
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "msg=poll ") && strings.Contains(l, "sub="+sub) {
+				lines = append(lines, l)
+			}
+		}
+		if !on {
+			if len(lines) > 0 {
+				t.Errorf("poll lines without LogPolls: %q", lines)
+			}
+			continue
+		}
+		if len(lines) < 2 {
+			t.Fatalf("%d poll lines for two polls:\n%s", len(lines), logs.String())
+		}
+		for _, want := range []string{"level=INFO", "tenant=default", "recipe=shared-a", "connection=acme", "read=1", "new=0", "requests=1"} {
+			if !strings.Contains(lines[0], want) {
+				t.Errorf("the first poll's line lacks %s: %s", want, lines[0])
+			}
+		}
+	}
+}

@@ -102,6 +102,8 @@ type Poller struct {
 	Metrics *Metrics
 	// SubPauses, when set, skips the polls of paused subscriptions.
 	SubPauses *SubPauses
+	// LogPolls logs each poll at info level instead of debug.
+	LogPolls bool
 }
 
 // ProcessTask handles a TypePoll task (asynq.Handler).
@@ -183,8 +185,13 @@ func (p *Poller) PollDue(ctx context.Context, subID string, slot int64, due time
 	if err != nil {
 		return rec, fmt.Errorf("poll %s (%s): %w", subID, sub.Recipe.Name, err)
 	}
-	p.logger().Debug("poll", "sub", subID, "recipe", sub.Recipe.Name, "connection", sub.Connection, "read", rec.Read,
-		"new", rec.New, "requests", rec.Requests, "took", rec.Took.Round(time.Millisecond))
+	level := slog.LevelDebug
+	if p.LogPolls {
+		level = slog.LevelInfo
+	}
+	p.logger().Log(ctx, level, "poll", "tenant", sub.Tenant.ID, "recipe", sub.Recipe.Name, "sub", subID, "connection", sub.Connection,
+		"slot", slot, "read", rec.Read, "new", rec.New, "requests", rec.Requests, "shared", rec.Shared, "lag", rec.Lag,
+		"took", rec.Took.Round(time.Millisecond))
 	return rec, nil
 }
 

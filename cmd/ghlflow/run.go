@@ -131,7 +131,7 @@ func engineFlags(fs *flag.FlagSet, r role, o *engineOptions) {
 	fs.StringVar(&o.hookKey, "ghl-webhook-key", "", "PEM file of the public key(s) HighLevel signs webhooks with (default: its published legacy RSA key only; env GHLFLOW_GHL_WEBHOOK_KEY_FILE too)")
 	fs.BoolVar(&o.sharePolls, "share-polls", false, "polls of one connection sending the same request in the same slot share one API call")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file")
-	fs.BoolVar(&o.verbose, "v", false, "debug logs")
+	fs.BoolVar(&o.verbose, "v", false, "a line per poll at info level, and debug logs")
 	if r.front {
 		fs.BoolVar(&o.monitoringWrite, "monitoring-write", false, "let /monitoring delete, archive and run tasks (read-only by default)")
 	}
@@ -374,7 +374,7 @@ func (p *process) newEngine(o *engineOptions) error {
 	var err error
 	p.eng, err = engine.New(engine.Config{Catalog: p.cat, Caller: tr, Redis: p.rdb, Recipes: o.recipes, Prefix: o.prefix,
 		PollConcurrency: o.pollN, ChainConcurrency: o.chainN, Retention: o.retention, TickEvery: o.tick, Every: o.every, Logger: p.log,
-		Budget: budget, Connections: src, Metrics: p.metrics, OnChain: p.onChain, SharePolls: o.sharePolls,
+		Budget: budget, Connections: src, Metrics: p.metrics, OnChain: p.onChain, SharePolls: o.sharePolls, LogPolls: o.verbose,
 		Locations: engine.ConnectionLocations{Static: p.static, Store: p.store}, WebhookMetrics: p.hooks, Installs: p.store})
 	return err
 }
