@@ -26,7 +26,8 @@ import (
 )
 
 // fixture is an engine polling the simulator every second, its sealed
-// connection store, and the API over them on a real HTTP server.
+// connection store and a static connection (static-ghl), and the API
+// over them on a real HTTP server.
 type fixture struct {
 	t      *testing.T
 	rdb    *redis.Client
@@ -64,10 +65,18 @@ func newFixture(t *testing.T, recipesDir string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := transport.New(transport.Config{Catalog: cat, Connections: store, BaseURL: ss.URL, Logger: log})
+	// One connection of a static file, as `run --connections` reads it.
+	s.AddLocation("loc-static")
+	static, err := auth.NewStatic(auth.StaticEntry{ID: "static-ghl", App: "ghl", LocationID: "loc-static",
+		Token: s.IssueToken(sim.TokenSpec{LocationID: "loc-static", Private: true}).AccessToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := auth.Multi{static, store}
+	tr := transport.New(transport.Config{Catalog: cat, Connections: conns, BaseURL: ss.URL, Logger: log})
 	store.UseExchanger(tr)
 	eng, err := engine.New(engine.Config{Catalog: cat, Caller: tr, Redis: rdb, Recipes: []string{recipesDir}, Prefix: prefix,
-		Connections: store, Every: time.Second, TickEvery: 100 * time.Millisecond, TenantRefresh: 200 * time.Millisecond, Logger: log})
+		Connections: conns, Every: time.Second, TickEvery: 100 * time.Millisecond, TenantRefresh: 200 * time.Millisecond, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +86,7 @@ func newFixture(t *testing.T, recipesDir string) *fixture {
 		t.Fatal(err)
 	}
 	a := api.New(api.Config{Redis: rdb, Prefix: prefix, Catalog: cat, Keys: keys, Subscriptions: eng.Registry(),
-		Connections: store, Poller: eng.Poller, RecipeFiles: []string{recipesDir}, Logger: log})
+		Connections: store, StaticConnections: static.List(), Poller: eng.Poller, RecipeFiles: []string{recipesDir}, Logger: log})
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
 	return &fixture{t: t, rdb: rdb, prefix: prefix, cat: cat, sim: s, simURL: ss.URL, eng: eng, api: a, srv: srv, keys: keys, admin: admin}
