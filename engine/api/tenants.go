@@ -67,13 +67,17 @@ func (a *API) tenant(w http.ResponseWriter, r *http.Request, k apikey.Key, id st
 }
 
 func (a *API) listTenants(w http.ResponseWriter, r *http.Request, k apikey.Key) {
+	status, ok := enumFilter(w, r, "status", tenant.Statuses())
+	if !ok {
+		return
+	}
 	ts, _, err := a.tenants.List(r.Context())
 	if err != nil {
 		a.internal(w, r, err)
 		return
 	}
 	sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
-	status, label := r.URL.Query().Get("status"), r.URL.Query().Get("label")
+	label := r.URL.Query().Get("label")
 	out := []TenantView{}
 	for _, t := range ts {
 		if !k.Operator() && t.ID != k.Tenant {
