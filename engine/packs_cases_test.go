@@ -36,6 +36,26 @@ var packCases = []packCase{
 				"contactId": v["rz"], "title": "Call Bo", "dueDate": "2030-01-02T10:00:00Z", "status": "OPEN",
 				"completed": "false", "externalId": v["task"], "ghlContactId": v["ghl"]}}}
 		}},
+	// A GHL task already linked to a Referrizer task changes: the linked
+	// task is updated, not made again.
+	{recipe: rzPack + "task-to-referrizer.yaml",
+		seed: func(f *packFixture) map[string]string {
+			v := map[string]string{"ghl": ghlContact(f, map[string]any{"firstName": "Eve", "email": "eve@example.com"}),
+				"rz": rzContact(f, "eve@example.com", "Eve")}
+			v["task"] = ghlTask(f, v["ghl"], "Call Eve")
+			out := f.call("referrizer.tasks.create", nil, map[string]any{"contactId": v["rz"], "title": "Call Eve",
+				"dueDate": "2030-01-02T10:00:00Z", "externalId": v["task"], "ghlContactId": v["ghl"]})
+			v["rzTask"] = gjson.GetBytes(out, "id").String()
+			return v
+		},
+		act: func(f *packFixture, v map[string]string) {
+			f.call("ghl.contacts.tasks.update", map[string]string{"contactId": v["ghl"], "taskId": v["task"]},
+				map[string]any{"title": "Call Eve about the voucher", "dueDate": "2030-01-05T09:00:00Z", "completed": true})
+		},
+		want: func(v map[string]string) []wantWrite {
+			return []wantWrite{{op: "referrizer.tasks.update", path: "/v1/tasks/" + v["rzTask"], fields: map[string]string{
+				"title": "Call Eve about the voucher", "dueDate": "2030-01-05T09:00:00Z", "status": "COMPLETED", "completed": "true"}}}
+		}},
 	{recipe: rzPack + "task-to-ghl.yaml",
 		seed: func(f *packFixture) map[string]string {
 			return map[string]string{"ghl": ghlContact(f, map[string]any{"firstName": "Cy", "email": "cy@example.com"}),
