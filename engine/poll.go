@@ -100,7 +100,8 @@ type Poller struct {
 	Now      func() time.Time
 	// Metrics, when set, counts the polls by result, their lag and items.
 	Metrics *Metrics
-	// SubPauses, when set, skips the polls of paused subscriptions.
+	// SubPauses, when set, skips the polls of paused subscriptions (a
+	// pause is seen within a second).
 	SubPauses *SubPauses
 	// LogPolls logs each poll at info level instead of debug.
 	LogPolls bool
@@ -143,7 +144,7 @@ func (p *Poller) PollDue(ctx context.Context, subID string, slot int64, due time
 	}
 	rec.Recipe = sub.Recipe.Name
 	if p.SubPauses != nil {
-		if sp, err := p.SubPauses.Get(ctx, subID); err == nil && sp != nil {
+		if p.SubPauses.Paused(ctx, subID) {
 			rec.Skipped = "subscription paused"
 			p.record(ctx, rec)
 			return rec, nil
@@ -169,19 +170,27 @@ func (p *Poller) PollDue(ctx context.Context, subID string, slot int64, due time
 		p.record(ctx, rec)
 		return rec, nil
 	}
-	err := p.poll(ctx, sub, rec)
+	c, err := p.poll(ctx, sub, rec)
 	rec.Took = p.now().Sub(rec.Time)
 	if busy := (*pollBusy)(nil); errors.As(err, &busy) {
 		rec.Skipped = busy.reason
 		p.record(ctx, rec)
 		return rec, nil
 	}
+	recorded := false
+	if err == nil {
+		recorded, err = p.commit(ctx, sub, c, rec)
+	}
 	p.Stats.polled(rec.New)
 	if err != nil {
 		rec.Error = err.Error()
 		err = p.decide(ctx, sub, err)
 	}
-	p.record(ctx, rec)
+	if recorded {
+		p.observe(rec)
+	} else {
+		p.record(ctx, rec)
+	}
 	if err != nil {
 		return rec, fmt.Errorf("poll %s (%s): %w", subID, sub.Recipe.Name, err)
 	}
@@ -220,11 +229,16 @@ func (p *Poller) now() time.Time {
 	return time.Now()
 }
 
-// record keeps rec in the run history, if there is one.
-func (p *Poller) record(ctx context.Context, rec *history.Poll) {
+// observe counts rec in the metrics, if there are any.
+func (p *Poller) observe(rec *history.Poll) {
 	if p.Metrics != nil {
 		p.Metrics.observePoll(rec)
 	}
+}
+
+// record keeps rec in the run history, if there is one.
+func (p *Poller) record(ctx context.Context, rec *history.Poll) {
+	p.observe(rec)
 	if p.Recorder == nil {
 		return
 	}
@@ -267,12 +281,44 @@ type pollPlan struct {
 	shared atomic.Int64
 }
 
+// pollAppender is a PollRecorder that hands a poll's record to the dedup
+// commit, which writes both in one script call (*history.Store).
+type pollAppender interface {
+	PollAppend(sub string, p history.Poll) (*dedup.Append, error)
+}
+
+// pendingCommit is what a poll records once its chains are enqueued: every
+// item read, and the backlog to leave (when setBacklog).
+type pendingCommit struct {
+	items      []dedup.Item
+	setBacklog bool
+	backlog    *dedup.Backlog
+}
+
+// commit records the poll's items as seen and, when the Recorder can hand
+// it over, the poll's record in the same script call; recorded reports
+// that rec was written.
+func (p *Poller) commit(ctx context.Context, sub *Subscription, c *pendingCommit, rec *history.Poll) (recorded bool, err error) {
+	var app *dedup.Append
+	if pa, ok := p.Recorder.(pollAppender); ok {
+		if app, err = pa.PollAppend(sub.ID, *rec); err != nil {
+			p.logger().Warn("record poll", "sub", sub.ID, "err", err)
+			app = nil
+		}
+	}
+	if err := p.Dedup.CommitAppend(ctx, sub.ID, c.items, sub.keep(), c.setBacklog, c.backlog, app); err != nil {
+		return false, err
+	}
+	return app != nil, nil
+}
+
 // poll runs the stages of one poll: plan, walk the pages, decide what is
-// new, merge the backlog of an earlier capped poll, fan out, commit.
-func (p *Poller) poll(ctx context.Context, sub *Subscription, rec *history.Poll) error {
+// new, merge the backlog of an earlier capped poll, fan out; what it
+// returns is committed after (see commit).
+func (p *Poller) poll(ctx context.Context, sub *Subscription, rec *history.Poll) (*pendingCommit, error) {
 	pl, err := p.plan(ctx, sub)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	pl.caller = p.Caller
 	if p.Shared != nil {
@@ -284,29 +330,26 @@ func (p *Poller) poll(ctx context.Context, sub *Subscription, rec *history.Poll)
 	}
 	res, err := p.walk(ctx, sub, pl, rec)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fire, err := p.decideNew(ctx, sub, pl, res)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rec.Seeded = !pl.state.Seeded
 	gap, next, err := p.mergeBacklog(ctx, sub, pl, res, len(fire), rec)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fire = append(gap, fire...)
 	rec.New = len(fire)
 	// Fan out before marking: a crash in between re-enqueues on the next
 	// try and meets the TaskIDs instead of losing or doubling an item.
 	if err := p.fanOut(ctx, sub, fire, rec); err != nil {
-		return err
+		return nil, err
 	}
-	items := dedupItems(res.Items)
-	if pl.state.Backlog != nil || next != nil {
-		return p.Dedup.CommitBacklog(ctx, sub.ID, items, sub.keep(), next)
-	}
-	return p.Dedup.Commit(ctx, sub.ID, items, sub.keep())
+	return &pendingCommit{items: dedupItems(res.Items), setBacklog: pl.state.Backlog != nil || next != nil,
+		backlog: next}, nil
 }
 
 // plan renders the params and sets the walk's options from the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -17,12 +18,21 @@ type SubPause struct {
 	Reason string    `json:"reason,omitempty"`
 }
 
+// subPauseRefresh is how stale a poller's view of the paused
+// subscriptions may get: a poll may still run up to this long after its
+// subscription was paused.
+const subPauseRefresh = time.Second
+
 // SubPauses keeps the subscriptions paused on purpose (through the API):
 // their polls are skipped and recorded as skipped until they are resumed;
 // their state stays.
 type SubPauses struct {
 	rdb  redis.UniversalClient
 	keys rdbkeys.Keys
+
+	mu      sync.Mutex
+	view    map[string]struct{} // paused subscription ids, read at fetched
+	fetched time.Time
 }
 
 // NewSubPauses returns the subscription pauses under prefix.
@@ -61,6 +71,26 @@ func (p *SubPauses) Get(ctx context.Context, sub string) (*SubPause, error) {
 		return nil, fmt.Errorf("subscription pause %s: %w", sub, err)
 	}
 	return &sp, nil
+}
+
+// Paused reports whether sub is paused, from a view of every paused
+// subscription read at most subPauseRefresh ago (one read a second per
+// process instead of one per poll). When Redis cannot be read, the last
+// view holds.
+func (p *SubPauses) Paused(ctx context.Context, sub string) bool {
+	p.mu.Lock()
+	if time.Since(p.fetched) >= subPauseRefresh {
+		p.fetched = time.Now()
+		if ids, err := p.rdb.HKeys(ctx, p.keys.SubsPaused()).Result(); err == nil {
+			p.view = make(map[string]struct{}, len(ids))
+			for _, id := range ids {
+				p.view[id] = struct{}{}
+			}
+		}
+	}
+	_, paused := p.view[sub]
+	p.mu.Unlock()
+	return paused
 }
 
 // All returns every paused subscription's pause by id.

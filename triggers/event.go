@@ -1,6 +1,7 @@
 package triggers
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -48,6 +49,7 @@ func EventItem(op *catalog.Operation, strategy string, payload []byte) (Item, er
 		keyed = &cp
 	}
 	it, err := keyItem(keyed, strategy, r)
+	it.Raw = json.RawMessage(r.Raw)
 	if err == nil && strategy == catalog.DedupCursor && it.Time.IsZero() {
 		// Keyed by a zero time, the item would not be the one a poll reads.
 		return Item{}, fmt.Errorf("%s: %w: no time for dedup cursor", op.ID, ErrNoItem)

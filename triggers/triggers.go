@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -340,17 +341,20 @@ func Extract(op *catalog.Operation, strategy string, body []byte) ([]Item, error
 	if strategy == "" {
 		strategy = op.Dedup
 	}
+	// Read body in place: gjson's results are then slices of it, and each
+	// item's Raw is a slice of body instead of a copy.
+	doc := view(body)
 	var raws []gjson.Result
 	if op.Items == "" {
-		obj := gjson.ParseBytes(body)
+		obj := gjson.Parse(doc)
 		if op.Object != "" {
-			obj = gjson.GetBytes(body, op.Object)
+			obj = gjson.Get(doc, op.Object)
 		}
 		if obj.Exists() && obj.IsObject() {
 			raws = append(raws, obj)
 		}
 	} else {
-		list := gjson.GetBytes(body, op.Items)
+		list := gjson.Get(doc, op.Items)
 		if list.Exists() && list.Type != gjson.Null && !list.IsArray() {
 			return nil, fmt.Errorf("%s: items at %q are not a list", op.ID, op.Items)
 		}
@@ -362,14 +366,38 @@ func Extract(op *catalog.Operation, strategy string, body []byte) ([]Item, error
 		if err != nil {
 			return nil, err
 		}
+		it.Raw = rawOf(body, r.Raw)
 		items = append(items, it)
 	}
 	return items, nil
 }
 
-// keyItem computes an item's id, time and key.
+// view is body as a string, without a copy: Extract only reads body, which
+// nothing changes once it is read.
+func view(body []byte) string {
+	if len(body) == 0 {
+		return ""
+	}
+	return unsafe.String(&body[0], len(body))
+}
+
+// rawOf returns raw, a part of view(body), as the slice of body it spans
+// (capped there, so an append copies); a raw from elsewhere is copied.
+func rawOf(body []byte, raw string) json.RawMessage {
+	if len(raw) == 0 || len(body) == 0 {
+		return json.RawMessage(raw)
+	}
+	p, b := uintptr(unsafe.Pointer(unsafe.StringData(raw))), uintptr(unsafe.Pointer(&body[0]))
+	if p < b || p-b > uintptr(len(body)-len(raw)) || len(raw) > len(body) {
+		return json.RawMessage(raw)
+	}
+	off := int(p - b)
+	return body[off : off+len(raw) : off+len(raw)]
+}
+
+// keyItem computes an item's id, time and key (the caller sets Raw).
 func keyItem(op *catalog.Operation, strategy string, r gjson.Result) (Item, error) {
-	it := Item{Raw: json.RawMessage(r.Raw)}
+	var it Item
 	idv, createdv, updatedv := itemFields(op, r)
 	it.ID = idv.String()
 	created, updated := ParseTime(createdv), ParseTime(updatedv)

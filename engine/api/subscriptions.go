@@ -187,6 +187,9 @@ func (a *API) subDetail(ctx context.Context, s *engine.Subscription) (Subscripti
 	}
 	for i, p := range polls {
 		p.Error = auth.Redact(p.Error)
+		if p.Recipe == "" {
+			p.Recipe = s.Recipe.Name
+		}
 		polls[i] = p
 		d.Counters.Polls++
 		d.Counters.Read += p.Read

@@ -130,25 +130,45 @@ func ms(t time.Time) int64 {
 	return 0
 }
 
-// run calls the script over items, in batches of maxBatch; backlog goes
-// with the last batch.
-func (s *Store) run(ctx context.Context, mode, sub string, items []Item, keep, backfill int, backlog string) (*Decision, error) {
+// Append is an entry pushed onto a capped list of the same subscription
+// (its poll history) by the script call that commits a poll's items, so
+// the record costs no round trip of its own.
+type Append struct {
+	// Key is the list: the subscription's rdb.Keys.HistoryPolls.
+	Key string
+	// Value is the entry; Keep how many entries the list keeps; TTL
+	// renews the list's expiry.
+	Value []byte
+	Keep  int64
+	TTL   time.Duration
+}
+
+// run calls the script over items, in batches of maxBatch; backlog and
+// app go with the last batch.
+func (s *Store) run(ctx context.Context, mode, sub string, items []Item, keep, backfill int, backlog string, app *Append) (*Decision, error) {
 	if keep <= 0 {
 		keep = s.keep
+	}
+	keys := s.Keys(sub)
+	if app != nil {
+		keys = append(keys, app.Key)
 	}
 	d := &Decision{Known: make([]bool, 0, len(items)), New: make([]bool, 0, len(items))}
 	for start := 0; start < len(items) || start == 0; start += maxBatch {
 		batch := items[start:min(start+maxBatch, len(items))]
-		last := ""
+		last, entry, entryKeep, entryTTL := "", "", int64(0), int64(0)
 		if start+len(batch) >= len(items) {
 			last = backlog
+			if app != nil {
+				entry, entryKeep, entryTTL = string(app.Value), app.Keep, app.TTL.Milliseconds()
+			}
 		}
-		args := make([]any, 0, 4+2*len(batch))
-		args = append(args, mode, keep, backfill-(len(items)-start-len(batch)), last)
+		args := make([]any, 0, 7+2*len(batch))
+		args = append(args, mode, keep, backfill-(len(items)-start-len(batch)), last, entry, entryKeep, entryTTL)
 		for _, it := range batch {
 			args = append(args, hashKey(it.Key), ms(it.Time))
 		}
-		res, err := rdb.Dedup.Run(ctx, s.rdb, s.Keys(sub), args...).Slice()
+		res, err := rdb.Dedup.Run(ctx, s.rdb, keys, args...).Slice()
 		if err != nil {
 			return nil, fmt.Errorf("dedup %s %s: %w", mode, sub, err)
 		}
@@ -177,7 +197,7 @@ func (s *Store) run(ctx context.Context, mode, sub string, items []Item, keep, b
 // unknown ones, or on a first poll the newest backfill items (items come
 // oldest first, so the last ones). One round trip.
 func (s *Store) Decide(ctx context.Context, sub string, items []Item, backfill int) (*Decision, error) {
-	return s.run(ctx, modeDecide, sub, items, 0, backfill, "")
+	return s.run(ctx, modeDecide, sub, items, 0, backfill, "", nil)
 }
 
 // Commit records items as seen (all of them: known ones refresh their
@@ -185,8 +205,35 @@ func (s *Store) Decide(ctx context.Context, sub string, items []Item, backfill i
 // the set to keep keys (0 = the store's default), raising the floor to the
 // newest time trimmed. One round trip.
 func (s *Store) Commit(ctx context.Context, sub string, items []Item, keep int) error {
-	_, err := s.run(ctx, modeCommit, sub, items, keep, 0, "")
+	_, err := s.run(ctx, modeCommit, sub, items, keep, 0, "", nil)
 	return err
+}
+
+// CommitAppend commits items as Commit does (with the backlog as
+// CommitBacklog when setBacklog) and pushes app onto its list in the same
+// script call: the poll's record is written with its items.
+func (s *Store) CommitAppend(ctx context.Context, sub string, items []Item, keep int, setBacklog bool, bl *Backlog, app *Append) error {
+	arg := ""
+	if setBacklog {
+		var err error
+		if arg, err = backlogArg(sub, bl); err != nil {
+			return err
+		}
+	}
+	_, err := s.run(ctx, modeCommit, sub, items, keep, 0, arg, app)
+	return err
+}
+
+// backlogArg is the script's backlog argument for bl ("-" removes it).
+func backlogArg(sub string, bl *Backlog) (string, error) {
+	if bl == nil {
+		return "-", nil
+	}
+	b, err := json.Marshal(bl)
+	if err != nil {
+		return "", fmt.Errorf("dedup backlog %s: %w", sub, err)
+	}
+	return string(b), nil
 }
 
 // CommitBacklog commits items as Commit does and, in the same script call,
@@ -194,15 +241,11 @@ func (s *Store) Commit(ctx context.Context, sub string, items []Item, keep int) 
 // capped poll moves exactly when its items are recorded, so a crash between
 // the two cannot lose the items below the cap or skip past them.
 func (s *Store) CommitBacklog(ctx context.Context, sub string, items []Item, keep int, bl *Backlog) error {
-	arg := "-"
-	if bl != nil {
-		b, err := json.Marshal(bl)
-		if err != nil {
-			return fmt.Errorf("dedup backlog %s: %w", sub, err)
-		}
-		arg = string(b)
+	arg, err := backlogArg(sub, bl)
+	if err != nil {
+		return err
 	}
-	_, err := s.run(ctx, modeCommit, sub, items, keep, 0, arg)
+	_, err = s.run(ctx, modeCommit, sub, items, keep, 0, arg, nil)
 	return err
 }
 
@@ -211,7 +254,7 @@ func (s *Store) CommitBacklog(ctx context.Context, sub string, items []Item, kee
 // then a commit, so that a first poll is judged as one.)
 func (s *Store) Mark(ctx context.Context, sub string, items []Item, keep, backfill int) (*Decision, error) {
 	if len(items) <= maxBatch {
-		return s.run(ctx, modeMark, sub, items, keep, backfill, "")
+		return s.run(ctx, modeMark, sub, items, keep, backfill, "", nil)
 	}
 	d, err := s.Decide(ctx, sub, items, backfill)
 	if err != nil {

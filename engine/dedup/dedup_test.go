@@ -240,3 +240,43 @@ func TestCommitBacklog(t *testing.T) {
 		t.Fatalf("backlog left: %+v", st.Backlog)
 	}
 }
+
+// TestCommitAppend: a commit that carries an entry records the items and
+// pushes the entry onto its list, capped and expiring, in the same call;
+// the backlog is left, set or removed as asked.
+func TestCommitAppend(t *testing.T) {
+	s, rdb := newStore(t, 0)
+	ctx := context.Background()
+	list := s.Keys("s1")[0] + ":list"
+	for i := range 4 {
+		app := &dedup.Append{Key: list, Value: []byte(fmt.Sprint(i)), Keep: 3, TTL: time.Hour}
+		var bl *dedup.Backlog
+		if i == 1 {
+			bl = &dedup.Backlog{Offset: 7, Floor: base}
+		}
+		if err := s.CommitAppend(ctx, "s1", page(i*10, 10), 0, i != 2, bl, app); err != nil {
+			t.Fatal(err)
+		}
+		st, err := s.State(ctx, "s1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hasBacklog := st.Backlog != nil; hasBacklog != (i == 1 || i == 2) {
+			t.Fatalf("commit %d: backlog %+v", i, st.Backlog)
+		}
+	}
+	got, err := rdb.LRange(ctx, list, 0, -1).Result()
+	if err != nil || fmt.Sprint(got) != "[3 2 1]" {
+		t.Fatalf("list = %v, %v", got, err)
+	}
+	if ttl := rdb.TTL(ctx, list).Val(); ttl <= 0 || ttl > time.Hour {
+		t.Fatalf("ttl %v", ttl)
+	}
+	d, err := s.Decide(ctx, "s1", page(35, 10), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Seeded || fmt.Sprint(newKeys(page(35, 10), d)) != "[item40 item41 item42 item43 item44]" {
+		t.Fatalf("decision after the commits: %+v", d)
+	}
+}

@@ -15,6 +15,6 @@ func (s *Store) Note(ctx context.Context, sub string, items []Item) error {
 	if len(items) == 0 {
 		return nil
 	}
-	_, err := s.run(ctx, modeNote, sub, items, 0, 0, "")
+	_, err := s.run(ctx, modeNote, sub, items, 0, 0, "", nil)
 	return err
 }

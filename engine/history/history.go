@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ghlflow/ghlflow/engine/dedup"
 	"github.com/ghlflow/ghlflow/engine/internal/rdb"
 )
 
@@ -139,30 +140,74 @@ func New(c redis.UniversalClient, o Options) *Store {
 	return &Store{rdb: c, keys: rdb.NewKeys(o.Prefix), keep: int64(o.Keep), ttl: o.TTL}
 }
 
-func (s *Store) push(ctx context.Context, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	p := s.rdb.TxPipeline()
-	p.LPush(ctx, key, b)
-	p.LTrim(ctx, key, 0, s.keep-1)
-	p.Expire(ctx, key, s.ttl)
-	_, err = p.Exec(ctx)
-	return err
+// push adds an encoded entry to a capped list and renews its expiry in one
+// script call.
+func (s *Store) push(ctx context.Context, key string, b []byte) error {
+	return rdb.HistoryPush.Run(ctx, s.rdb, []string{key}, b, s.keep, s.ttl.Milliseconds()).Err()
+}
+
+// storedPoll is how a poll is stored: Poll's fields under the same names,
+// without the subscription (the list's key names it; Polls puts it back)
+// and the recipe (the subscription names it), its time to the millisecond
+// and its zero counts left out. Records stored whole decode into it too.
+type storedPoll struct {
+	Sub           string        `json:"sub,omitempty"`
+	Recipe        string        `json:"recipe,omitempty"`
+	Time          time.Time     `json:"time"`
+	Took          time.Duration `json:"took,omitempty"`
+	Slot          int64         `json:"slot,omitempty"`
+	Lag           time.Duration `json:"lag,omitempty"`
+	Read          int           `json:"read,omitempty"`
+	New           int           `json:"new,omitempty"`
+	Enqueued      int           `json:"enqueued,omitempty"`
+	Duplicates    int           `json:"duplicates,omitempty"`
+	Requests      int           `json:"requests,omitempty"`
+	Shared        int           `json:"shared,omitempty"`
+	Seeded        bool          `json:"seeded,omitempty"`
+	Capped        bool          `json:"capped,omitempty"`
+	Skipped       string        `json:"skipped,omitempty"`
+	Stretch       float64       `json:"stretch,omitempty"`
+	StretchReason string        `json:"stretch_reason,omitempty"`
+	Error         string        `json:"error,omitempty"`
+}
+
+func encodePoll(p Poll) ([]byte, error) {
+	sp := storedPoll(p)
+	sp.Sub, sp.Recipe = "", ""
+	sp.Time = p.Time.Truncate(time.Millisecond)
+	return json.Marshal(sp)
 }
 
 // AddPoll records a poll of sub.
 func (s *Store) AddPoll(ctx context.Context, sub string, p Poll) error {
-	if err := s.push(ctx, s.keys.HistoryPolls(sub), p); err != nil {
+	b, err := encodePoll(p)
+	if err == nil {
+		err = s.push(ctx, s.keys.HistoryPolls(sub), b)
+	}
+	if err != nil {
 		return fmt.Errorf("history poll %s: %w", sub, err)
 	}
 	return nil
 }
 
+// PollAppend returns the record of a poll of sub as a dedup.Append, for
+// the dedup commit to push in the same script call (what AddPoll would
+// store).
+func (s *Store) PollAppend(sub string, p Poll) (*dedup.Append, error) {
+	b, err := encodePoll(p)
+	if err != nil {
+		return nil, fmt.Errorf("history poll %s: %w", sub, err)
+	}
+	return &dedup.Append{Key: s.keys.HistoryPolls(sub), Value: b, Keep: s.keep, TTL: s.ttl}, nil
+}
+
 // AddChain records a chain run of sub.
 func (s *Store) AddChain(ctx context.Context, sub string, c Chain) error {
-	if err := s.push(ctx, s.keys.HistoryChains(sub), c); err != nil {
+	b, err := json.Marshal(c)
+	if err == nil {
+		err = s.push(ctx, s.keys.HistoryChains(sub), b)
+	}
+	if err != nil {
 		return fmt.Errorf("history chain %s: %w", sub, err)
 	}
 	return nil
@@ -188,8 +233,15 @@ func list[T any](ctx context.Context, s *Store, key string, n int) ([]T, error) 
 }
 
 // Polls returns the last n polls of sub, newest first (n <= 0: all kept).
+// Their Sub is sub; Recipe is set only on records stored with it.
 func (s *Store) Polls(ctx context.Context, sub string, n int) ([]Poll, error) {
-	return list[Poll](ctx, s, s.keys.HistoryPolls(sub), n)
+	stored, err := list[storedPoll](ctx, s, s.keys.HistoryPolls(sub), n)
+	polls := make([]Poll, len(stored))
+	for i, sp := range stored {
+		polls[i] = Poll(sp)
+		polls[i].Sub = sub
+	}
+	return polls, err
 }
 
 // Chains returns the last n chain runs of sub, newest first.

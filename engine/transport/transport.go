@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ghlflow/ghlflow/catalog"
@@ -96,6 +97,8 @@ type Observer interface {
 type Transport struct {
 	cfg Config
 	log *slog.Logger
+	// bufs holds the buffers answers are read into (*bytes.Buffer).
+	bufs sync.Pool
 }
 
 // New returns a Transport for cfg, filling in defaults.
@@ -291,7 +294,7 @@ func (t *Transport) attempt(ctx context.Context, app *catalog.App, op *catalog.O
 		return attemptResult{err: netErr(ctx, err), took: time.Since(start)}
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, t.cfg.MaxResponse+1))
+	body, err := t.readBody(resp)
 	r := attemptResult{status: resp.StatusCode, header: resp.Header, took: time.Since(start)}
 	if err != nil {
 		r.err = netErr(ctx, err)
@@ -307,6 +310,29 @@ func (t *Transport) attempt(ctx context.Context, app *catalog.App, op *catalog.O
 	}
 	r.msg, r.err = classify(resp.StatusCode, resp.Header, body)
 	return r
+}
+
+// maxPooledBuffer is the largest read buffer kept for the next answer.
+const maxPooledBuffer = 1 << 20
+
+// readBody reads an answer, up to MaxResponse+1 bytes, into a buffer kept
+// between calls and returns a copy of exactly its size: one allocation an
+// answer instead of the doublings of io.ReadAll.
+func (t *Transport) readBody(resp *http.Response) ([]byte, error) {
+	buf, _ := t.bufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	buf.Reset()
+	_, err := buf.ReadFrom(io.LimitReader(resp.Body, t.cfg.MaxResponse+1))
+	body := bytes.Clone(buf.Bytes())
+	if body == nil {
+		body = []byte{}
+	}
+	if buf.Cap() <= maxPooledBuffer {
+		t.bufs.Put(buf)
+	}
+	return body, err
 }
 
 // Messages GHL answers with that tell auth failures apart.

@@ -46,7 +46,7 @@ func TestMultiKeyScriptsShareASlot(t *testing.T) {
 		script string
 		keys   []string
 	}{
-		{"Dedup", []string{k.DedupSeen("s1"), k.DedupMeta("s1")}},
+		{"Dedup", []string{k.DedupSeen("s1"), k.DedupMeta("s1"), k.HistoryPolls("s1")}},
 		{"ConnLock", []string{k.ConnLock("acme"), k.ConnFence("acme")}},
 		{"ConnFencedWrite", []string{k.Conn("acme"), k.ConnLock("acme")}},
 		{"ConnStatesLiftUnstored", []string{k.ConnStates(), k.Conns()}},

@@ -5,27 +5,32 @@ import "github.com/redis/go-redis/v9"
 // Dedup decides and/or records a poll's items for one subscription.
 // KEYS: DedupSeen (zset of 8-byte key hashes scored by item time in ms, or
 // by an insertion counter for items without time), DedupMeta (hash: seeded,
-// hwm, floor, seq, backlog). ARGV: mode (decide, commit, mark, note: records
-// keys that arrived by webhook and leaves seeded, hwm, floor and the set's
-// size to the polls, which have not walked down to them yet), keep,
-// backfill, backlog ("" leaves it, "-" removes it, else the JSON to store;
-// commit and mark only), then pairs of (hash, time ms or 0). Returns
-// {seeded before, hwm, known flags, new flags}.
+// hwm, floor, seq, backlog), and optionally a list of the same
+// subscription (HistoryPolls) that a commit or mark pushes an entry onto,
+// so that a poll's record costs no round trip of its own. ARGV: mode
+// (decide, commit, mark, note: records keys that arrived by webhook and
+// leaves seeded, hwm, floor and the set's size to the polls, which have not
+// walked down to them yet), keep, backfill, backlog ("" leaves it, "-"
+// removes it, else the JSON to store; commit and mark only), the list
+// entry ("" = none), how many entries the list keeps, its ttl in ms, then
+// pairs of (hash, time ms or 0). Returns {seeded before, hwm, known flags,
+// new flags}.
 var Dedup = redis.NewScript(`
 local mode, keep, backfill, backlog = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local entry, entryKeep, entryTTL = ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local meta = redis.call('HMGET', KEYS[2], 'seeded', 'hwm', 'floor', 'seq')
 local seeded = meta[1] and true or false
 local hwm = tonumber(meta[2]) or 0
 local floor = tonumber(meta[3]) or 0
 local seq = tonumber(meta[4]) or 0
-local n = (#ARGV - 4) / 2
+local n = (#ARGV - 7) / 2
 local known, new = {}, {}
 if mode ~= 'commit' and n > 0 then
   local members = {}
-  for i = 1, n do members[i] = ARGV[3 + 2*i] end
+  for i = 1, n do members[i] = ARGV[6 + 2*i] end
   local scores = redis.call('ZMSCORE', KEYS[1], unpack(members))
   for i = 1, n do
-    local t = tonumber(ARGV[4 + 2*i])
+    local t = tonumber(ARGV[7 + 2*i])
     if scores[i] or (t > 0 and t <= floor) then known[i] = 1 else known[i] = 0 end
     if seeded then new[i] = 1 - known[i] elseif i > n - backfill then new[i] = 1 else new[i] = 0 end
   end
@@ -33,7 +38,7 @@ end
 if mode ~= 'decide' then
   local args, low = {}, nil
   for i = 1, n do
-    local t = tonumber(ARGV[4 + 2*i])
+    local t = tonumber(ARGV[7 + 2*i])
     local score = t
     if t <= 0 then seq = seq + 1; score = seq
     elseif mode ~= 'note' then
@@ -41,7 +46,7 @@ if mode ~= 'decide' then
       if low == nil or t < low then low = t end
     end
     args[#args + 1] = score
-    args[#args + 1] = ARGV[3 + 2*i]
+    args[#args + 1] = ARGV[6 + 2*i]
   end
   if #args > 0 then redis.call('ZADD', KEYS[1], unpack(args)) end
   if mode == 'note' then
@@ -59,15 +64,76 @@ if mode ~= 'decide' then
   redis.call('HSET', KEYS[2], 'seeded', 1, 'hwm', hwm, 'floor', floor, 'seq', seq)
   if backlog == '-' then redis.call('HDEL', KEYS[2], 'backlog')
   elseif backlog ~= '' then redis.call('HSET', KEYS[2], 'backlog', backlog) end
+  if KEYS[3] and entry ~= '' then
+    redis.call('LPUSH', KEYS[3], entry)
+    redis.call('LTRIM', KEYS[3], 0, entryKeep - 1)
+    redis.call('PEXPIRE', KEYS[3], entryTTL)
+  end
 end
 return {seeded and 1 or 0, tostring(hwm), known, new}
 `)
+
+// HistoryPush pushes an entry onto a capped history list and renews its
+// expiry, in one call. KEYS: HistoryPolls or HistoryChains. ARGV: the
+// entry, how many entries the list keeps, its ttl in ms.
+var HistoryPush = redis.NewScript(`
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1`)
 
 // RatePause extends a resource's pause to ARGV[1] ms from now, never
 // shortening it. KEYS: RatePause.
 var RatePause = redis.NewScript(`
 local left = redis.call('PTTL', KEYS[1])
 if left < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
+return 1`)
+
+// RateAllow is the GCRA of github.com/go-redis/redis_rate (after
+// github.com/rwz/redis-gcra, copyright (c) 2017 Pavel Pravosud, MIT), with
+// its state kept as that package keeps it, so that processes using either
+// share it: the theoretical arrival time in seconds since 2017-01-01 UTC.
+// A pause (RateHold) moves that time on, so one call answers both whether
+// the resource is paused and whether the budget lets a request through.
+// KEYS: RateState. ARGV: burst, rate, period (s), cost. Returns {allowed,
+// remaining, retry after (s), reset after (s)}.
+var RateAllow = redis.NewScript(`
+redis.replicate_commands()
+local burst, rate, period, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local emission = period / rate
+local increment = emission * cost
+local burst_offset = emission * burst
+local t = redis.call('TIME')
+local now = (t[1] - 1483228800) + (t[2] / 1000000)
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+tat = math.max(tat, now)
+local new_tat = tat + increment
+local diff = now - (new_tat - burst_offset)
+local remaining = diff / emission
+if remaining < 0 then
+  return {0, 0, tostring(-diff), tostring(tat - now)}
+end
+local reset_after = new_tat - now
+if reset_after > 0 then
+  redis.call('SET', KEYS[1], new_tat, 'EX', math.ceil(reset_after))
+end
+return {cost, remaining, '-1', tostring(reset_after)}`)
+
+// RateHold holds a resource's requests back for ARGV[4] seconds from now
+// (a pause after a 429) by moving its GCRA state on, never back: the
+// first request lets through comes when the hold ends, the next at the
+// budget's pace. KEYS: RateState. ARGV: burst, rate, period (s), hold (s).
+var RateHold = redis.NewScript(`
+redis.replicate_commands()
+local burst, rate, period, hold = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local emission = period / rate
+local t = redis.call('TIME')
+local now = (t[1] - 1483228800) + (t[2] / 1000000)
+local want = now + hold + emission * burst - emission
+local tat = tonumber(redis.call('GET', KEYS[1]) or 0)
+if tat < want then
+  redis.call('SET', KEYS[1], want, 'EX', math.ceil(want - now))
+end
 return 1`)
 
 // ConnUpdateMeta replaces a stored connection's metadata, if it exists.
