@@ -78,6 +78,7 @@ type e2eEnv struct {
 	http    string
 	key     string // GHLFLOW_SECRET_KEY of the run
 	admin   string // GHLFLOW_ADMIN_TOKEN of the run
+	token   string // the simulator's token of connection acme
 	simURL  string
 }
 
@@ -106,7 +107,7 @@ func newE2E(t *testing.T) *e2eEnv {
 	}
 	return &e2eEnv{t: t, cat: cat, srv: srv, loc: loc, rdb: rdb, redis: "redis://" + redistest.Addr() + "/0",
 		prefix: prefix, conns: conns, recipes: "testdata/e2erecipes", http: freeAddr(t), key: auth.GenerateKey(), admin: auth.GenerateKey(),
-		simURL: ts.URL}
+		simURL: ts.URL, token: tok.AccessToken}
 }
 
 func freeAddr(t *testing.T) string {
