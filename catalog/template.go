@@ -77,7 +77,30 @@ func TemplateFuncs() template.FuncMap {
 			}
 			return strings.Contains(toString(v), sub)
 		},
+		"findBy": findBy,
 	}
+}
+
+// findBy returns the first object of list whose field (a dotted path)
+// reads as value, or nil: `{{ (findBy "body" "marker" .steps.1).id }}`.
+// A list that is not one (a step skipped) finds nothing.
+func findBy(field string, value, list any) any {
+	items, _ := list.([]any)
+	for _, it := range items {
+		v := it
+		for _, name := range strings.Split(field, ".") {
+			m, ok := v.(map[string]any)
+			if !ok {
+				v = nil
+				break
+			}
+			v = m[name]
+		}
+		if v != nil && toString(v) == toString(value) {
+			return it
+		}
+	}
+	return nil
 }
 
 // goLayout maps the names rfc3339, date and datetime to Go layouts; any other

@@ -135,3 +135,36 @@ func TestValueKey(t *testing.T) {
 		t.Error("a text and a number share a key")
 	}
 }
+
+// TestFindBy: findBy returns the first object whose field (a dotted path)
+// reads as the value, and nothing in a list without one, in what is not a
+// list, or past a field that is not an object.
+func TestFindBy(t *testing.T) {
+	tasks := []any{
+		map[string]any{"id": "t1", "body": "other", "meta": map[string]any{"n": 1}},
+		map[string]any{"id": "t2", "body": "Referral Rock referral r-9", "meta": map[string]any{"n": 2}},
+		map[string]any{"id": "t3", "body": "Referral Rock referral r-9"},
+	}
+	for _, tc := range []struct {
+		tmpl string
+		data any
+		want string
+	}{
+		{`{{ (findBy "body" "Referral Rock referral r-9" .list).id }}`, tasks, "t2"},
+		{`{{ (findBy "meta.n" 2 .list).id }}`, tasks, "t2"},
+		{`{{ (findBy "meta.n" "1" .list).id }}`, tasks, "t1"},
+		{`{{ if findBy "body" "nope" .list }}found{{ else }}none{{ end }}`, tasks, "none"},
+		{`{{ if findBy "body.deeper" "x" .list }}found{{ else }}none{{ end }}`, tasks, "none"},
+		{`{{ if findBy "body" "x" .list }}found{{ else }}none{{ end }}`, "not a list", "none"},
+		{`{{ if .list | findBy "id" "t3" }}found{{ end }}`, tasks, "found"},
+	} {
+		v, err := catalog.CompileValue("t", tc.tmpl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := v.Render(map[string]any{"list": tc.data})
+		if err != nil || got != tc.want {
+			t.Errorf("%s: %v %v, want %q", tc.tmpl, got, err, tc.want)
+		}
+	}
+}

@@ -37,6 +37,8 @@ type instantEnv struct {
 	url     string // the engine's /webhooks/ghl
 	metrics *webhook.Metrics
 	sub     string
+	simURL  string
+	token   string // the location's token at the simulator
 
 	mu   sync.Mutex
 	done map[string][]time.Time // item key → completed chain runs
@@ -53,10 +55,10 @@ func newInstantEnvIn(t *testing.T, dir string, opts ...func(*engine.Engine)) *in
 	rdb, prefix := testRedis(t)
 	cat := testCatalog(t)
 	loc := "locINSTANT0000000000"
-	srv, ts, _, conns := simConn(t, cat, loc, sim.Config{Burst: -1, Daily: -1})
+	srv, ts, tok, conns := simConn(t, cat, loc, sim.Config{Burst: -1, Daily: -1})
 	t.Cleanup(srv.Close)
 	reg := prometheus.NewRegistry()
-	e := &instantEnv{t: t, srv: srv, loc: loc, metrics: webhook.NewMetrics(reg, cat.WebhookEvents()),
+	e := &instantEnv{t: t, srv: srv, loc: loc, metrics: webhook.NewMetrics(reg, cat.WebhookEvents()), simURL: ts.URL, token: tok.AccessToken,
 		sub: engine.SubscriptionID("instant-contacts", "acme"), done: map[string][]time.Time{}}
 	eng, err := engine.New(engine.Config{Catalog: cat, Caller: transport.New(transport.Config{Catalog: cat, Connections: conns,
 		BaseURL: ts.URL}), Redis: rdb, Recipes: []string{dir}, Prefix: prefix,

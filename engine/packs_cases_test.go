@@ -36,6 +36,26 @@ var packCases = []packCase{
 				"contactId": v["rz"], "title": "Call Bo", "dueDate": "2030-01-02T10:00:00Z", "status": "OPEN",
 				"completed": "false", "externalId": v["task"], "ghlContactId": v["ghl"]}}}
 		}},
+	// A GHL task already linked to a Referrizer task changes: the linked
+	// task is updated, not made again.
+	{recipe: rzPack + "task-to-referrizer.yaml",
+		seed: func(f *packFixture) map[string]string {
+			v := map[string]string{"ghl": ghlContact(f, map[string]any{"firstName": "Eve", "email": "eve@example.com"}),
+				"rz": rzContact(f, "eve@example.com", "Eve")}
+			v["task"] = ghlTask(f, v["ghl"], "Call Eve")
+			out := f.call("referrizer.tasks.create", nil, map[string]any{"contactId": v["rz"], "title": "Call Eve",
+				"dueDate": "2030-01-02T10:00:00Z", "externalId": v["task"], "ghlContactId": v["ghl"]})
+			v["rzTask"] = gjson.GetBytes(out, "id").String()
+			return v
+		},
+		act: func(f *packFixture, v map[string]string) {
+			f.call("ghl.contacts.tasks.update", map[string]string{"contactId": v["ghl"], "taskId": v["task"]},
+				map[string]any{"title": "Call Eve about the voucher", "dueDate": "2030-01-05T09:00:00Z", "completed": true})
+		},
+		want: func(v map[string]string) []wantWrite {
+			return []wantWrite{{op: "referrizer.tasks.update", path: "/v1/tasks/" + v["rzTask"], fields: map[string]string{
+				"title": "Call Eve about the voucher", "dueDate": "2030-01-05T09:00:00Z", "status": "COMPLETED", "completed": "true"}}}
+		}},
 	{recipe: rzPack + "task-to-ghl.yaml",
 		seed: func(f *packFixture) map[string]string {
 			return map[string]string{"ghl": ghlContact(f, map[string]any{"firstName": "Cy", "email": "cy@example.com"}),
@@ -145,13 +165,16 @@ var packCases = []packCase{
 		}},
 	{recipe: rrPack + "referral-to-task.yaml",
 		seed: func(f *packFixture) map[string]string { rrMember(f, "mia@example.com", "mia-code"); return nil },
-		act:  func(f *packFixture, v map[string]string) { rrReferral(f, "mia-code", "kim@example.com", "Kim") },
+		act: func(f *packFixture, v map[string]string) {
+			v["referral"] = rrReferral(f, "mia-code", "kim@example.com", "Kim")
+		},
 		want: func(v map[string]string) []wantWrite {
 			return []wantWrite{
 				{op: "ghl.contacts.upsert", path: "/contacts/upsert", fields: map[string]string{"email": "kim@example.com",
 					"firstName": "Kim", "lastName": "Park"}},
 				{op: "ghl.contacts.tasks.create", path: "/tasks", fields: map[string]string{
-					"title": "Contact referral Kim Park from Mia Stone", "completed": "false"}},
+					"title": "Contact referral Kim Park from Mia Stone", "completed": "false",
+					"body": "Referral Rock referral " + v["referral"]}},
 			}
 		}},
 	{recipe: rrPack + "referral-status-to-task.yaml",
@@ -167,7 +190,32 @@ var packCases = []packCase{
 			return []wantWrite{
 				{op: "ghl.contacts.upsert", path: "/contacts/upsert", fields: map[string]string{"email": "lu@example.com"}},
 				{op: "ghl.contacts.tasks.create", path: "/tasks", fields: map[string]string{
-					"title": "Referral approved: Lu Park", "completed": "true"}},
+					"title": "Referral approved: Lu Park", "completed": "true", "body": "Referral Rock referral " + v["referral"]}},
+			}
+		}},
+	// The referral's task exists (rr-referral-to-task made it): it is
+	// updated, not made again.
+	{recipe: rrPack + "referral-status-to-task.yaml",
+		seed: func(f *packFixture) map[string]string {
+			rrMember(f, "mia@example.com", "mia-code")
+			v := map[string]string{"referral": rrReferral(f, "mia-code", "uma@example.com", "Uma"),
+				"ghl": ghlContact(f, map[string]any{"firstName": "Uma", "email": "uma@example.com"})}
+			ghlTask(f, v["ghl"], "An unrelated task")
+			out := f.call("ghl.contacts.tasks.create", map[string]string{"contactId": v["ghl"]}, map[string]any{
+				"title": "Contact referral Uma Park from Mia Stone", "body": "Referral Rock referral " + v["referral"],
+				"dueDate": "2030-01-02T10:00:00Z", "completed": false})
+			v["task"] = gjson.GetBytes(out, "task.id").String()
+			return v
+		},
+		act: func(f *packFixture, v map[string]string) {
+			f.call("referralrock.referrals.update_status", nil, []any{map[string]any{
+				"query": map[string]any{"primaryInfo": map[string]any{"referralId": v["referral"]}}, "referral": map[string]any{"status": "approved"}}})
+		},
+		want: func(v map[string]string) []wantWrite {
+			return []wantWrite{
+				{op: "ghl.contacts.upsert", path: "/contacts/upsert", fields: map[string]string{"email": "uma@example.com"}},
+				{op: "ghl.contacts.tasks.update", path: "/contacts/" + v["ghl"] + "/tasks/" + v["task"], fields: map[string]string{
+					"title": "Referral approved: Uma Park", "completed": "true"}},
 			}
 		}},
 	{recipe: rrPack + "referral-notes-to-ghl.yaml",

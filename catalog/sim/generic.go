@@ -171,7 +171,10 @@ func genericHandler(r *route) handler {
 		g = deriveGen(r.op)
 	}
 	if g.app == "" {
-		g.app = r.op.App
+		// gens is shared by every simulator: fill in a copy.
+		own := *g
+		own.app = r.op.App
+		g = &own
 	}
 	op := r.op
 	switch g.act {

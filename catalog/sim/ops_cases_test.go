@@ -200,6 +200,9 @@ func cases() map[string]opCase {
 		"ghl.contacts.tasks.list": {input: func(f *fixture) map[string]any {
 			return map[string]any{"contactId": f.ids["contact"]}
 		}},
+		"ghl.contacts.tasks.find": {input: func(f *fixture) map[string]any {
+			return map[string]any{"contactId": f.ids["contact"]}
+		}},
 		"ghl.contacts.tasks.get": {input: func(f *fixture) map[string]any {
 			f.ids["task"] = f.create("ghl.contacts.tasks.create", f.tok, map[string]any{"title": "T", "completed": false}, "task.id")
 			return map[string]any{"contactId": f.ids["contact"], "taskId": f.ids["task"]}
