@@ -42,10 +42,10 @@ type fixture struct {
 	keys   *apikey.Store
 	admin  string // an operator key
 
-	oauth  *httptest.Server // the install callback, where the simulator's authorize page sends the user
+	oauth *httptest.Server // the install callback, where the simulator's authorize page sends the user
 
 	mu      sync.Mutex
-	bodies  []respBody            // every response body the fixture's client read
+	bodies  []respBody        // every response body the fixture's client read
 	secrets map[string]string // every secret issued in the test, by what it is
 	leaks   map[leak]bool     // the leaks reported
 	check   checker
