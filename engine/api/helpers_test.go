@@ -42,8 +42,6 @@ type fixture struct {
 	keys   *apikey.Store
 	admin  string // an operator key
 
-	oauth *httptest.Server // the install callback, where the simulator's authorize page sends the user
-
 	mu      sync.Mutex
 	bodies  []respBody        // every response body the fixture's client read
 	secrets map[string]string // every secret issued in the test, by what it is
@@ -70,6 +68,8 @@ func newFixture(t *testing.T, recipesDir string) *fixture {
 	s := sim.New(cat, sim.Config{ClientID: "api-test-client", ClientSecret: clientSecret})
 	ss := httptest.NewServer(&tokenRecorder{next: s, f: f})
 	t.Cleanup(ss.Close)
+	// The install callback, where the simulator's authorize page sends
+	// the user.
 	mux := http.NewServeMux()
 	oauthSrv := httptest.NewServer(mux)
 	t.Cleanup(oauthSrv.Close)
@@ -105,7 +105,7 @@ func newFixture(t *testing.T, recipesDir string) *fixture {
 		Connections: store, Poller: eng.Poller, RecipeFiles: []string{recipesDir}, Logger: log})
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
-	f.sim, f.simURL, f.eng, f.api, f.srv, f.keys, f.admin, f.oauth = s, ss.URL, eng, a, srv, keys, admin, oauthSrv
+	f.sim, f.simURL, f.eng, f.api, f.srv, f.keys, f.admin = s, ss.URL, eng, a, srv, keys, admin
 	t.Cleanup(f.noSecretsInBodies)
 	return f
 }
