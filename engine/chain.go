@@ -35,6 +35,12 @@ const (
 	ChainEcho = "echo"
 )
 
+// RecordedChainStatuses are the statuses a chain run can have in the run
+// history (removed and busy runs are not recorded).
+func RecordedChainStatuses() []string {
+	return []string{ChainCompleted, ChainFiltered, ChainRetry, ChainFailed, ChainPaused, ChainEcho}
+}
+
 // ChainResult is what one run of a chain task did.
 type ChainResult struct {
 	Sub, Recipe, ItemKey, TaskID string

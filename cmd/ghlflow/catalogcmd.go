@@ -281,12 +281,13 @@ func lintRecipes(ctx context.Context, paths []string, connFile, redisURL, prefix
 	}
 	var conns []auth.Connection
 	if connFile != "" {
-		st, err := auth.LoadStaticConnections(connFile)
+		// Lint reads the connections' metadata, not their secrets.
+		static, err := auth.LoadStaticMetadata(connFile)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		conns = append(conns, st.List()...)
+		conns = append(conns, static...)
 	}
 	if redisURL != "" {
 		stored, err := storedConnections(ctx, redisURL, prefix)

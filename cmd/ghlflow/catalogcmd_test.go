@@ -24,7 +24,7 @@ func TestCatalogListJSON(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &ops); err != nil {
 		t.Fatal(err)
 	}
-	if len(ops) != 127 {
+	if len(ops) != 128 {
 		t.Fatalf("%d ops", len(ops))
 	}
 	for _, k := range []string{"id", "app", "category", "name", "kind", "method", "path", "scope", "version"} {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,5 +74,49 @@ func TestRecipeLintScopes(t *testing.T) {
 	if code != 0 || strings.Count(out, "which connection acme was not granted (install it again asking for contacts.write: "+
 		"'ghlflow connect install --name acme --recipes ...')") != 2 {
 		t.Fatalf("store: exit %d:\n%s", code, out)
+	}
+}
+
+// TestRecipeLintNeedsNoSecrets: lint checks a connections file whose
+// token_env and password_env variables are not set (it reads ids, apps,
+// locations and scopes, never the secrets) and still finds a connection
+// lacking a scope; run refuses the same file, naming the variable.
+func TestRecipeLintNeedsNoSecrets(t *testing.T) {
+	e := newE2E(t)
+	unset := "GHLFLOW_TEST_LINT_TOKEN_UNSET"
+	conns := filepath.Join(t.TempDir(), "conns.yaml")
+	body := "connections:\n  - {id: acme, app: ghl, location_id: " + e.loc + ", token_env: " + unset + ", scopes: [contacts.readonly]}\n" +
+		"  - {id: rr, app: referralrock, username: pub, password_env: " + unset + "}\n"
+	if err := os.WriteFile(conns, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, unset+"=") {
+			env = append(env, kv)
+		}
+	}
+	exitOf := func(err error) int {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	}
+	cmd := exec.Command(ghlflowBin(t), "recipe", "lint", "--connections", conns, "../../catalog/recipes/new-contact-welcome-task.yaml")
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if code := exitOf(err); code != 0 || strings.Contains(string(out), "is not set") ||
+		!strings.Contains(string(out), "needs scope contacts.write, which connection acme was not granted") {
+		t.Fatalf("lint: exit %d:\n%s", code, out)
+	}
+	run := e.runNoKey("--connections", conns)
+	run.Env = append(env, auth.EnvSecretKey+"=", auth.EnvSecretKeyFile+"=")
+	out, err = run.CombinedOutput()
+	if code := exitOf(err); code == 0 || !strings.Contains(string(out), "token_env: environment variable "+unset+" is not set") {
+		t.Fatalf("run: exit %d:\n%s", code, out)
 	}
 }

@@ -204,14 +204,14 @@ func (p *rolesProc) completedRuns(tenant string) int {
 }
 
 // runRoles runs the split engine on redisURL: it starts the roles, stores
-// a tenant (and a tenant whose connection does not exist) and a tenant
-// recipe through serve's API, creates contacts in the simulator and waits
-// until the API lists every run completed and the simulator has every
-// note, none lost. during, when set, runs while chains are under way. No
-// response the test reads from the processes (serve's API above all)
-// carries a secret: the simulator's token, the
-// stored basic keys and Referrizer token, the secret key, the operator
-// token, or a tenant key but in the response that made it.
+// a tenant and a tenant recipe through serve's API and a tenant whose
+// connection does not exist through the CLI (the API refuses it), creates
+// contacts in the simulator and waits until the API lists every run
+// completed and the simulator has every note, none lost. during, when set,
+// runs while chains are under way. No response the test reads from the
+// processes (serve's API above all) carries a secret: the simulator's
+// token, the stored basic keys and Referrizer token, the secret key, the
+// operator token, or a tenant key but in the response that made it.
 func runRoles(t *testing.T, e *e2eEnv, redisURL string, contacts int, during func()) *rolesRun {
 	r := &rolesRun{e: e, redis: redisURL, procs: map[string]*rolesProc{}, served: newServedLog()}
 	r.served.secret("the simulator's access token", e.token)
@@ -234,7 +234,10 @@ func runRoles(t *testing.T, e *e2eEnv, redisURL string, contacts int, during fun
 	}
 	serve.call(t, "PUT", "/recipes/roles-welcome", string(recipe), http.StatusOK)
 	serve.call(t, "POST", "/tenants", `{"id": "acme-t", "name": "Acme", "connections": {"ghl": "acme"}}`, http.StatusCreated)
-	serve.call(t, "POST", "/tenants", `{"id": "broken", "name": "Broken", "connections": {"ghl": "nope"}}`, http.StatusCreated)
+	// The API refuses a connection that exists nowhere; the CLI accepts one
+	// still to be installed when told so, and its polls fail.
+	serve.call(t, "POST", "/tenants", `{"id": "broken", "name": "Broken", "connections": {"ghl": "nope"}}`, http.StatusUnprocessableEntity)
+	r.ghlflowCmd("tenant", "add", "broken", "--name", "Broken", "--connection", "ghl=nope", "--allow-missing")
 	rr := e.srv.IssueToken(sim.TokenSpec{App: "referralrock", LocationID: e.loc})
 	rz := e.srv.IssueToken(sim.TokenSpec{App: "referrizer", LocationID: e.loc})
 	r.served.secret("a Referral Rock private key", rr.Password)

@@ -444,7 +444,11 @@ func (p *process) front(ctx context.Context, o *engineOptions) (http.Handler, er
 	if oauth {
 		p.log.Info("oauth install", "start", "http://"+o.httpAddr+"/oauth/start?app=ghl&name=NAME&scopes=...", "redirect", p.redirect)
 	}
-	return siteHandler(ctx, p.log, siteConfig{rdb: p.rdb, prefix: o.prefix, cat: p.cat, eng: p.eng, store: p.store,
+	var static []auth.Connection
+	if p.static != nil {
+		static = p.static.List()
+	}
+	return siteHandler(ctx, p.log, siteConfig{rdb: p.rdb, prefix: o.prefix, cat: p.cat, eng: p.eng, store: p.store, static: static,
 		recipes: o.recipes, oauth: oauth, engineHTTP: base, monitoring: mon}), nil
 }
 

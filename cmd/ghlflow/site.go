@@ -27,6 +27,7 @@ type siteConfig struct {
 	cat        *catalog.Catalog
 	eng        *engine.Engine
 	store      *auth.Store
+	static     []auth.Connection // the static file's, metadata only
 	recipes    []string
 	oauth      bool
 	engineHTTP http.Handler // /healthz, /metrics
@@ -42,7 +43,7 @@ func siteHandler(ctx context.Context, log *slog.Logger, c siteConfig) http.Handl
 		log.Warn("no API key yet: make one with 'ghlflow apikey create' or set " + EnvAdminToken)
 	}
 	a := api.New(api.Config{Redis: c.rdb, Prefix: c.prefix, Catalog: c.cat, Keys: keys, Subscriptions: c.eng.Registry(),
-		Connections: c.store, Poller: c.eng.Poller, RecipeFiles: c.recipes, Logger: log})
+		Connections: c.store, StaticConnections: c.static, Poller: c.eng.Poller, RecipeFiles: c.recipes, Logger: log})
 	cfg := web.Config{API: a, Monitoring: c.monitoring, Fallback: c.engineHTTP, Logger: log}
 	if c.oauth {
 		cfg.OAuth = c.store.InstallHandler(engine.InstallTenants(c.eng.Tenants()))

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ghlflow/ghlflow/engine"
+	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/ghlflow/ghlflow/engine/tenant"
 )
 
@@ -61,9 +62,14 @@ func tenantCommand(stdout, stderr io.Writer) *command {
 				name := fs.String("name", "", "the tenant's display name")
 				var labels, conns multiFlag
 				fs.Var(&labels, "label", "a label k=v (repeatable)")
-				fs.Var(&conns, "connection", "ROLE=CONNECTION: the connection filling a role, e.g. ghl=ghl-loc123 (repeatable)")
+				fs.Var(&conns, "connection", "ROLE=CONNECTION: the connection filling a role, e.g. ghl=ghl-loc123 (repeatable); "+
+					"it must be in the connection store or in --connections")
+				connFile := fs.String("connections", "", "static connections file (YAML) the engine runs with: its connections count as known (their secrets are not read)")
+				allowMissing := fs.Bool("allow-missing", false, "accept --connection naming a connection not stored yet (an install still to come)")
 				return func(t tenantCmd, pos []string) func(context.Context) error {
-					return func(ctx context.Context) error { return t.add(ctx, pos[0], *name, labels, conns) }
+					return func(ctx context.Context) error {
+						return t.add(ctx, pos[0], *name, labels, conns, connCheck{file: *connFile, allowMissing: *allowMissing})
+					}
 				}
 			}),
 			leaf("list", "list the tenants", "", 0, 0, noFlags(func(t tenantCmd, _ []string) func(context.Context) error { return t.list })),
@@ -94,13 +100,24 @@ type tenantCmd struct {
 	out    io.Writer
 }
 
-func (c tenantCmd) add(ctx context.Context, id, name string, labels, conns []string) error {
+// connCheck is how `tenant add` checks the connections it is given.
+type connCheck struct {
+	// file is the static connections file; "" = none.
+	file string
+	// allowMissing accepts connections found nowhere.
+	allowMissing bool
+}
+
+func (c tenantCmd) add(ctx context.Context, id, name string, labels, conns []string, check connCheck) error {
 	lm, err := tenant.ParsePairs("label", labels)
 	if err != nil {
 		return err
 	}
 	cm, err := tenant.ParsePairs("connection", conns)
 	if err != nil {
+		return err
+	}
+	if err := c.checkConnections(ctx, cm, check); err != nil {
 		return err
 	}
 	t, err := c.store.Get(ctx, id)
@@ -120,6 +137,45 @@ func (c tenantCmd) add(ctx context.Context, id, name string, labels, conns []str
 	}
 	fmt.Fprintf(c.out, "tenant %s stored (connections %s)\n", t.ID, tenant.FormatPairs(t.Connections))
 	return nil
+}
+
+// checkConnections refuses a connection of cm (role → connection id) that
+// is neither in the connection store nor in the static file, unless
+// check.allowMissing: every poll of the tenant would fail for it.
+func (c tenantCmd) checkConnections(ctx context.Context, cm map[string]string, check connCheck) error {
+	var static []auth.Connection
+	if check.file != "" {
+		var err error
+		if static, err = auth.LoadStaticMetadata(check.file); err != nil {
+			return fmt.Errorf("--connections: %w", err)
+		}
+	}
+	if len(cm) == 0 || check.allowMissing {
+		return nil
+	}
+	roles, err := auth.UnknownConnections(ctx, c.rdb, c.prefix, static, cm)
+	if err != nil || len(roles) == 0 {
+		return err
+	}
+	known, err := auth.ConnectionIDs(ctx, c.rdb, c.prefix)
+	if err != nil {
+		return err
+	}
+	for _, k := range static {
+		known = append(known, k.ID)
+	}
+	var unknown []string
+	for _, role := range roles {
+		unknown = append(unknown, fmt.Sprintf("%q (role %s)", cm[role], role))
+	}
+	where := "not in the connection store (prefix " + c.prefix + "), and no --connections FILE names static ones"
+	if check.file != "" {
+		where = "in neither the connection store (prefix " + c.prefix + ") nor " + check.file
+	}
+	return fmt.Errorf("unknown connection %s: %s\nknown connections: %s\n"+
+		"fix: correct the name, store the connection first ('ghlflow connect token|basic|install --name %s ...'), "+
+		"name the connections file that has it (--connections FILE), or pass --allow-missing when it will be installed later",
+		strings.Join(unknown, ", "), where, auth.KnownList(known, 20), cm[roles[0]])
 }
 
 func merge(into, from map[string]string) map[string]string {

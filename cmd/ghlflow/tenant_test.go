@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ghlflow/ghlflow/engine/auth"
 )
 
 // TestTenantCommands drives `ghlflow tenant` against Redis: add, label,
@@ -32,6 +34,27 @@ func TestTenantCommands(t *testing.T) {
 		rdb.Close()
 	})
 	flags := []string{"--redis", "redis://" + addr + "/0", "--prefix", prefix}
+	// ghl-loc-1 is a static connection (its token variable unset: only
+	// its id is read), rr-acme a stored one.
+	conns := t.TempDir() + "/connections.yaml"
+	if err := os.WriteFile(conns, []byte("connections:\n  - {id: ghl-loc-1, app: ghl, token_env: GHLFLOW_TEST_TENANT_TOKEN_UNSET}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := auth.NewKeyring([]byte(strings.Repeat("s", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := auth.NewStore(auth.StoreConfig{Redis: rdb, Prefix: prefix, Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Put(context.Background(), auth.Connection{ID: "rr-acme", App: "referralrock", Kind: auth.KindBasic},
+		auth.Credential{Username: "u", Password: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	unknown := "unknown connection \"ghl-typo\" (role ghl): in neither the connection store (prefix " + prefix + ") nor " + conns +
+		"\nknown connections: ghl-loc-1, rr-acme\nfix: correct the name, store the connection first ('ghlflow connect token|basic|install --name ghl-typo ...'), " +
+		"name the connections file that has it (--connections FILE), or pass --allow-missing when it will be installed later"
 	run := func(args ...string) (int, string, string) {
 		var out, errOut bytes.Buffer
 		code := tenantMain(context.Background(), append(args, flags...), &out, &errOut)
@@ -42,9 +65,18 @@ func TestTenantCommands(t *testing.T) {
 		code     int
 		out, err string
 	}{
-		{[]string{"add", "loc-1", "--name", "Acme Dental", "--label", "plan=pro", "--connection", "ghl=ghl-loc-1"}, 0, "tenant loc-1 stored (connections ghl=ghl-loc-1)", ""},
+		{[]string{"add", "loc-1", "--name", "Acme Dental", "--label", "plan=pro", "--connection", "ghl=ghl-loc-1", "--connections", conns}, 0, "tenant loc-1 stored (connections ghl=ghl-loc-1)", ""},
 		{[]string{"add", "loc-1", "--connection", "referralrock=rr-acme"}, 0, "ghl=ghl-loc-1,referralrock=rr-acme", ""},
 		{[]string{"add", "loc-2", "--connection", "ghl"}, 1, "", `connection "ghl": write KEY=VALUE`},
+		// A connection found nowhere is refused, saying which are known
+		// and how to fix it; nothing is stored.
+		{[]string{"add", "loc-2", "--connection", "ghl=ghl-typo", "--connections", conns}, 1, "", unknown},
+		{[]string{"add", "loc-2", "--connection", "ghl=ghl-loc-1"}, 1, "", `unknown connection "ghl-loc-1" (role ghl): not in the connection store (prefix ` + prefix + `), and no --connections FILE names static ones`},
+		{[]string{"show", "loc-2"}, 1, "", "tenant not found"},
+		{[]string{"add", "loc-2", "--connection", "ghl=ghl-loc-1", "--connections", conns + ".missing"}, 1, "", "--connections: static connections: open"},
+		// One still to be installed is accepted with --allow-missing.
+		{[]string{"add", "loc-2", "--connection", "ghl=ghl-later", "--allow-missing"}, 0, "tenant loc-2 stored (connections ghl=ghl-later)", ""},
+		{[]string{"remove", "loc-2"}, 0, "tenant loc-2 removed", ""},
 		{[]string{"add", "default"}, 1, "", "built-in tenant"},
 		{[]string{"label", "loc-1", "agency=x", "plan-"}, 0, "", ""},
 		{[]string{"pause", "loc-1"}, 0, "tenant loc-1 is paused", ""},

@@ -58,6 +58,10 @@ type Config struct {
 	// Connections is the sealed connection store; without it connections
 	// are read-only through the API.
 	Connections *auth.Store
+	// StaticConnections are the connections of the static file the
+	// engine runs with (metadata only): a tenant may name them as well as
+	// stored ones.
+	StaticConnections []auth.Connection
 	// Poller runs the trigger tests; without it they answer 501.
 	Poller *engine.Poller
 	// RecipeFiles are the recipe files or folders the engine loads (shown

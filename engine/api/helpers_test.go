@@ -28,7 +28,8 @@ import (
 )
 
 // fixture is an engine polling the simulator every second, its sealed
-// connection store, and the API over them on a real HTTP server.
+// connection store and a static connection (static-ghl), and the API
+// over them on a real HTTP server.
 type fixture struct {
 	t      *testing.T
 	rdb    *redis.Client
@@ -88,10 +89,19 @@ func newFixture(t *testing.T, recipesDir string) *fixture {
 		t.Fatal(err)
 	}
 	mux.Handle("/oauth/", store.InstallHandler())
-	tr := transport.New(transport.Config{Catalog: cat, Connections: store, BaseURL: ss.URL, Logger: log})
+	// One connection of a static file, as `run --connections` reads it.
+	s.AddLocation("loc-static")
+	staticTok := s.IssueToken(sim.TokenSpec{LocationID: "loc-static", Private: true}).AccessToken
+	f.secret("the static connection's token", staticTok)
+	static, err := auth.NewStatic(auth.StaticEntry{ID: "static-ghl", App: "ghl", LocationID: "loc-static", Token: staticTok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := auth.Multi{static, store}
+	tr := transport.New(transport.Config{Catalog: cat, Connections: conns, BaseURL: ss.URL, Logger: log})
 	store.UseExchanger(tr)
 	eng, err := engine.New(engine.Config{Catalog: cat, Caller: tr, Redis: rdb, Recipes: []string{recipesDir}, Prefix: prefix,
-		Connections: store, Every: time.Second, TickEvery: 100 * time.Millisecond, TenantRefresh: 200 * time.Millisecond, Logger: log})
+		Connections: conns, Every: time.Second, TickEvery: 100 * time.Millisecond, TenantRefresh: 200 * time.Millisecond, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +112,7 @@ func newFixture(t *testing.T, recipesDir string) *fixture {
 	}
 	f.secret("the operator's API key", admin)
 	a := api.New(api.Config{Redis: rdb, Prefix: prefix, Catalog: cat, Keys: keys, Subscriptions: eng.Registry(),
-		Connections: store, Poller: eng.Poller, RecipeFiles: []string{recipesDir}, Logger: log})
+		Connections: store, StaticConnections: static.List(), Poller: eng.Poller, RecipeFiles: []string{recipesDir}, Logger: log})
 	srv := httptest.NewServer(a)
 	t.Cleanup(srv.Close)
 	f.sim, f.simURL, f.eng, f.api, f.srv, f.keys, f.admin = s, ss.URL, eng, a, srv, keys, admin

@@ -2,13 +2,15 @@ package api
 
 import (
 	"encoding/json"
-
-	"github.com/ghlflow/ghlflow/engine/apikey"
 	"net/http"
 	"reflect"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/ghlflow/ghlflow/engine"
+	"github.com/ghlflow/ghlflow/engine/apikey"
+	"github.com/ghlflow/ghlflow/engine/tenant"
 )
 
 // schemas are the Go types behind the OpenAPI document's schema names;
@@ -41,12 +43,19 @@ var schemas = map[string]any{
 	"RunList":            List[RunView]{},
 }
 
+// listFilter is a query parameter of a list; Enum, when set, holds the
+// only values it takes (others answer 422).
+type listFilter struct {
+	Name string
+	Enum []string
+}
+
 // listFilters are the query parameters of each list beside cursor and
-// limit.
-var listFilters = map[string][]string{
-	Base + "/tenants":       {"status", "label"},
-	Base + "/subscriptions": {"tenant", "recipe", "status"},
-	Base + "/runs":          {"subscription", "tenant", "status"},
+// limit, with the values the handlers accept.
+var listFilters = map[string][]listFilter{
+	Base + "/tenants":       {{"status", tenant.Statuses()}, {"label", nil}},
+	Base + "/subscriptions": {{"tenant", nil}, {"recipe", nil}, {"status", subStatuses()}},
+	Base + "/runs":          {{"subscription", nil}, {"tenant", nil}, {"status", engine.RecordedChainStatuses()}},
 }
 
 var pathParamRe = regexp.MustCompile(`\{([a-z]+)\}`)
@@ -89,12 +98,15 @@ func operation(rt Route) map[string]any {
 		params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
 	}
 	if rt.Method == "GET" && strings.HasSuffix(rt.Response, "List") {
-		for _, q := range append([]string{"cursor", "limit"}, listFilters[rt.Path]...) {
+		for _, q := range append([]listFilter{{Name: "cursor"}, {Name: "limit"}}, listFilters[rt.Path]...) {
 			s := map[string]any{"type": "string"}
-			if q == "limit" {
+			switch {
+			case q.Name == "limit":
 				s = map[string]any{"type": "integer", "minimum": 1, "maximum": 500}
+			case q.Enum != nil:
+				s["enum"] = q.Enum
 			}
-			params = append(params, map[string]any{"name": q, "in": "query", "schema": s})
+			params = append(params, map[string]any{"name": q.Name, "in": "query", "schema": s})
 		}
 	}
 	if params != nil {

@@ -4,8 +4,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // ErrorBody is the body of every error response.
@@ -67,6 +70,19 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// enumFilter returns the list filter called name, which must be empty or
+// one of allowed; otherwise it answers 422 naming the filter and its
+// values, and returns false.
+func enumFilter(w http.ResponseWriter, r *http.Request, name string, allowed []string) (string, bool) {
+	v := r.URL.Query().Get(name)
+	if v == "" || slices.Contains(allowed, v) {
+		return v, true
+	}
+	writeError(w, http.StatusUnprocessableEntity, "invalid_filter",
+		fmt.Sprintf("%s %q is not one of %s", name, v, strings.Join(allowed, ", ")), name)
+	return "", false
 }
 
 // List is the body of every list response.

@@ -10,7 +10,7 @@ func (a *API) table() []Route {
 		{"GET", b + "/tenants", "List tenants", true, ok, "TenantList", "", a.listTenants},
 		{"POST", b + "/tenants", "Create a tenant", false, created, "Tenant", "TenantCreate", a.createTenant},
 		{"GET", b + "/tenants/{id}", "Get a tenant", true, ok, "Tenant", "", a.getTenant},
-		{"PATCH", b + "/tenants/{id}", "Change a tenant's name, labels or status", false, ok, "Tenant", "TenantPatch", a.patchTenant},
+		{"PATCH", b + "/tenants/{id}", "Change a tenant's name, labels, status or connections", false, ok, "Tenant", "TenantPatch", a.patchTenant},
 		{"DELETE", b + "/tenants/{id}", "Delete a tenant and all of its state", false, ok, "TenantRemoved", "", a.deleteTenant},
 		{"GET", b + "/tenants/{id}/connections", "List a tenant's connections with their status", true, ok, "ConnectionList", "", a.listConnections},
 		{"POST", b + "/tenants/{id}/connections", "Store a token or basic keys for a role, sealed", true, created, "Connection", "ConnectionCreate", a.createConnection},

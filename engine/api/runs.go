@@ -64,6 +64,10 @@ func runView(s *engine.Subscription, c history.Chain, steps bool) RunView {
 
 func (a *API) listRuns(w http.ResponseWriter, r *http.Request, k apikey.Key) {
 	q := r.URL.Query()
+	status, ok := enumFilter(w, r, "status", engine.RecordedChainStatuses())
+	if !ok {
+		return
+	}
 	var subs []*engine.Subscription
 	if id := q.Get("subscription"); id != "" {
 		s, ok := a.sub(w, k, id)
@@ -85,7 +89,7 @@ func (a *API) listRuns(w http.ResponseWriter, r *http.Request, k apikey.Key) {
 			return
 		}
 		for _, c := range cs {
-			if st := q.Get("status"); st != "" && c.Status != st {
+			if status != "" && c.Status != status {
 				continue
 			}
 			out = append(out, runView(s, c, false))

@@ -25,6 +25,11 @@ const (
 	SubConnectionPaused = "connection_paused"
 )
 
+// subStatuses are the statuses of SubscriptionView.
+func subStatuses() []string {
+	return []string{SubActive, SubPaused, SubTenantPaused, SubConnectionPaused}
+}
+
 // SubscriptionView is a subscription as lists show it.
 type SubscriptionView struct {
 	ID         string `json:"id"`
@@ -100,13 +105,17 @@ func (a *API) listSubs(w http.ResponseWriter, r *http.Request, k apikey.Key) {
 		return
 	}
 	q := r.URL.Query()
+	status, ok := enumFilter(w, r, "status", subStatuses())
+	if !ok {
+		return
+	}
 	out := []SubscriptionView{}
 	for _, s := range a.visibleSubs(k) {
 		if (q.Get("tenant") != "" && s.Tenant.ID != q.Get("tenant")) || (q.Get("recipe") != "" && s.Recipe.Name != q.Get("recipe")) {
 			continue
 		}
 		v := a.subView(r.Context(), s, pauses)
-		if q.Get("status") != "" && v.Status != q.Get("status") {
+		if status != "" && v.Status != status {
 			continue
 		}
 		out = append(out, v)

@@ -2,11 +2,14 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 
 	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/apikey"
+	"github.com/ghlflow/ghlflow/engine/auth"
 	"github.com/ghlflow/ghlflow/engine/tenant"
 )
 
@@ -64,13 +67,17 @@ func (a *API) tenant(w http.ResponseWriter, r *http.Request, k apikey.Key, id st
 }
 
 func (a *API) listTenants(w http.ResponseWriter, r *http.Request, k apikey.Key) {
+	status, ok := enumFilter(w, r, "status", tenant.Statuses())
+	if !ok {
+		return
+	}
 	ts, _, err := a.tenants.List(r.Context())
 	if err != nil {
 		a.internal(w, r, err)
 		return
 	}
 	sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
-	status, label := r.URL.Query().Get("status"), r.URL.Query().Get("label")
+	label := r.URL.Query().Get("label")
 	out := []TenantView{}
 	for _, t := range ts {
 		if !k.Operator() && t.ID != k.Tenant {
@@ -123,6 +130,9 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request, _ apikey.Key)
 		writeError(w, http.StatusUnprocessableEntity, "invalid_tenant", err.Error(), "id")
 		return
 	}
+	if !a.knownConnections(w, r, t.ID, t.Connections) {
+		return
+	}
 	if _, err := a.tenants.Get(r.Context(), t.ID); err == nil {
 		writeError(w, http.StatusConflict, "exists", "tenant "+t.ID+" exists", "id")
 		return
@@ -140,11 +150,44 @@ func (a *API) getTenant(w http.ResponseWriter, r *http.Request, k apikey.Key) {
 	}
 }
 
-// TenantPatch changes a tenant: a label set to "" is deleted.
+// knownConnections answers 422 and returns false when a connection of
+// conns (role → connection id) is neither stored nor static: the tenant's
+// polls would all fail.
+func (a *API) knownConnections(w http.ResponseWriter, r *http.Request, id string, conns map[string]string) bool {
+	roles, err := auth.UnknownConnections(r.Context(), a.cfg.Redis, a.cfg.Prefix, a.cfg.StaticConnections, conns)
+	if err == nil && len(roles) == 0 {
+		return true
+	}
+	var known []string
+	if err == nil {
+		known, err = auth.ConnectionIDs(r.Context(), a.cfg.Redis, a.cfg.Prefix)
+	}
+	if err != nil {
+		a.internal(w, r, err)
+		return false
+	}
+	for _, c := range a.cfg.StaticConnections {
+		known = append(known, c.ID)
+	}
+	unknown := make([]string, len(roles))
+	for i, role := range roles {
+		unknown[i] = fmt.Sprintf("%q (role %s)", conns[role], role)
+	}
+	writeError(w, http.StatusUnprocessableEntity, "unknown_connection", fmt.Sprintf("unknown connection %s: "+
+		"in neither the connection store nor the server's static connections (known: %s); store it with POST %s/tenants/%s/connections, "+
+		"start an OAuth install with POST %s/tenants/%s/connections:install, or add it to the connections file the server runs with",
+		strings.Join(unknown, ", "), auth.KnownList(known, 20), Base, id, Base, id), "connections."+roles[0])
+	return false
+}
+
+// TenantPatch changes a tenant: a label set to "" is deleted; a
+// connection (role → connection id) set to "" unbinds the role, leaving
+// the connection stored (DELETE …/connections/{role} deletes it).
 type TenantPatch struct {
-	Name   *string           `json:"name,omitempty"`
-	Labels map[string]string `json:"labels,omitempty"`
-	Status *string           `json:"status,omitempty"`
+	Name        *string           `json:"name,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Status      *string           `json:"status,omitempty"`
+	Connections map[string]string `json:"connections,omitempty"`
 }
 
 func (a *API) patchTenant(w http.ResponseWriter, r *http.Request, k apikey.Key) {
@@ -172,8 +215,27 @@ func (a *API) patchTenant(w http.ResponseWriter, r *http.Request, k apikey.Key) 
 	if in.Status != nil {
 		t.Status = *in.Status
 	}
+	bound := map[string]string{}
+	for role, id := range in.Connections {
+		if role == "" {
+			writeError(w, http.StatusUnprocessableEntity, "invalid_tenant", "a connection's role is empty: write {\"ROLE\": \"CONNECTION\"}", "connections")
+			return
+		}
+		if t.Connections == nil {
+			t.Connections = map[string]string{}
+		}
+		if id == "" {
+			delete(t.Connections, role)
+			continue
+		}
+		t.Connections[role] = id
+		bound[role] = id
+	}
 	if err := t.Validate(); err != nil {
 		writeError(w, http.StatusUnprocessableEntity, "invalid_tenant", err.Error(), "status")
+		return
+	}
+	if !a.knownConnections(w, r, t.ID, bound) {
 		return
 	}
 	if err := a.tenants.Put(r.Context(), t); err != nil {

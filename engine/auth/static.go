@@ -3,6 +3,7 @@ package auth
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -44,6 +45,46 @@ type Static struct {
 // (either the bare list or under a "connections:" key). Tokens named by
 // token_env are read from the environment now; a missing one is an error.
 func LoadStaticConnections(path string) (*Static, error) {
+	entries, err := readStaticEntries(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := NewStatic(entries...)
+	if err != nil {
+		return nil, fmt.Errorf("static connections %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// LoadStaticMetadata reads a static connections file as
+// LoadStaticConnections does, but for its connections' metadata only (id,
+// app, kind, location, scopes): the secrets its entries name are not read,
+// so the variables of token_env, username_env and password_env need not be
+// set. Checks of recipes and tenants against the file use it; running
+// needs LoadStaticConnections.
+func LoadStaticMetadata(path string) ([]Connection, error) {
+	entries, err := readStaticEntries(path)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	out := make([]Connection, 0, len(entries))
+	for i, e := range entries {
+		if err := e.check(seen); err != nil {
+			return nil, fmt.Errorf("static connections %s: connection %d (%s): %w", path, i+1, e.ID, err)
+		}
+		if !e.namesCredential() {
+			return nil, fmt.Errorf("static connections %s: connection %d (%s): %w", path, i+1, e.ID, errNoStaticCredential)
+		}
+		basic := e.Username != "" || e.UsernameEnv != "" || e.Password != "" || e.PasswordEnv != ""
+		out = append(out, e.connection(basic))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// readStaticEntries reads the entries of a static connections file.
+func readStaticEntries(path string) ([]StaticEntry, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("static connections: %w", err)
@@ -63,17 +104,17 @@ func LoadStaticConnections(path string) (*Static, error) {
 	if err != nil {
 		return nil, fmt.Errorf("static connections:\n%w", err)
 	}
-	s, err := NewStatic(entries...)
-	if err != nil {
-		return nil, fmt.Errorf("static connections %s: %w", path, err)
-	}
-	return s, nil
+	return entries, nil
 }
 
 // NewStatic builds a Static from entries.
 func NewStatic(entries ...StaticEntry) (*Static, error) {
 	s := &Static{conns: map[string]*Resolved{}}
+	seen := map[string]bool{}
 	for i, e := range entries {
+		if err := e.check(seen); err != nil {
+			return nil, fmt.Errorf("connection %d (%s): %w", i+1, e.ID, err)
+		}
 		if err := s.add(e); err != nil {
 			return nil, fmt.Errorf("connection %d (%s): %w", i+1, e.ID, err)
 		}
@@ -81,16 +122,47 @@ func NewStatic(entries ...StaticEntry) (*Static, error) {
 	return s, nil
 }
 
-func (s *Static) add(e StaticEntry) error {
+var errNoStaticCredential = errors.New("no credential: set token, token_env, or username and password")
+
+// check wants an id not in seen (which it adds) and an app.
+func (e StaticEntry) check(seen map[string]bool) error {
 	if e.ID == "" {
 		return fmt.Errorf("id is required")
 	}
 	if e.App == "" {
 		return fmt.Errorf("app is required")
 	}
-	if _, dup := s.conns[e.ID]; dup {
+	if seen[e.ID] {
 		return fmt.Errorf("id %q is used twice", e.ID)
 	}
+	seen[e.ID] = true
+	return nil
+}
+
+// namesCredential reports whether e gives a credential, inline or by the
+// name of an environment variable.
+func (e StaticEntry) namesCredential() bool {
+	return e.Token != "" || e.TokenEnv != "" || e.Username != "" || e.UsernameEnv != "" || e.Password != "" || e.PasswordEnv != ""
+}
+
+// connection is e's metadata; basic says its credential is HTTP Basic.
+func (e StaticEntry) connection(basic bool) Connection {
+	kind := e.Kind
+	if kind == "" {
+		switch {
+		case basic:
+			kind = KindBasic
+		case e.App == "ghl":
+			kind = KindPrivate
+		default:
+			kind = KindAPIKey
+		}
+	}
+	return Connection{ID: e.ID, App: e.App, Kind: kind, LocationID: e.LocationID, CompanyID: e.CompanyID,
+		Scopes: e.Scopes, BaseURL: e.BaseURL, Status: StatusOK}
+}
+
+func (s *Static) add(e StaticEntry) error {
 	env := func(field, name string) (string, error) {
 		if name == "" {
 			return "", nil
@@ -120,25 +192,10 @@ func (s *Static) add(e StaticEntry) error {
 			return err
 		}
 	}
-	kind := e.Kind
-	if kind == "" {
-		switch {
-		case cred.Username != "" || cred.Password != "":
-			kind = KindBasic
-		case e.App == "ghl":
-			kind = KindPrivate
-		default:
-			kind = KindAPIKey
-		}
-	}
 	if cred.Empty() {
-		return fmt.Errorf("no credential: set token, token_env, or username and password")
+		return errNoStaticCredential
 	}
-	s.conns[e.ID] = &Resolved{
-		Conn: Connection{ID: e.ID, App: e.App, Kind: kind, LocationID: e.LocationID, CompanyID: e.CompanyID,
-			Scopes: e.Scopes, BaseURL: e.BaseURL, Status: StatusOK},
-		Cred: cred,
-	}
+	s.conns[e.ID] = &Resolved{Conn: e.connection(cred.Username != "" || cred.Password != ""), Cred: cred}
 	return nil
 }
 

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -429,4 +431,55 @@ func DeleteConnection(ctx context.Context, c redis.UniversalClient, prefix, id s
 func GetConnection(ctx context.Context, c redis.UniversalClient, prefix, id string) (Connection, error) {
 	s := &Store{rdb: c, keys: rdb.NewKeys(prefix), states: connstate.New(c, prefix), cfg: StoreConfig{Prefix: prefix}}
 	return s.Get(ctx, id)
+}
+
+// UnknownConnections returns, sorted, the roles of conns (role →
+// connection id) whose connection is neither among static nor stored
+// under prefix: a tenant naming one would fail every poll. It reads only
+// metadata and needs no key.
+func UnknownConnections(ctx context.Context, c redis.UniversalClient, prefix string, static []Connection, conns map[string]string) ([]string, error) {
+	have := make(map[string]bool, len(static))
+	for _, s := range static {
+		have[s.ID] = true
+	}
+	var roles []string
+	for role, id := range conns {
+		if have[id] {
+			continue
+		}
+		_, err := GetConnection(ctx, c, prefix, id)
+		if errors.Is(err, ErrNotFound) {
+			roles = append(roles, role)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	sort.Strings(roles)
+	return roles, nil
+}
+
+// ConnectionIDs returns the ids of the connections stored under prefix,
+// sorted, in one read: what an error naming the known connections lists.
+func ConnectionIDs(ctx context.Context, c redis.UniversalClient, prefix string) ([]string, error) {
+	ids, err := c.SMembers(ctx, rdb.NewKeys(prefix).Conns()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list connections: %w", err)
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// KnownList formats connection ids for a message: sorted, without
+// duplicates, the first n of them and how many more, or "none".
+func KnownList(ids []string, n int) string {
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	switch {
+	case len(ids) == 0:
+		return "none"
+	case len(ids) > n:
+		return strings.Join(ids[:n], ", ") + fmt.Sprintf(" and %d more", len(ids)-n)
+	}
+	return strings.Join(ids, ", ")
 }

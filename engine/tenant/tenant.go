@@ -36,6 +36,9 @@ const (
 	StatusUninstalled = "uninstalled"
 )
 
+// Statuses are the statuses a tenant can have.
+func Statuses() []string { return []string{StatusActive, StatusPaused, StatusUninstalled} }
+
 // Tenant is one customer.
 type Tenant struct {
 	ID     string            `json:"id"`
