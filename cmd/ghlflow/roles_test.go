@@ -184,7 +184,7 @@ func (p *rolesProc) call(t *testing.T, method, path, body string, status int) []
 	}
 	p.served.add(method+" "+path, string(got), shows)
 	if resp.StatusCode != status {
-		t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, got, status)
+		t.Fatalf("%s %s: %d %s, want %d\nits log:\n%s", method, path, resp.StatusCode, got, status, p.out.String())
 	}
 	return got
 }
@@ -290,7 +290,13 @@ func runRoles(t *testing.T, e *e2eEnv, redisURL string, contacts int, during fun
 	}
 	// What an operator reads of the tenant: its connections, its
 	// subscriptions, its runs with each step's input and output.
-	serve.call(t, "GET", "/tenants/acme-t/connections", "", http.StatusOK)
+	// A stored connection is removed (on Redis Cluster too: its keys and
+	// the set of ids are in two hash slots).
+	serve.call(t, "DELETE", "/tenants/acme-t/connections/referrizer", "", http.StatusNoContent)
+	if got := string(serve.call(t, "GET", "/tenants/acme-t/connections", "", http.StatusOK)); !strings.Contains(got, `"role":"referralrock"`) ||
+		strings.Contains(got, "referrizer") {
+		t.Errorf("acme-t's connections after removing referrizer: %s", got)
+	}
 	serve.call(t, "GET", "/tenants", "", http.StatusOK)
 	serve.call(t, "GET", "/subscriptions", "", http.StatusOK)
 	var runs struct {
