@@ -45,7 +45,7 @@ func TestEndToEndThroughAPI(t *testing.T) {
 	rz := f.issue(sim.TokenSpec{App: "referrizer", LocationID: loc})
 	f.must(f.admin, "POST", "/api/v1/tenants/acme/connections", map[string]any{"role": "referrizer", "app": "referrizer",
 		"kind": "apikey", "token": rz.AccessToken}, 201, nil)
-	f.install("acme", "crm", "contacts.readonly")
+	f.install("acme", "crm", loc, "contacts.readonly")
 	var conns listOf[api.ConnectionView]
 	f.must(f.admin, "GET", "/api/v1/tenants/acme/connections", nil, 200, &conns)
 	var kinds []string

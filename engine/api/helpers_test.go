@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -304,13 +305,13 @@ func until(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 // install asks the API for an OAuth install link for a tenant's role and
-// follows it as the tenant's user would: the simulator's authorize page
-// approves at once and sends the user back to the install callback, which
-// stores the connection.
-func (f *fixture) install(tenantID, role string, scopes ...string) api.InstallLink {
+// follows it as the tenant's user would, choosing location loc: the
+// simulator's authorize page approves at once and sends the user back to
+// the install callback, which stores the connection.
+func (f *fixture) install(tenantID, role, loc string, scopes ...string) api.InstallLink {
 	f.t.Helper()
 	link := f.installLink(tenantID, role, scopes...)
-	f.follow(link)
+	f.follow(link, loc)
 	return link
 }
 
@@ -325,11 +326,12 @@ func (f *fixture) installLink(tenantID, role string, scopes ...string) api.Insta
 	return link
 }
 
-// follow follows an install link through the authorize page and the
+// follow follows an install link through the authorize page, where the
+// user chooses location loc (the simulator's location_id), and the
 // callback.
-func (f *fixture) follow(link api.InstallLink) {
+func (f *fixture) follow(link api.InstallLink, loc string) {
 	f.t.Helper()
-	resp, err := http.Get(link.URL)
+	resp, err := http.Get(link.URL + "&location_id=" + url.QueryEscape(loc))
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -75,7 +75,7 @@ func TestRetryArchivedRun(t *testing.T) {
 	}
 
 	// The user finishes the install: the writer connection is stored.
-	f.follow(link)
+	f.follow(link, loc)
 	f.must(f.admin, "GET", "/api/v1/tenants/acme/connections", nil, 200, &conns)
 	if w := conns.Items[1]; w.Status != "ok" || w.Kind != "oauth" || w.LocationID != loc || w.ID != "acme-writer" ||
 		!slices.Contains(w.Scopes, "contacts.write") {
@@ -119,7 +119,7 @@ func TestInstallLink(t *testing.T) {
 	if code != 422 || !strings.Contains(string(b), `"role"`) {
 		t.Fatalf("install without a role: %d %s", code, b)
 	}
-	link := f.install("acme", "ghl", "contacts.readonly", "contacts.write")
+	link := f.install("acme", "ghl", "loc-acme", "contacts.readonly", "contacts.write")
 	var conns listOf[api.ConnectionView]
 	f.must(f.admin, "GET", "/api/v1/tenants/acme/connections", nil, 200, &conns)
 	if len(conns.Items) != 1 {
