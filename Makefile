@@ -10,11 +10,12 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/ghlflow
 
-## test: vet, then every test with the race detector (needs Redis at $(REDIS_ADDR)).
+## test: vet, then every test with the race detector, then the timed bounds without it (needs Redis at $(REDIS_ADDR)).
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) test -count=1 -run 'AnswerTime' ./engine/webhook/
+	$(GO) test -count=1 -run 'TenantScale' ./engine/
 
 ## test-short: the fast loop: vet, then every test but the long soak and crash tests.
 test-short:

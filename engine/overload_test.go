@@ -440,3 +440,76 @@ func TestRestartAfterDowntime(t *testing.T) {
 		t.Logf("after ten intervals down: one poll each, spread over %s", spread.Round(time.Millisecond))
 	}
 }
+
+// TestStretchShrinksWhenDemandDrops: 40 recipes on one location polled
+// every 2 s ask for about twice its burst budget, so the plan stretches
+// their polls and `connect list` shows the stretch; when most recipes are
+// removed the demand fits again, and within a few planning rounds the
+// remaining subscriptions record their polls back at their interval and
+// no stretch is shown.
+func TestStretchShrinksWhenDemandDrops(t *testing.T) {
+	overlapInShort(t)
+	const recipes, kept = 40, 4
+	e := newLoadEnv(t, recipes, sim.Config{})
+	eng, stop := e.start(engine.Config{Every: 2 * time.Second, PollConcurrency: 4, ChainConcurrency: 1,
+		TickEvery: 100 * time.Millisecond, PlanEvery: 250 * time.Millisecond}, true)
+	defer stop()
+	ctx := context.Background()
+	latest := func(sub string) (history.Poll, bool) {
+		all, err := eng.History.Polls(ctx, sub, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range all { // newest first
+			if p.Stretch != 0 {
+				return p, true
+			}
+		}
+		return history.Poll{}, false
+	}
+	var shown []ratelimit.Stretched
+	until(t, 20*time.Second, "the polls stretched and the stretch shown", func() bool {
+		var err error
+		if shown, err = ratelimit.Stretches(ctx, e.rdb, e.prefix); err != nil {
+			t.Fatal(err)
+		}
+		p, ok := latest(e.subs[0])
+		return ok && p.Stretch > 1 && len(shown) == 1
+	})
+	if p, _ := latest(e.subs[0]); shown[0].Resource != e.loc || shown[0].Factor < 1.5 || p.Stretch < 1.5 ||
+		!strings.Contains(p.StretchReason, "requests/s") {
+		t.Fatalf("stretch recorded %+v, shown %+v", p, shown)
+	}
+	t.Logf("stretched %.2f×: %s", shown[0].Factor, shown[0].Reason)
+
+	for i := kept; i < recipes; i++ { // newLoadEnv names recipe i r%03d
+		if err := os.Remove(filepath.Join(e.dir, fmt.Sprintf("r%03d.yaml", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := eng.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(eng.Registry().All()); n != kept {
+		t.Fatalf("%d subscriptions after the reload, want %d", n, kept)
+	}
+	reloaded := time.Now()
+	until(t, 10*time.Second, "the stretch back to 1 and none shown", func() bool {
+		var err error
+		if shown, err = ratelimit.Stretches(ctx, e.rdb, e.prefix); err != nil {
+			t.Fatal(err)
+		}
+		for _, sub := range e.subs[:kept] {
+			if p, ok := latest(sub); !ok || p.Stretch != 1 {
+				return false
+			}
+		}
+		return len(shown) == 0
+	})
+	t.Logf("back to 1 within %s of the reload", time.Since(reloaded).Round(time.Millisecond))
+	for _, sub := range e.subs[:kept] {
+		if p, _ := latest(sub); !strings.Contains(p.StretchReason, "fits the API budget again") {
+			t.Errorf("%s: stretch record %+v", sub, p)
+		}
+	}
+}

@@ -33,6 +33,9 @@ var (
 	buildOnce sync.Once
 	binPath   string
 	buildErr  error
+	// vcsErr is why the binary was built without the source revision
+	// (nil when it has it).
+	vcsErr error
 )
 
 // TestMain removes the binary the tests built.
@@ -44,7 +47,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// ghlflowBin builds the binary once per test run (removed by TestMain).
+// ghlflowBin builds the binary once per test run (removed by TestMain),
+// with the source revision whatever GOFLAGS says; where the revision
+// cannot be had (not a git checkout, no git) it builds without it and
+// vcsErr tells why.
 func ghlflowBin(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -54,7 +60,12 @@ func ghlflowBin(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "ghlflow")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		out, err := exec.Command("go", "build", "-buildvcs=true", "-o", binPath, ".").CombinedOutput()
+		if err == nil {
+			return
+		}
+		vcsErr = fmt.Errorf("go build -buildvcs=true: %v\n%s", err, out)
+		out, err = exec.Command("go", "build", "-buildvcs=false", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("build: %v\n%s", err, out)
 		}
@@ -78,6 +89,7 @@ type e2eEnv struct {
 	http    string
 	key     string // GHLFLOW_SECRET_KEY of the run
 	admin   string // GHLFLOW_ADMIN_TOKEN of the run
+	token   string // the simulator's token of connection acme
 	simURL  string
 }
 
@@ -106,7 +118,7 @@ func newE2E(t *testing.T) *e2eEnv {
 	}
 	return &e2eEnv{t: t, cat: cat, srv: srv, loc: loc, rdb: rdb, redis: "redis://" + redistest.Addr() + "/0",
 		prefix: prefix, conns: conns, recipes: "testdata/e2erecipes", http: freeAddr(t), key: auth.GenerateKey(), admin: auth.GenerateKey(),
-		simURL: ts.URL}
+		simURL: ts.URL, token: tok.AccessToken}
 }
 
 func freeAddr(t *testing.T) string {

@@ -10,26 +10,80 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ghlflow/ghlflow/catalog/sim"
 	"github.com/ghlflow/ghlflow/engine/auth"
 )
 
 // rolesRun is the engine split in processes: serve, two schedulers and a
 // worker, all against one Redis URL, with a tenant and a stored recipe.
 type rolesRun struct {
-	e     *e2eEnv
-	redis string
-	procs map[string]*rolesProc
+	e      *e2eEnv
+	redis  string
+	procs  map[string]*rolesProc
+	served *servedLog
 }
 
 type rolesProc struct {
-	cmd  *exec.Cmd
-	out  *syncBuf
-	http string
-	key  string // the operator key sent with requests
+	cmd    *exec.Cmd
+	out    *syncBuf
+	http   string
+	key    string     // the operator key sent with requests
+	served *servedLog // where the bodies it answers are kept (nil: not kept)
+}
+
+// servedLog keeps the response bodies the test read, and the secrets
+// none of them may carry.
+type servedLog struct {
+	mu      sync.Mutex
+	bodies  []servedBody
+	secrets map[string]string // secret → what it is
+}
+
+// servedBody is a response body; shows is the one secret it may carry (a
+// key in the response that made it).
+type servedBody struct {
+	what, text, shows string
+}
+
+func newServedLog() *servedLog { return &servedLog{secrets: map[string]string{}} }
+
+func (l *servedLog) add(what, text, shows string) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	l.bodies = append(l.bodies, servedBody{what: what, text: text, shows: shows})
+	l.mu.Unlock()
+}
+
+func (l *servedLog) secret(what, s string) {
+	if l == nil || s == "" {
+		return
+	}
+	l.mu.Lock()
+	l.secrets[s] = what
+	l.mu.Unlock()
+}
+
+// check fails t when a body carries a secret; it returns how many bodies
+// it searched for how many secrets.
+func (l *servedLog) check(t *testing.T) (int, int) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, b := range l.bodies {
+		for s, what := range l.secrets {
+			if s != b.shows && strings.Contains(b.text, s) {
+				t.Errorf("%s: the response carries %s: %.300s", b.what, what, b.text)
+			}
+		}
+	}
+	return len(l.bodies), len(l.secrets)
 }
 
 // ghlflowCmd runs a one-shot ghlflow command and fails t when it fails.
@@ -49,7 +103,7 @@ func (r *rolesRun) ghlflowCmd(args ...string) string {
 func (r *rolesRun) start(name, role string, extra ...string) *rolesProc {
 	t := r.e.t
 	t.Helper()
-	p := &rolesProc{http: freeAddr(t), out: &syncBuf{}, key: r.e.admin}
+	p := &rolesProc{http: freeAddr(t), out: &syncBuf{}, key: r.e.admin, served: r.served}
 	args := append([]string{role, "--recipes", t.TempDir(), "--connections", r.e.conns, "--http", p.http}, extra...)
 	p.cmd = exec.Command(ghlflowBin(t), args...)
 	p.cmd.Env = append(os.Environ(), auth.EnvSecretKey+"="+r.e.key, EnvAdminToken+"="+r.e.admin, "REDIS_URL="+r.redis, "GHLFLOW_PREFIX="+r.e.prefix,
@@ -71,7 +125,9 @@ func (r *rolesRun) start(name, role string, extra ...string) *rolesProc {
 // get returns the status and body of GET path on p's HTTP address, with
 // the operator key.
 func (p *rolesProc) get(path string) (int, string) {
-	return getWithKey("http://"+p.http+path, p.key)
+	code, body := getWithKey("http://"+p.http+path, p.key)
+	p.served.add("GET "+path, body, "")
+	return code, body
 }
 
 func (r *rolesRun) output() string {
@@ -101,8 +157,8 @@ func (r *rolesRun) stop() {
 }
 
 // call sends method path with body to p's API with the operator key and
-// wants status.
-func (p *rolesProc) call(t *testing.T, method, path, body string, status int) {
+// wants status; it returns the answer's body.
+func (p *rolesProc) call(t *testing.T, method, path, body string, status int) []byte {
 	t.Helper()
 	req, err := http.NewRequest(method, "http://"+p.http+"/api/v1"+path, strings.NewReader(body))
 	if err != nil {
@@ -115,9 +171,22 @@ func (p *rolesProc) call(t *testing.T, method, path, body string, status int) {
 	}
 	defer resp.Body.Close()
 	got, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != status {
-		t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, got, status)
+	shows := ""
+	if method == http.MethodPost && strings.HasSuffix(path, "/keys") && resp.StatusCode == http.StatusCreated {
+		var nk struct {
+			Key string `json:"key"`
+		}
+		if err := json.Unmarshal(got, &nk); err != nil || nk.Key == "" {
+			t.Fatalf("a new key's response: %v: %s", err, got)
+		}
+		shows = nk.Key
+		p.served.secret("a tenant's API key", nk.Key)
 	}
+	p.served.add(method+" "+path, string(got), shows)
+	if resp.StatusCode != status {
+		t.Fatalf("%s %s: %d %s, want %d\nits log:\n%s", method, path, resp.StatusCode, got, status, p.out.String())
+	}
+	return got
 }
 
 // completedRuns counts the completed runs of tenant the API lists.
@@ -127,7 +196,8 @@ func (p *rolesProc) completedRuns(tenant string) int {
 			Tenant, Status string
 		} `json:"items"`
 	}
-	if err := getJSON("http://"+p.http+"/api/v1/runs?status=completed&limit=500&tenant="+tenant, p.key, &l); err != nil {
+	code, body := p.get("/api/v1/runs?status=completed&limit=500&tenant=" + tenant)
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &l) != nil {
 		return -1
 	}
 	return len(l.Items)
@@ -138,9 +208,15 @@ func (p *rolesProc) completedRuns(tenant string) int {
 // connection does not exist through the CLI (the API refuses it), creates
 // contacts in the simulator and waits until the API lists every run
 // completed and the simulator has every note, none lost. during, when set,
-// runs while chains are under way.
+// runs while chains are under way. No response the test reads from the
+// processes (serve's API above all) carries a secret: the simulator's
+// token, the stored basic keys and Referrizer token, the secret key, the
+// operator token, or a tenant key but in the response that made it.
 func runRoles(t *testing.T, e *e2eEnv, redisURL string, contacts int, during func()) *rolesRun {
-	r := &rolesRun{e: e, redis: redisURL, procs: map[string]*rolesProc{}}
+	r := &rolesRun{e: e, redis: redisURL, procs: map[string]*rolesProc{}, served: newServedLog()}
+	r.served.secret("the simulator's access token", e.token)
+	r.served.secret("the secret key", e.key)
+	r.served.secret("the operator token", e.admin)
 	for i := range 20 {
 		e.srv.CreateContact(e.loc, map[string]any{"firstName": fmt.Sprintf("Old%d", i), "email": fmt.Sprintf("old%d@example.com", i)})
 	}
@@ -162,6 +238,15 @@ func runRoles(t *testing.T, e *e2eEnv, redisURL string, contacts int, during fun
 	// still to be installed when told so, and its polls fail.
 	serve.call(t, "POST", "/tenants", `{"id": "broken", "name": "Broken", "connections": {"ghl": "nope"}}`, http.StatusUnprocessableEntity)
 	r.ghlflowCmd("tenant", "add", "broken", "--name", "Broken", "--connection", "ghl=nope", "--allow-missing")
+	rr := e.srv.IssueToken(sim.TokenSpec{App: "referralrock", LocationID: e.loc})
+	rz := e.srv.IssueToken(sim.TokenSpec{App: "referrizer", LocationID: e.loc})
+	r.served.secret("a Referral Rock private key", rr.Password)
+	r.served.secret("a Referrizer token", rz.AccessToken)
+	serve.call(t, "POST", "/tenants/acme-t/connections", fmt.Sprintf(`{"role": "referralrock", "app": "referralrock", "kind": "basic", "username": %q, "password": %q}`,
+		rr.Username, rr.Password), http.StatusCreated)
+	serve.call(t, "POST", "/tenants/acme-t/connections", fmt.Sprintf(`{"role": "referrizer", "app": "referrizer", "kind": "apikey", "token": %q}`,
+		rz.AccessToken), http.StatusCreated)
+	serve.call(t, "POST", "/tenants/acme-t/keys", `{"name": "acme's"}`, http.StatusCreated)
 	waitFor(t, 60*time.Second, "the first poll", worker.out, func() bool {
 		_, body := worker.get("/metrics")
 		return strings.Contains(body, `ghlflow_poll_results_total{result="ok"}`)
@@ -200,9 +285,31 @@ func runRoles(t *testing.T, e *e2eEnv, redisURL string, contacts int, during fun
 	if code, _ := serve.get("/metrics"); code != http.StatusNotFound {
 		t.Errorf("serve /metrics on --http: %d, want 404 with --metrics-addr", code)
 	}
-	if code, body := (&rolesProc{http: metricsAddr}).get("/metrics"); code != 200 || !strings.Contains(body, "ghlflow_queue_tasks") {
+	if code, body := (&rolesProc{http: metricsAddr, served: r.served}).get("/metrics"); code != 200 || !strings.Contains(body, "ghlflow_queue_tasks") {
 		t.Errorf("serve --metrics-addr /metrics: %d %.200s", code, body)
 	}
+	// What an operator reads of the tenant: its connections, its
+	// subscriptions, its runs with each step's input and output.
+	// A stored connection is removed (on Redis Cluster too: its keys and
+	// the set of ids are in two hash slots).
+	serve.call(t, "DELETE", "/tenants/acme-t/connections/referrizer", "", http.StatusNoContent)
+	if got := string(serve.call(t, "GET", "/tenants/acme-t/connections", "", http.StatusOK)); !strings.Contains(got, `"role":"referralrock"`) ||
+		strings.Contains(got, "referrizer") {
+		t.Errorf("acme-t's connections after removing referrizer: %s", got)
+	}
+	serve.call(t, "GET", "/tenants", "", http.StatusOK)
+	serve.call(t, "GET", "/subscriptions", "", http.StatusOK)
+	var runs struct {
+		Items []struct {
+			ID string `json:"id"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal(serve.call(t, "GET", "/runs?tenant=acme-t", "", http.StatusOK), &runs); err != nil || len(runs.Items) == 0 {
+		t.Fatalf("acme-t's runs: %v %+v", err, runs)
+	}
+	serve.call(t, "GET", "/runs/"+runs.Items[0].ID, "", http.StatusOK)
+	n, secrets := r.served.check(t)
+	t.Logf("%d responses of serve searched for %d secrets", n, secrets)
 	return r
 }
 

@@ -17,15 +17,17 @@ type listOf[T any] struct {
 	NextCursor string `json:"next_cursor"`
 }
 
-// TestEndToEndThroughAPI: a tenant, its connection and a recipe made
+// TestEndToEndThroughAPI: a tenant, its connections and a recipe made
 // through the API run; contacts created in the simulator show up as
 // completed runs with each step's input and output; test, replay, pause
-// and resume work; no response carries the token the simulator issued.
+// and resume work; no response carries a secret: the tokens, refresh
+// tokens and basic keys the simulator issued, the OAuth client secret or
+// an API key (but in the response that made it).
 func TestEndToEndThroughAPI(t *testing.T) {
 	f := newFixture(t, "testdata/recipes")
 	loc := "loc-acme"
 	f.sim.AddLocation(loc)
-	tok := f.sim.IssueToken(sim.TokenSpec{LocationID: loc, Private: true})
+	tok := f.issue(sim.TokenSpec{LocationID: loc, Private: true})
 
 	var ten api.TenantView
 	f.must(f.admin, "POST", "/api/v1/tenants", map[string]any{"id": "acme", "name": "Acme Inc", "labels": map[string]string{"plan": "pro"}}, 201, &ten)
@@ -35,6 +37,27 @@ func TestEndToEndThroughAPI(t *testing.T) {
 	if conn.Status != "ok" || conn.ID != "acme-ghl" {
 		t.Fatalf("connection: %+v", conn)
 	}
+	// Secrets of every kind the store keeps: Referral Rock's basic keys,
+	// a Referrizer token and an OAuth install with its refresh token.
+	rr := f.issue(sim.TokenSpec{App: "referralrock", LocationID: loc})
+	f.must(f.admin, "POST", "/api/v1/tenants/acme/connections", map[string]any{"role": "referralrock", "app": "referralrock",
+		"kind": "basic", "username": rr.Username, "password": rr.Password}, 201, nil)
+	rz := f.issue(sim.TokenSpec{App: "referrizer", LocationID: loc})
+	f.must(f.admin, "POST", "/api/v1/tenants/acme/connections", map[string]any{"role": "referrizer", "app": "referrizer",
+		"kind": "apikey", "token": rz.AccessToken}, 201, nil)
+	f.install("acme", "crm", loc, "contacts.readonly")
+	var conns listOf[api.ConnectionView]
+	f.must(f.admin, "GET", "/api/v1/tenants/acme/connections", nil, 200, &conns)
+	var kinds []string
+	for _, c := range conns.Items {
+		kinds = append(kinds, c.Role+":"+c.Kind+":"+c.Status)
+	}
+	if strings.Join(kinds, " ") != "crm:oauth:ok ghl:private:ok referralrock:basic:ok referrizer:apikey:ok" {
+		t.Fatalf("acme's connections: %v", kinds)
+	}
+	var key api.NewKey
+	f.must(f.admin, "POST", "/api/v1/tenants/acme/keys", map[string]any{"name": "acme's"}, 201, &key)
+	f.must(key.Key, "GET", "/api/v1/tenants/acme", nil, 200, nil)
 	tag, err := os.ReadFile("testdata/tag.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -127,23 +150,19 @@ func TestEndToEndThroughAPI(t *testing.T) {
 	if d.Counters.Polls == 0 || d.Counters.New < 2 || d.Cursor.Watermark == nil {
 		t.Fatalf("detail: %+v", d)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, b := range f.bodies {
-		if strings.Contains(b, tok.AccessToken) {
-			t.Fatalf("a response carries the simulator's token: %s", b)
-		}
-	}
-	t.Logf("%d responses checked against the OpenAPI document and for the token", len(f.bodies))
+	f.noSecretsInBodies()
+	n, secrets := f.checkedBodies()
+	t.Logf("%d responses checked against the OpenAPI document and for %d secrets", n, secrets)
 }
 
 // TestFailedPollReason: a poll refused with a revoked token shows its
 // reason in the subscription (last_error, errors counted) and the
-// subscription as held by its connection, without the token.
+// subscription as held by its connection, without the token (or any
+// other secret).
 func TestFailedPollReason(t *testing.T) {
 	f := newFixture(t, "testdata/recipes")
 	f.sim.AddLocation("loc-acme")
-	tok := f.sim.IssueToken(sim.TokenSpec{LocationID: "loc-acme", Private: true})
+	tok := f.issue(sim.TokenSpec{LocationID: "loc-acme", Private: true})
 	f.must(f.admin, "POST", "/api/v1/tenants", map[string]any{"id": "acme"}, 201, nil)
 	f.must(f.admin, "POST", "/api/v1/tenants/acme/connections", map[string]any{"role": "ghl", "app": "ghl", "kind": "private",
 		"token": tok.AccessToken, "location_id": "loc-acme"}, 201, nil)
@@ -173,9 +192,5 @@ func TestFailedPollReason(t *testing.T) {
 	if len(conns.Items) != 1 || conns.Items[0].Status != "needs_reauth" || conns.Items[0].Reason == "" {
 		t.Fatalf("connections: %+v", conns)
 	}
-	for _, b := range f.bodies {
-		if strings.Contains(b, tok.AccessToken) {
-			t.Fatalf("a response carries the token: %s", b)
-		}
-	}
+	f.noSecretsInBodies()
 }

@@ -18,7 +18,7 @@ func twoTenants(t *testing.T, f *fixture) (alphaKey, betaSub, betaRun, betaKeyID
 	t.Helper()
 	for _, id := range []string{"alpha", "beta"} {
 		f.sim.AddLocation("loc-" + id)
-		tok := f.sim.IssueToken(sim.TokenSpec{LocationID: "loc-" + id, Private: true})
+		tok := f.issue(sim.TokenSpec{LocationID: "loc-" + id, Private: true})
 		f.must(f.admin, "POST", "/api/v1/tenants", map[string]any{"id": id, "name": "Tenant " + id}, 201, nil)
 		f.must(f.admin, "POST", "/api/v1/tenants/"+id+"/connections", map[string]any{"role": "ghl", "app": "ghl", "kind": "private",
 			"token": tok.AccessToken, "location_id": "loc-" + id}, 201, nil)

@@ -169,10 +169,13 @@ func (s *Store) Put(ctx context.Context, c Connection, cred Credential) error {
 	if err != nil {
 		return err
 	}
-	pipe := s.rdb.TxPipeline()
-	pipe.HSet(ctx, s.connKey(c.ID), fieldMeta, meta, fieldSecret, sealed)
-	pipe.SAdd(ctx, s.setKey(), c.ID)
-	if _, err := pipe.Exec(ctx); err != nil {
+	// The record and the set of ids are in two hash slots: one command
+	// each, so that Redis Cluster takes them. The record goes first: a
+	// failure in between leaves it unlisted, and the next Put lists it.
+	if err := s.rdb.HSet(ctx, s.connKey(c.ID), fieldMeta, meta, fieldSecret, sealed).Err(); err != nil {
+		return fmt.Errorf("put connection %s: %w", c.ID, err)
+	}
+	if err := s.rdb.SAdd(ctx, s.setKey(), c.ID).Err(); err != nil {
 		return fmt.Errorf("put connection %s: %w", c.ID, err)
 	}
 	// A connection stored with a new credential is in force again in
@@ -281,8 +284,13 @@ func ListConnections(ctx context.Context, c redis.UniversalClient, prefix string
 
 // Delete removes a connection.
 func (s *Store) Delete(ctx context.Context, id string) error {
+	// One transaction per hash slot, so that Redis Cluster takes them:
+	// the connection's own keys ({conn:ID}), then its place in the set of
+	// ids and its state ({conns}). List skips an id without a record.
+	if err := s.rdb.Del(ctx, s.connKey(id), s.fenceKey(id), s.lockKey(id)).Err(); err != nil {
+		return fmt.Errorf("delete connection %s: %w", id, err)
+	}
 	pipe := s.rdb.TxPipeline()
-	pipe.Del(ctx, s.connKey(id), s.fenceKey(id), s.lockKey(id))
 	pipe.SRem(ctx, s.setKey(), id)
 	pipe.HDel(ctx, s.keys.ConnStates(), id)
 	if _, err := pipe.Exec(ctx); err != nil {
