@@ -242,7 +242,13 @@ func (p *Poller) Fire(ctx context.Context, sub *Subscription, it triggers.Item, 
 		return false, err
 	}
 	fresh := !it.Time.IsZero() && it.Time.After(received.Add(-FreshWindow))
-	if !d.Known[0] && (d.Seeded || fresh) {
+	// An event received before the first poll seeded the subscription fires
+	// as it would have had it been routed then (fresh items fire before the
+	// seed), though the seed has since counted its item as seen: routed
+	// late (its process died and it was claimed again), it is not lost. A
+	// chain it already ran meets its task id.
+	late := d.Known[0] && fresh && !d.SeededAt.IsZero() && received.Before(d.SeededAt)
+	if (!d.Known[0] && (d.Seeded || fresh)) || late {
 		t := it.Time
 		if t.IsZero() {
 			t = received

@@ -25,6 +25,7 @@ import (
 	"github.com/ghlflow/ghlflow/engine/history"
 	"github.com/ghlflow/ghlflow/engine/transport"
 	"github.com/ghlflow/ghlflow/engine/webhook"
+	"github.com/ghlflow/ghlflow/triggers"
 )
 
 // instantEnv runs an engine with an instant recipe on a simulator that
@@ -366,4 +367,60 @@ func TestInstantRefused(t *testing.T) {
 // warnLogger drops the engine's logs below warnings.
 func warnLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// TestInstantRoutedAfterTheSeed: an event accepted before the
+// subscription's first poll but routed after it (its process died and the
+// event was claimed again) still fires, once; an event received after the
+// seed for an item the seed counted fires nothing.
+func TestInstantRoutedAfterTheSeed(t *testing.T) {
+	overlapInShort(t)
+	e := newInstantEnv(t)
+	e.srv.SetFaults(sim.Faults{WebhookDrop: 100}) // the router sees none: the test routes them
+	received := time.Now()
+	late := e.srv.CreateContact(e.loc, map[string]any{"firstName": "Late"})["id"].(string)
+	before := e.delivery("ContactCreate", late)
+	if rec := e.poll(); !rec.Seeded || rec.New != 0 {
+		t.Fatalf("the seed poll: %+v", rec)
+	}
+	sub, ok := e.eng.Registry().Get(e.sub)
+	if !ok {
+		t.Fatal("no subscription")
+	}
+	fire := func(body []byte, at time.Time) bool {
+		t.Helper()
+		it, err := triggers.EventItem(sub.Op, sub.Dedup, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fired, err := e.eng.Poller.Fire(context.Background(), sub, it, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fired
+	}
+	if !fire(before.Body, received) {
+		t.Error("an event received before the seed and routed after it did not fire")
+	}
+	e.waitRuns(late, 1, 5*time.Second)
+	if fire(before.Body, received) {
+		t.Error("the same event routed again fired again")
+	}
+	// An item the seed counted, whose event came after the seed.
+	seen := e.srv.CreateContact(e.loc, map[string]any{"firstName": "Seen"})["id"].(string)
+	after := e.delivery("ContactCreate", seen)
+	if rec := e.poll(); rec.New != 1 {
+		t.Fatalf("the poll after the seed: %+v", rec)
+	}
+	e.waitRuns(seen, 1, 5*time.Second)
+	if fire(after.Body, time.Now()) {
+		t.Error("an event received after the poll that fired its item fired again")
+	}
+	e.settle()
+	if n := e.runs(late); n != 1 {
+		t.Errorf("the late event's chain ran %d times", n)
+	}
+	if n := e.runs(seen); n != 1 {
+		t.Errorf("the polled contact's chain ran %d times", n)
+	}
 }

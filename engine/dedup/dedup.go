@@ -40,6 +40,9 @@ type Decision struct {
 	// Seeded is false on the first poll of a subscription: nothing had been
 	// recorded yet.
 	Seeded bool
+	// SeededAt is when the first poll seeded the subscription (zero: not
+	// seeded, or seeded before the time was kept).
+	SeededAt time.Time
 	// Watermark is the newest item time recorded so far (zero = none).
 	Watermark time.Time
 	// Known flags the items already seen (or older than the floor).
@@ -176,6 +179,11 @@ func (s *Store) run(ctx context.Context, mode, sub string, items []Item, keep, b
 			d.Seeded = res[0].(int64) == 1
 			if w, _ := strconv.ParseInt(res[1].(string), 10, 64); w > 0 {
 				d.Watermark = time.UnixMilli(w).UTC()
+			}
+			if len(res) > 4 {
+				if at, _ := strconv.ParseInt(fmt.Sprint(res[4]), 10, 64); at > 1 {
+					d.SeededAt = time.UnixMilli(at).UTC()
+				}
 			}
 		}
 		if mode != modeCommit {

@@ -14,7 +14,8 @@ import "github.com/redis/go-redis/v9"
 // removes it, else the JSON to store; commit and mark only), the list
 // entry ("" = none), how many entries the list keeps, its ttl in ms, then
 // pairs of (hash, time ms or 0). Returns {seeded before, hwm, known flags,
-// new flags}.
+// new flags, when the first commit seeded it (ms, "0": not yet; "1" for
+// state seeded before the time was kept)}.
 var Dedup = redis.NewScript(`
 local mode, keep, backfill, backlog = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local entry, entryKeep, entryTTL = ARGV[5], tonumber(ARGV[6]), ARGV[7]
@@ -51,7 +52,7 @@ if mode ~= 'decide' then
   if #args > 0 then redis.call('ZADD', KEYS[1], unpack(args)) end
   if mode == 'note' then
     redis.call('HSET', KEYS[2], 'seq', seq)
-    return {seeded and 1 or 0, tostring(hwm), known, new}
+    return {seeded and 1 or 0, tostring(hwm), known, new, meta[1] or '0'}
   end
   if not seeded and low ~= nil and low > floor then floor = low end
   local c = redis.call('ZCARD', KEYS[1])
@@ -61,7 +62,11 @@ if mode ~= 'decide' then
     redis.call('ZREMRANGEBYRANK', KEYS[1], 0, c - keep - 1)
     if hwm > 0 and top > floor then floor = top end
   end
-  redis.call('HSET', KEYS[2], 'seeded', 1, 'hwm', hwm, 'floor', floor, 'seq', seq)
+  if not seeded then
+    local now = redis.call('TIME')
+    redis.call('HSET', KEYS[2], 'seeded', now[1] * 1000 + math.floor(now[2] / 1000))
+  end
+  redis.call('HSET', KEYS[2], 'hwm', hwm, 'floor', floor, 'seq', seq)
   if backlog == '-' then redis.call('HDEL', KEYS[2], 'backlog')
   elseif backlog ~= '' then redis.call('HSET', KEYS[2], 'backlog', backlog) end
   if KEYS[3] and entry ~= '' then
@@ -70,7 +75,7 @@ if mode ~= 'decide' then
     redis.call('PEXPIRE', KEYS[3], entryTTL)
   end
 end
-return {seeded and 1 or 0, tostring(hwm), known, new}
+return {seeded and 1 or 0, tostring(hwm), known, new, meta[1] or '0'}
 `)
 
 // HistoryPush pushes an entry onto a capped history list and renews its
