@@ -65,15 +65,7 @@ func TestBurstDoesNotHoldBackOtherTenants(t *testing.T) {
 	stopped := make(chan struct{})
 	go func() { defer close(stopped); _ = eng.Run(ctx) }()
 	defer func() { cancel(); <-stopped }()
-	subs := eng.Registry().All()
-	until(t, 20*time.Second, "every subscription seeded", func() bool {
-		for _, s := range subs {
-			if st, err := eng.Poller.Dedup.State(ctx, s.ID); err != nil || !st.Seeded {
-				return false
-			}
-		}
-		return true
-	})
+	waitSeeded(t, ctx, eng)
 
 	for i := range 5000 {
 		f.srv.CreateContact("loc-A", map[string]any{"firstName": "Burst", "email": strings.Repeat("a", i%7) + "@burst.example"})

@@ -25,15 +25,7 @@ func TestRateLimitedTenantDoesNotHoldBackOthers(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = eng.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	subs := eng.Registry().All()
-	until(t, 20*time.Second, "every subscription seeded", func() bool {
-		for _, s := range subs {
-			if st, err := eng.Poller.Dedup.State(ctx, s.ID); err != nil || !st.Seeded {
-				return false
-			}
-		}
-		return true
-	})
+	waitSeeded(t, ctx, eng)
 	// Spend B's budget (GHL's 100 requests per 10 s) from outside ghlflow.
 	for range 100 {
 		req, _ := http.NewRequest(http.MethodGet, f.url+"/contacts/?locationId=loc-B", nil)

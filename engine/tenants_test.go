@@ -141,6 +141,20 @@ func until(t *testing.T, d time.Duration, what string, cond func() bool) time.Du
 	return time.Since(start)
 }
 
+// waitSeeded waits until every subscription eng runs has made its first
+// poll (what existed then counts as seen).
+func waitSeeded(t *testing.T, ctx context.Context, eng *engine.Engine) {
+	t.Helper()
+	until(t, 20*time.Second, "every subscription seeded", func() bool {
+		for _, s := range eng.Registry().All() {
+			if st, err := eng.Poller.Dedup.State(ctx, s.ID); err != nil || !st.Seeded {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // TestTenantsShareRecipes: recipes written once run for every tenant with
 // the tenant's own connection; a new contact in B's location fires B's
 // chains only; a tenant stored by another process is polled within 5 s.
@@ -181,15 +195,7 @@ func TestTenantsShareRecipes(t *testing.T) {
 		byTenant[s.Tenant.ID][s.ID] = s.Recipe.Name
 	}
 	// Every subscription has seeded before the contact arrives.
-	until(t, 20*time.Second, "every subscription seeded", func() bool {
-		for _, s := range subs {
-			st, err := eng.Poller.Dedup.State(ctx, s.ID)
-			if err != nil || !st.Seeded {
-				return false
-			}
-		}
-		return true
-	})
+	waitSeeded(t, ctx, eng)
 	contact := f.srv.CreateContact("loc-B", map[string]any{"firstName": "Bea", "email": "bea@example.com"})
 	want := []string{"note-location", "tag-plan", "welcome"}
 	until(t, 20*time.Second, "B's chains", func() bool { return slices.Equal(f.completed(byTenant["B"]), want) })
@@ -440,15 +446,7 @@ func TestRevokedTokenPausesOnlyItsTenant(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = eng.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	subs := eng.Registry().All()
-	until(t, 20*time.Second, "every subscription seeded", func() bool {
-		for _, s := range subs {
-			if st, err := eng.Poller.Dedup.State(ctx, s.ID); err != nil || !st.Seeded {
-				return false
-			}
-		}
-		return true
-	})
+	waitSeeded(t, ctx, eng)
 	if !f.srv.RevokeToken(f.tokens["B"]) {
 		t.Fatal("revoke B's token")
 	}
