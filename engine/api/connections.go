@@ -27,14 +27,24 @@ type ConnectionView struct {
 	UpdatedAt  time.Time `json:"updated_at,omitzero"`
 }
 
-// ConnectionMissing is the status of a role whose connection is not in
-// the store (an OAuth install not finished, or a static connection).
+// ConnectionMissing is the status of a role whose connection is neither
+// in the store nor in the static file (an OAuth install not finished).
 const ConnectionMissing = "missing"
+
+// ConnectionStatic is the status of a role whose connection is one of the
+// static file's (its credential is the server's environment's).
+const ConnectionStatic = "static"
 
 func (a *API) connectionView(r *http.Request, role, id string) (ConnectionView, error) {
 	v := ConnectionView{Role: role, ID: id, Status: ConnectionMissing}
 	c, err := auth.GetConnection(r.Context(), a.cfg.Redis, a.cfg.Prefix, id)
 	if errors.Is(err, auth.ErrNotFound) {
+		for _, s := range a.cfg.StaticConnections {
+			if s.ID == id {
+				v.App, v.Kind, v.LocationID, v.CompanyID, v.Scopes = s.App, s.Kind, s.LocationID, s.CompanyID, s.Scopes
+				v.Status = ConnectionStatic
+			}
+		}
 		return v, nil
 	}
 	if err != nil {

@@ -77,6 +77,13 @@ func TestTenantConnectionsMustExist(t *testing.T) {
 	if got := pairs(tv.Connections); got != "ghl=static-ghl" {
 		t.Fatalf("t1 connections %s", got)
 	}
+	// A static connection lists with its metadata, not as missing.
+	var conns api.List[api.ConnectionView]
+	f.must(f.admin, "GET", "/api/v1/tenants/t1/connections", nil, 200, &conns)
+	if len(conns.Items) != 1 || conns.Items[0].Status != api.ConnectionStatic || conns.Items[0].LocationID != "loc-static" ||
+		conns.Items[0].App != "ghl" {
+		t.Errorf("t1's static connection: %+v", conns.Items)
+	}
 }
 
 func pairs(m map[string]string) string {
