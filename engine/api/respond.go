@@ -92,27 +92,49 @@ type List[T any] struct {
 	NextCursor string `json:"next_cursor,omitempty"`
 }
 
-// page cuts items at the request's cursor and limit (default 50, at most
-// 500).
-func page[T any](w http.ResponseWriter, r *http.Request, items []T) (List[T], bool) {
-	limit := 50
+// pageParams reads a list request's cursor (an offset) and limit; bad
+// names the parameter that is not one this API takes ("" when both are).
+func pageParams(r *http.Request) (off, limit int, bad string) {
+	limit = 50
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 500 {
-			writeError(w, http.StatusBadRequest, "bad_limit", "limit is a number from 1 to 500", "limit")
-			return List[T]{}, false
+			return 0, 0, "limit"
 		}
 		limit = n
 	}
-	off := 0
 	if c := r.URL.Query().Get("cursor"); c != "" {
 		b, err := base64.RawURLEncoding.DecodeString(c)
 		n, err2 := strconv.Atoi(string(b))
 		if err != nil || err2 != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, "bad_cursor", "the cursor is not one this API gave", "cursor")
-			return List[T]{}, false
+			return 0, 0, "cursor"
 		}
 		off = n
+	}
+	return off, limit, ""
+}
+
+// pageEnd is where in a list the page r asks for ends; 0 when r's limit or
+// cursor is not one page takes (page then refuses it).
+func pageEnd(r *http.Request) int {
+	off, limit, bad := pageParams(r)
+	if bad != "" {
+		return 0
+	}
+	return off + limit
+}
+
+// page cuts items at the request's cursor and limit (default 50, at most
+// 500).
+func page[T any](w http.ResponseWriter, r *http.Request, items []T) (List[T], bool) {
+	off, limit, bad := pageParams(r)
+	switch bad {
+	case "limit":
+		writeError(w, http.StatusBadRequest, "bad_limit", "limit is a number from 1 to 500", "limit")
+		return List[T]{}, false
+	case "cursor":
+		writeError(w, http.StatusBadRequest, "bad_cursor", "the cursor is not one this API gave", "cursor")
+		return List[T]{}, false
 	}
 	out := List[T]{Items: []T{}}
 	if off < len(items) {

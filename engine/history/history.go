@@ -5,6 +5,7 @@ package history
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -228,6 +229,37 @@ func list[T any](ctx context.Context, s *Store, key string, n int) ([]T, error) 
 			return nil, fmt.Errorf("history %s: %w", key, err)
 		}
 		out = append(out, v)
+	}
+	return out, nil
+}
+
+// ChainsOf returns the last n chain runs (n <= 0: all kept) of each of
+// subs, newest first, in the order of subs: one pipelined round trip per
+// 500 subscriptions.
+func (s *Store) ChainsOf(ctx context.Context, subs []string, n int) ([][]Chain, error) {
+	if n <= 0 {
+		n = int(s.keep)
+	}
+	out := make([][]Chain, len(subs))
+	for start := 0; start < len(subs); start += 500 {
+		batch := subs[start:min(start+500, len(subs))]
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.StringSliceCmd, len(batch))
+		for i, sub := range batch {
+			cmds[i] = pipe.LRange(ctx, s.keys.HistoryChains(sub), 0, int64(n)-1)
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("history chains: %w", err)
+		}
+		for i, cmd := range cmds {
+			for _, raw := range cmd.Val() {
+				var c Chain
+				if err := json.Unmarshal([]byte(raw), &c); err != nil {
+					return nil, fmt.Errorf("history chains of %s: %w", batch[i], err)
+				}
+				out[start+i] = append(out[start+i], c)
+			}
+		}
 	}
 	return out, nil
 }

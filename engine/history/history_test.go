@@ -68,3 +68,43 @@ func TestPollRecordSize(t *testing.T) {
 		t.Fatalf("polls = %+v, %v", polls, err)
 	}
 }
+
+// TestChainsOf: the runs of many subscriptions read in one go come back in
+// the order asked, newest first, at most n each (all kept when n is 0),
+// across the batches the reads are cut into.
+func TestChainsOf(t *testing.T) {
+	rdb, prefix := redistest.New(t)
+	ctx := context.Background()
+	s := history.New(rdb, history.Options{Prefix: prefix, Keep: 5})
+	var subs []string
+	for i := range 1203 {
+		sub := fmt.Sprintf("s%04d", i)
+		subs = append(subs, sub)
+		for j := range i % 8 {
+			if err := s.AddChain(ctx, sub, history.Chain{TaskID: fmt.Sprintf("%s-%d", sub, j), Status: "completed"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, n := range []int{0, 2} {
+		got, err := s.ChainsOf(ctx, subs, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(subs) {
+			t.Fatalf("n=%d: %d lists for %d subscriptions", n, len(got), len(subs))
+		}
+		for i, cs := range got {
+			want := min(i%8, 5)
+			if n > 0 {
+				want = min(want, n)
+			}
+			if len(cs) != want {
+				t.Fatalf("n=%d, %s: %d runs, want %d", n, subs[i], len(cs), want)
+			}
+			if want > 0 && cs[0].TaskID != fmt.Sprintf("%s-%d", subs[i], i%8-1) {
+				t.Fatalf("n=%d, %s: newest is %s", n, subs[i], cs[0].TaskID)
+			}
+		}
+	}
+}
