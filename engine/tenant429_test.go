@@ -1,12 +1,9 @@
 package engine_test
 
 import (
-	"context"
 	"net/http"
 	"testing"
 	"time"
-
-	"github.com/ghlflow/ghlflow/engine/tenant"
 )
 
 // TestRateLimitedTenantDoesNotHoldBackOthers: B's location has spent its
@@ -14,18 +11,7 @@ import (
 // contact still fires A's chains, and A's location never sees a 429.
 func TestRateLimitedTenantDoesNotHoldBackOthers(t *testing.T) {
 	overlapInShort(t)
-	rdb, prefix := testRedis(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f := newTenantFixture(t, "A", "B")
-	cli := tenant.NewStore(rdb, prefix)
-	f.put(t, cli, "A", "pro")
-	f.put(t, cli, "B", "pro")
-	eng := f.engine(t, rdb, prefix)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = eng.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	waitSeeded(t, ctx, eng)
+	f, eng := runTenantsAB(t)
 	// Spend B's budget (GHL's 100 requests per 10 s) from outside ghlflow.
 	for range 100 {
 		req, _ := http.NewRequest(http.MethodGet, f.url+"/contacts/?locationId=loc-B", nil)

@@ -155,6 +155,25 @@ func waitSeeded(t *testing.T, ctx context.Context, eng *engine.Engine) {
 	})
 }
 
+// runTenantsAB runs an engine for tenants A and B (one simulated location
+// each, every recipe of the fixture) until the test ends, once every
+// subscription has made its first poll.
+func runTenantsAB(t *testing.T) (*tenantFixture, *engine.Engine) {
+	t.Helper()
+	rdb, prefix := testRedis(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	f := newTenantFixture(t, "A", "B")
+	cli := tenant.NewStore(rdb, prefix)
+	f.put(t, cli, "A", "pro")
+	f.put(t, cli, "B", "pro")
+	eng := f.engine(t, rdb, prefix)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = eng.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitSeeded(t, ctx, eng)
+	return f, eng
+}
+
 // TestTenantsShareRecipes: recipes written once run for every tenant with
 // the tenant's own connection; a new contact in B's location fires B's
 // chains only; a tenant stored by another process is polled within 5 s.
@@ -435,18 +454,7 @@ func TestOAuthInstallMakesTenants(t *testing.T) {
 // subscriptions pause with the reason, A's go on polling and firing.
 func TestRevokedTokenPausesOnlyItsTenant(t *testing.T) {
 	overlapInShort(t)
-	rdb, prefix := testRedis(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f := newTenantFixture(t, "A", "B")
-	cli := tenant.NewStore(rdb, prefix)
-	f.put(t, cli, "A", "pro")
-	f.put(t, cli, "B", "pro")
-	eng := f.engine(t, rdb, prefix)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = eng.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	waitSeeded(t, ctx, eng)
+	f, eng := runTenantsAB(t)
 	if !f.srv.RevokeToken(f.tokens["B"]) {
 		t.Fatal("revoke B's token")
 	}
