@@ -1,9 +1,8 @@
 // Package ratelimit paces the requests of every ghlflow process to each
 // app resource (a GHL location or company, a referral-app account) through
-// Redis, so that together they stay inside the app's burst budget (the
-// GCRA of github.com/go-redis/redis_rate, as a script in
-// engine/internal/rdb) and learn the real budget from GHL's X-RateLimit-*
-// headers. It also watches the daily budget and tells the
+// Redis, so that together they stay inside the app's burst budget (GCRA by
+// github.com/go-redis/redis_rate) and learn the real budget from GHL's
+// X-RateLimit-* headers. It also watches the daily budget and tells the
 // scheduler how far to stretch a resource's polls when it runs low.
 package ratelimit
 
@@ -58,6 +57,7 @@ type Limiter struct {
 	cfg  Config
 	rdb  redis.UniversalClient
 	keys rdb.Keys
+	gc   *redis_rate.Limiter
 	now  func() time.Time
 	log  *slog.Logger
 
@@ -99,19 +99,18 @@ func New(cfg Config) *Limiter {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Limiter{cfg: cfg, rdb: cfg.Redis, keys: rdb.NewKeys(cfg.Prefix), now: now, log: log,
+	return &Limiter{cfg: cfg, rdb: cfg.Redis, keys: rdb.NewKeys(cfg.Prefix), gc: redis_rate.NewLimiter(cfg.Redis), now: now, log: log,
 		cache: map[string]*cached{}}
 }
 
 // key is a resource's rate-limit key: the GCRA key and the cache key.
 func (l *Limiter) key(app, resource string) rlKey {
-	return rlKey{gcra: l.keys.RateLimit(app, resource), state: l.keys.RateState(app, resource),
-		budget: l.keys.RateBudget(app, resource), pause: l.keys.RatePause(app, resource)}
+	return rlKey{gcra: l.keys.RateLimit(app, resource), budget: l.keys.RateBudget(app, resource),
+		pause: l.keys.RatePause(app, resource)}
 }
 
-// rlKey are a resource's keys (see engine/internal/rdb): gcra names the
-// resource in the cache, state holds its GCRA state.
-type rlKey struct{ gcra, state, budget, pause string }
+// rlKey are a resource's keys (see engine/internal/rdb).
+type rlKey struct{ gcra, budget, pause string }
 
 // documented returns the app's budget from the config or the catalog.
 func (l *Limiter) documented(app string) (budget, bool) {
@@ -198,42 +197,27 @@ func (l *Limiter) Wait(ctx context.Context, app, resource string) error {
 		if !ok {
 			return nil
 		}
-		// One script call: a pause (Pause) holds the GCRA state back, so
-		// the answer covers it too.
-		allowed, retry, err := l.allow(ctx, k, l.limit(b))
+		if d, err := l.paused(ctx, k); err != nil {
+			return err
+		} else if d > 0 {
+			if err := sleep(ctx, d); err != nil {
+				return err
+			}
+			continue
+		}
+		res, err := l.gc.Allow(ctx, k.gcra, l.limit(b))
 		if err != nil {
 			return fmt.Errorf("rate limit %s %s: %w", app, resource, err)
 		}
-		if allowed {
+		if res.Allowed > 0 {
 			return nil
 		}
 		// A little jitter spreads the waiters of many processes.
-		d := retry + time.Duration(rand.Int64N(int64(2*time.Millisecond)))
+		d := res.RetryAfter + time.Duration(rand.Int64N(int64(2*time.Millisecond)))
 		if err := sleep(ctx, d); err != nil {
 			return err
 		}
 	}
-}
-
-// allow asks the resource's GCRA for one request under lim; when it is
-// refused, retry is how long until one would go through.
-func (l *Limiter) allow(ctx context.Context, k rlKey, lim redis_rate.Limit) (allowed bool, retry time.Duration, err error) {
-	v, err := rdb.RateAllow.Run(ctx, l.rdb, []string{k.state}, lim.Burst, lim.Rate, lim.Period.Seconds(), 1).Slice()
-	if err != nil {
-		return false, 0, err
-	}
-	if len(v) != 4 {
-		return false, 0, fmt.Errorf("rate limit: unexpected answer %v", v)
-	}
-	if n, _ := v[0].(int64); n > 0 {
-		return true, 0, nil
-	}
-	s, _ := v[2].(string)
-	secs, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return false, 0, fmt.Errorf("rate limit: retry after %q: %w", s, err)
-	}
-	return false, time.Duration(secs * float64(time.Second)), nil
 }
 
 func (l *Limiter) paused(ctx context.Context, k rlKey) (time.Duration, error) {
@@ -257,15 +241,6 @@ func (l *Limiter) Pause(ctx context.Context, app, resource string, d time.Durati
 	if err := rdb.RatePause.Run(ctx, l.rdb, []string{k.pause}, d.Milliseconds()).Err(); err != nil {
 		l.log.Warn("rate limit pause not stored", "app", app, "resource", resource, "error", err)
 		return
-	}
-	// Wait reads the pause from the GCRA state: move it on as well.
-	if b, ok, err := l.budgetOf(ctx, app, k); err == nil && ok {
-		lim := l.limit(b)
-		if err := rdb.RateHold.Run(ctx, l.rdb, []string{k.state}, lim.Burst, lim.Rate, lim.Period.Seconds(),
-			d.Seconds()).Err(); err != nil {
-			l.log.Warn("rate limit pause not stored", "app", app, "resource", resource, "error", err)
-			return
-		}
 	}
 	l.log.Info("requests paused", "app", app, "resource", resource, "for", d)
 }

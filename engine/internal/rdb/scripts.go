@@ -94,53 +94,6 @@ local left = redis.call('PTTL', KEYS[1])
 if left < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
 return 1`)
 
-// RateAllow is the GCRA of github.com/go-redis/redis_rate (after
-// github.com/rwz/redis-gcra, copyright (c) 2017 Pavel Pravosud, MIT), with
-// its state kept as that package keeps it, so that processes using either
-// share it: the theoretical arrival time in seconds since 2017-01-01 UTC.
-// A pause (RateHold) moves that time on, so one call answers both whether
-// the resource is paused and whether the budget lets a request through.
-// KEYS: RateState. ARGV: burst, rate, period (s), cost. Returns {allowed,
-// remaining, retry after (s), reset after (s)}.
-var RateAllow = redis.NewScript(`
-redis.replicate_commands()
-local burst, rate, period, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local emission = period / rate
-local increment = emission * cost
-local burst_offset = emission * burst
-local t = redis.call('TIME')
-local now = (t[1] - 1483228800) + (t[2] / 1000000)
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-tat = math.max(tat, now)
-local new_tat = tat + increment
-local diff = now - (new_tat - burst_offset)
-local remaining = diff / emission
-if remaining < 0 then
-  return {0, 0, tostring(-diff), tostring(tat - now)}
-end
-local reset_after = new_tat - now
-if reset_after > 0 then
-  redis.call('SET', KEYS[1], new_tat, 'EX', math.ceil(reset_after))
-end
-return {cost, remaining, '-1', tostring(reset_after)}`)
-
-// RateHold holds a resource's requests back for ARGV[4] seconds from now
-// (a pause after a 429) by moving its GCRA state on, never back: the
-// first request lets through comes when the hold ends, the next at the
-// budget's pace. KEYS: RateState. ARGV: burst, rate, period (s), hold (s).
-var RateHold = redis.NewScript(`
-redis.replicate_commands()
-local burst, rate, period, hold = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local emission = period / rate
-local t = redis.call('TIME')
-local now = (t[1] - 1483228800) + (t[2] / 1000000)
-local want = now + hold + emission * burst - emission
-local tat = tonumber(redis.call('GET', KEYS[1]) or 0)
-if tat < want then
-  redis.call('SET', KEYS[1], want, 'EX', math.ceil(want - now))
-end
-return 1`)
-
 // ConnUpdateMeta replaces a stored connection's metadata, if it exists.
 // KEYS: Conn. ARGV: meta. Returns 0 when there is no such connection.
 var ConnUpdateMeta = redis.NewScript(`
