@@ -166,16 +166,20 @@ func TestSharedPollsPollTogether(t *testing.T) {
 		}
 		return true
 	})
-	var due []time.Time
+	var entries []scheduler.Entry
 	for _, r := range trio {
-		d, ok, err := scheduler.DueAt(ctx, rdb, prefix, sub(r), every)
-		if err != nil || !ok {
-			t.Fatalf("%s not scheduled: %v", r, err)
-		}
-		due = append(due, d)
+		entries = append(entries, scheduler.Entry{ID: sub(r), Every: every})
 	}
-	// A claim between two reads moves one of them an interval on: the
-	// place in the interval is what must agree.
+	due, err := scheduler.DueAt(ctx, rdb, prefix, entries...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range due {
+		if d.IsZero() {
+			t.Fatalf("%s not scheduled", trio[i])
+		}
+	}
+	// Their place in the interval is what must agree.
 	for _, d := range due[1:] {
 		if d.Sub(due[0])%every != 0 {
 			t.Fatalf("the subscriptions sending one request are due at %v", due)

@@ -47,11 +47,19 @@ type SubscriptionView struct {
 	NextDue *time.Time `json:"next_due,omitempty"`
 }
 
-func (a *API) subView(ctx context.Context, s *engine.Subscription, pauses map[string]engine.SubPause) SubscriptionView {
+// subView is s as lists show it, without its next due time (withDue adds
+// it). statuses keeps the connections' statuses the request has read, so
+// that the many subscriptions of one connection read it once.
+func (a *API) subView(ctx context.Context, s *engine.Subscription, pauses map[string]engine.SubPause, statuses map[string]string) SubscriptionView {
 	v := SubscriptionView{ID: s.ID, Tenant: s.Tenant.ID, Recipe: s.Recipe.Name, Trigger: s.Op.ID, Connection: s.Connection,
 		Every: s.Every.String(), Status: SubActive, ConnectionStatus: "static"}
-	if c, err := auth.GetConnection(ctx, a.cfg.Redis, a.cfg.Prefix, s.Connection); err == nil {
-		v.ConnectionStatus = c.Status
+	if st, ok := statuses[s.Connection]; ok {
+		v.ConnectionStatus = st
+	} else {
+		if c, err := auth.GetConnection(ctx, a.cfg.Redis, a.cfg.Prefix, s.Connection); err == nil {
+			v.ConnectionStatus = c.Status
+		}
+		statuses[s.Connection] = v.ConnectionStatus
 	}
 	switch sp, paused := pauses[s.ID]; {
 	case paused:
@@ -61,13 +69,36 @@ func (a *API) subView(ctx context.Context, s *engine.Subscription, pauses map[st
 	case v.ConnectionStatus != "static" && v.ConnectionStatus != auth.StatusOK:
 		v.Status, v.Reason = SubConnectionPaused, "connection "+s.Connection+" is "+v.ConnectionStatus
 	}
-	if v.Status == SubActive && s.Every > 0 {
-		if due, ok, err := scheduler.DueAt(ctx, a.cfg.Redis, a.cfg.Prefix, s.ID, s.Every); err == nil && ok {
-			due = due.UTC()
-			v.NextDue = &due
+	return v
+}
+
+// withDue sets the next due time of the active subscriptions among views
+// (one round trip); every says each one's interval by id.
+func (a *API) withDue(ctx context.Context, views []SubscriptionView, every map[string]time.Duration) {
+	var entries []scheduler.Entry
+	var at []int
+	for i, v := range views {
+		if v.Status == SubActive && every[v.ID] > 0 {
+			entries = append(entries, scheduler.Entry{ID: v.ID, Every: every[v.ID]})
+			at = append(at, i)
 		}
 	}
-	return v
+	due, err := scheduler.DueAt(ctx, a.cfg.Redis, a.cfg.Prefix, entries...)
+	if err != nil {
+		return // shown without it
+	}
+	for j, i := range at {
+		if !due[j].IsZero() {
+			views[i].NextDue = &due[j]
+		}
+	}
+}
+
+// oneView is s's view with its next due time.
+func (a *API) oneView(ctx context.Context, s *engine.Subscription, pauses map[string]engine.SubPause) SubscriptionView {
+	v := []SubscriptionView{a.subView(ctx, s, pauses, map[string]string{})}
+	a.withDue(ctx, v, map[string]time.Duration{s.ID: s.Every})
+	return v[0]
 }
 
 // visibleSubs returns the subscriptions key k reaches, sorted by tenant
@@ -110,17 +141,21 @@ func (a *API) listSubs(w http.ResponseWriter, r *http.Request, k apikey.Key) {
 		return
 	}
 	out := []SubscriptionView{}
+	statuses := map[string]string{}
+	every := map[string]time.Duration{}
 	for _, s := range a.visibleSubs(k) {
 		if (q.Get("tenant") != "" && s.Tenant.ID != q.Get("tenant")) || (q.Get("recipe") != "" && s.Recipe.Name != q.Get("recipe")) {
 			continue
 		}
-		v := a.subView(r.Context(), s, pauses)
+		v := a.subView(r.Context(), s, pauses, statuses)
 		if status != "" && v.Status != status {
 			continue
 		}
 		out = append(out, v)
+		every[s.ID] = s.Every
 	}
 	if l, ok := page(w, r, out); ok {
+		a.withDue(r.Context(), l.Items, every)
 		writeJSON(w, http.StatusOK, l)
 	}
 }
@@ -180,7 +215,7 @@ func (a *API) subDetail(ctx context.Context, s *engine.Subscription) (Subscripti
 	if err != nil {
 		return SubscriptionDetail{}, err
 	}
-	d := SubscriptionDetail{SubscriptionView: a.subView(ctx, s, pauses)}
+	d := SubscriptionDetail{SubscriptionView: a.oneView(ctx, s, pauses)}
 	polls, err := a.history.Polls(ctx, s.ID, 0)
 	if err != nil {
 		return d, err
@@ -262,7 +297,7 @@ func (a *API) writeSub(w http.ResponseWriter, r *http.Request, s *engine.Subscri
 		a.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, a.subView(r.Context(), s, pauses))
+	writeJSON(w, http.StatusOK, a.oneView(r.Context(), s, pauses))
 }
 
 // Sample is what a trigger test read.

@@ -169,18 +169,28 @@ func NextDue(key string, every time.Duration, now time.Time) time.Time {
 	return time.UnixMilli(k*iv + off)
 }
 
-// DueAt returns when the subscription sub, polled every interval, is due
-// next in the schedule kept in c under prefix; false when it is not
-// scheduled.
-func DueAt(ctx context.Context, c redis.UniversalClient, prefix, sub string, every time.Duration) (time.Time, bool, error) {
-	ms, err := c.ZScore(ctx, rdb.NewKeys(prefix).SchedulerDue(), member(Entry{ID: sub, Every: every})).Result()
-	if errors.Is(err, redis.Nil) {
-		return time.Time{}, false, nil
+// DueAt returns when each of entries (its ID and Every) is due next in the
+// schedule kept in c under prefix, in one round trip; a zero time for one
+// that is not scheduled.
+func DueAt(ctx context.Context, c redis.UniversalClient, prefix string, entries ...Entry) ([]time.Time, error) {
+	out := make([]time.Time, len(entries))
+	if len(entries) == 0 {
+		return out, nil
 	}
+	members := make([]string, len(entries))
+	for i, e := range entries {
+		members[i] = member(e)
+	}
+	scores, err := c.ZMScore(ctx, rdb.NewKeys(prefix).SchedulerDue(), members...).Result()
 	if err != nil {
-		return time.Time{}, false, fmt.Errorf("scheduler due %s: %w", sub, err)
+		return nil, fmt.Errorf("scheduler due: %w", err)
 	}
-	return time.UnixMilli(int64(math.Ceil(ms))), true, nil
+	for i, ms := range scores {
+		if ms > 0 {
+			out[i] = time.UnixMilli(int64(math.Ceil(ms))).UTC()
+		}
+	}
+	return out, nil
 }
 
 // Sync makes the scheduled set equal to entries: new subscriptions get
