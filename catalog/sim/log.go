@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"strconv"
 	"sync"
 	"time"
 
@@ -18,6 +19,8 @@ type Request struct {
 	Status   int
 	Time     time.Time
 	Body     []byte // the request body of writes (POST, PUT, PATCH, DELETE)
+	// Remaining is the X-RateLimit-Remaining answered (-1 when none was).
+	Remaining int
 }
 
 // Write is one request to an action operation (a write: a search sent as a
@@ -52,7 +55,10 @@ func newRecorder(limit int) *recorder {
 
 func (r *recorder) record(c *call, loc string, status int) {
 	req := Request{Op: c.rt.op.ID, App: c.rt.op.App, Location: loc, Method: c.r.Method, Path: c.r.URL.Path,
-		Query: c.r.URL.RawQuery, Status: status, Time: c.now}
+		Query: c.r.URL.RawQuery, Status: status, Time: c.now, Remaining: -1}
+	if v := c.w.Header()["X-Ratelimit-Remaining"]; len(v) == 1 {
+		req.Remaining, _ = strconv.Atoi(v[0])
+	}
 	write := c.r.Method != "GET" && c.rt.op.Kind == catalog.KindAction && status != 401 && status != 403 && status != 429
 	if c.r.Method != "GET" {
 		req.Body = c.raw

@@ -160,10 +160,12 @@ func (l *Limiter) Demand(ctx context.Context, app, resource string, perSecond fl
 	return d, nil
 }
 
-// demandHeadroom is the share of the paced rate a stretch plans for: polls
+// demandHeadroom is the share of the paced rate a stretch plans for. Polls
 // that fill the limiter's rate exactly would queue up behind each other in
-// it, each a little later than the last.
-const demandHeadroom = 0.99
+// it, each a little later than the last, and a queue that a pause or a
+// slow moment builds would never drain; the 3 % left over drains it (and
+// leaves room for the chains' own requests).
+const demandHeadroom = 0.97
 
 // demandTTL is how long a stretch kept for `connect list` stays shown
 // without an engine renewing it.

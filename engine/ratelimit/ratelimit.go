@@ -176,12 +176,15 @@ func (l *Limiter) budgetOf(ctx context.Context, app string, k rlKey) (budget, bo
 }
 
 // limit turns a budget into a GCRA limit: Safety of the budget as the rate,
-// and a burst no larger than the budget's unspent share, so that no window
-// of Interval ever holds more than Max requests.
+// and a burst of half the budget's unspent share (at least one), so that
+// no window of Interval holds more than Max requests and, for budgets of
+// 40 or more, a window keeps a request or more to spare for the spread of
+// the requests' transit times: a window that the API sees spent (its
+// X-RateLimit-Remaining at 0) then means another client spent it.
 func (l *Limiter) limit(b budget) redis_rate.Limit {
 	// redis_rate takes a whole number of requests per period: scale both.
 	rate := int(math.Floor(float64(b.Max) * l.cfg.Safety * 10))
-	burst := int(math.Floor(float64(b.Max) * (1 - l.cfg.Safety)))
+	burst := int(math.Floor(float64(b.Max) * (1 - l.cfg.Safety) / 2))
 	return redis_rate.Limit{Rate: max(rate, 1), Period: b.Interval * 10, Burst: max(burst, 1)}
 }
 
