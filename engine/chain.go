@@ -172,10 +172,16 @@ func (c *Chainer) Run(ctx context.Context, pl ChainPayload, taskID string) (res 
 	return res
 }
 
-// lookup finds the subscription of a chain; a chain of a paused
-// connection waits for the fix, one of a removed subscription ends.
+// lookup finds the subscription of a chain; a chain of a paused tenant
+// (or one that uninstalled the app) waits for it to be active again, one
+// of a paused connection for the fix, one of a removed subscription ends.
 func (c *Chainer) lookup(pl ChainPayload, res *ChainResult) (*Subscription, bool) {
 	sub, ok := c.Subs.Get(pl.Sub)
+	if ok && sub.Tenant != nil && !sub.Tenant.Active() {
+		res.Status = ChainPaused
+		res.Err = c.paused(pl, &PausedError{Tenant: sub.Tenant.ID, Reason: "its status is " + sub.Tenant.Status})
+		return nil, false
+	}
 	if ok && c.Pauser != nil {
 		// A chain of a paused connection waits for the fix.
 		if reason, paused := c.Pauser.PausedReason(sub.Connection); paused {
@@ -400,15 +406,21 @@ const DefaultPauseHold = 72 * time.Hour
 // PauseRetry is how often a chain of a paused connection looks again.
 const PauseRetry = time.Minute
 
-// PausedError is the result of a chain whose connection is paused: asynq
-// runs it again every PauseRetry without counting a failure (see IsFailure
-// and RetryDelay), so once the connection is fixed the chain completes.
+// PausedError is the result of a chain whose connection or tenant is
+// paused: asynq runs it again every PauseRetry without counting a failure
+// (see IsFailure and RetryDelay), so once the connection is fixed or the
+// tenant resumed the chain completes.
 type PausedError struct {
-	Connection, Reason string
-	err                error // the step's failure, when a step met it
+	// Connection is the paused connection, or Tenant the tenant that is
+	// not active (then Connection is empty).
+	Connection, Tenant, Reason string
+	err                        error // the step's failure, when a step met it
 }
 
 func (e *PausedError) Error() string {
+	if e.Tenant != "" {
+		return "tenant " + e.Tenant + " is not active: " + e.Reason
+	}
 	return "connection " + e.Connection + " is paused: " + e.Reason
 }
 

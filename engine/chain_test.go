@@ -17,6 +17,7 @@ import (
 	"github.com/ghlflow/ghlflow/catalog/sim"
 	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/history"
+	"github.com/ghlflow/ghlflow/engine/tenant"
 	"github.com/ghlflow/ghlflow/engine/transport"
 )
 
@@ -161,6 +162,40 @@ func TestChainOutcomes(t *testing.T) {
 	pl.Sub = "gone"
 	if res := e.chainer.Run(ctx, pl, "t-gone"); res.Status != engine.ChainRemoved || res.Err != nil {
 		t.Fatalf("removed: %+v", res)
+	}
+}
+
+// TestChainOfAPausedTenantWaits: a chain queued before its tenant was
+// paused (or uninstalled the app) writes nothing while the tenant is not
+// active; it waits without spending its retries and completes once the
+// tenant is active again.
+func TestChainOfAPausedTenantWaits(t *testing.T) {
+	e := newChainEnv(t)
+	ctx := context.Background()
+	e.recipe(fmt.Sprintf(chainRecipe, ".trigger.id"))
+	c := e.srv.CreateContact(e.loc, map[string]any{"firstName": "Ann", "email": "ann@example.com"})
+	pl := e.payload(c)
+	pl.Enqueued = time.Now()
+	for _, status := range []string{tenant.StatusPaused, tenant.StatusUninstalled} {
+		e.subs["sub1"].Tenant = &tenant.Tenant{ID: "B", Status: status}
+		res := e.chainer.Run(ctx, pl, "t-tenant")
+		var pe *engine.PausedError
+		if res.Status != engine.ChainPaused || !errors.As(res.Err, &pe) || pe.Tenant != "B" || engine.IsFailure(res.Err) {
+			t.Fatalf("%s tenant: %+v", status, res)
+		}
+		if d := engine.RetryDelay(0, res.Err, nil); d < engine.PauseRetry || d > 2*engine.PauseRetry {
+			t.Fatalf("%s tenant: chain looked at again after %s", status, d)
+		}
+		if n := len(e.srv.Writes("")); n != 0 {
+			t.Fatalf("%s tenant: %d writes", status, n)
+		}
+	}
+	e.subs["sub1"].Tenant = &tenant.Tenant{ID: "B", Status: tenant.StatusActive}
+	if res := e.chainer.Run(ctx, pl, "t-tenant"); res.Status != engine.ChainCompleted || res.Steps != 2 {
+		t.Fatalf("resumed tenant: %+v", res)
+	}
+	if n := len(e.srv.Writes("ghl.contacts.notes.create")); n != 1 {
+		t.Fatalf("resumed tenant: %d notes written, want 1", n)
 	}
 }
 

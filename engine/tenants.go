@@ -38,7 +38,8 @@ func (e *Engine) bind(rs []*catalog.Recipe, t *tenant.Tenant) ([]*Subscription, 
 }
 
 // scheduled returns the subscriptions that are polled: those of active
-// tenants (a paused tenant keeps its state and finishes its chains).
+// tenants (a paused tenant keeps its state; its queued chains wait for it
+// to resume, see Chainer.lookup).
 func scheduled(subs []*Subscription) []*Subscription {
 	out := make([]*Subscription, 0, len(subs))
 	for _, s := range subs {
