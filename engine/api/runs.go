@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -86,31 +85,52 @@ func (a *API) listRuns(w http.ResponseWriter, r *http.Request, k apikey.Key) {
 	for i, s := range subs {
 		ids[i] = s.ID
 	}
-	// Without a status filter a page needs at most its end's worth of
-	// each subscription's newest runs.
+	// A page needs the newest runs up to its end, and one more to know
+	// whether a next page exists: at most that many of each subscription
+	// (all it keeps with a status filter), and of all of them only that many
+	// are kept while the subscriptions are read, so a listing over any
+	// number of subscriptions holds one batch and one page.
+	end := pageEnd(r) + 1
+	if end == 1 {
+		page(w, r, []RunView{}) // answers the bad limit or cursor
+		return
+	}
 	n := 0
 	if status == "" {
-		n = pageEnd(r)
+		n = end
 	}
-	runs, err := a.history.ChainsOf(r.Context(), ids, n)
+	var out []RunView
+	newestFirst := func(a, b RunView) int { return b.Time.Compare(a.Time) }
+	err := a.history.EachChains(r.Context(), ids, n, func(i int, runs []history.Chain) {
+		for _, c := range runs {
+			if status == "" || c.Status == status {
+				out = append(out, runView(subs[i], c, false))
+			}
+		}
+		if len(out) > 4*end+trimSlack {
+			slices.SortStableFunc(out, newestFirst)
+			out = out[:end]
+		}
+	})
 	if err != nil {
 		a.internal(w, r, err)
 		return
 	}
-	out := []RunView{}
-	for i, s := range subs {
-		for _, c := range runs[i] {
-			if status != "" && c.Status != status {
-				continue
-			}
-			out = append(out, runView(s, c, false))
-		}
+	slices.SortStableFunc(out, newestFirst)
+	if len(out) > end {
+		out = out[:end]
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.After(out[j].Time) })
+	if out == nil {
+		out = []RunView{}
+	}
 	if l, ok := page(w, r, out); ok {
 		writeJSON(w, http.StatusOK, l)
 	}
 }
+
+// trimSlack is how many runs past four times a page's end a listing
+// gathers before it sorts them and keeps the page's worth.
+const trimSlack = 64
 
 // run finds run id for key k.
 func (a *API) run(w http.ResponseWriter, r *http.Request, k apikey.Key, id string) (*engine.Subscription, history.Chain, bool) {

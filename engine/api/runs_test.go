@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"github.com/ghlflow/ghlflow/catalog/sim"
 	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/api"
+	"github.com/ghlflow/ghlflow/engine/history"
 )
 
 // TestRetryArchivedRun: a recipe writes through the tenant's writer
@@ -142,4 +145,75 @@ func TestInstallLink(t *testing.T) {
 		f.must(f.admin, "GET", "/api/v1/subscriptions/"+subs.Items[0].ID, nil, 200, &d)
 		return d.Cursor.Seeded && d.LastError == nil
 	})
+}
+
+// TestRunsListing: the runs of 12 tenants' subscriptions, 40 each, listed
+// page by page (with and without a status filter) come newest first, each
+// once, the next cursor present until the last page: the listing keeps
+// only a page's worth while it reads the subscriptions.
+func TestRunsListing(t *testing.T) {
+	f := newFixture(t, "testdata/recipes")
+	ctx := context.Background()
+	for i := range 12 {
+		f.must(f.admin, "POST", "/api/v1/tenants", map[string]any{"id": fmt.Sprintf("t%02d", i),
+			"connections": map[string]string{"ghl": "static-ghl"}}, 201, nil)
+	}
+	if _, err := f.eng.RefreshTenants(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var subs listOf[api.SubscriptionView]
+	f.must(f.admin, "GET", "/api/v1/subscriptions?limit=500", nil, 200, &subs)
+	if len(subs.Items) != 12 {
+		t.Fatalf("%d subscriptions, want 12", len(subs.Items))
+	}
+	hist := history.New(f.rdb, history.Options{Prefix: f.prefix})
+	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	type run struct {
+		key    string
+		at     time.Time
+		failed bool
+	}
+	var all []run
+	for i, s := range subs.Items {
+		for j := range 40 {
+			r := run{key: fmt.Sprintf("%s-%d", s.ID, j), at: base.Add(time.Duration(j*len(subs.Items)+i) * time.Second),
+				failed: (i+j)%3 == 0}
+			status := engine.ChainCompleted
+			if r.failed {
+				status = engine.ChainFailed
+			}
+			if err := hist.AddChain(ctx, s.ID, history.Chain{Time: r.at, Recipe: s.Recipe, ItemKey: r.key, Status: status}); err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, r)
+		}
+	}
+	slices.SortFunc(all, func(a, b run) int { return b.at.Compare(a.at) }) // newest first
+	for _, status := range []string{"", engine.ChainFailed} {
+		var want []string
+		for _, r := range all {
+			if status == "" || r.failed {
+				want = append(want, r.key)
+			}
+		}
+		var got []string
+		cursor, pages := "", 0
+		for {
+			var l listOf[api.RunView]
+			f.must(f.admin, "GET", "/api/v1/runs?limit=7&status="+status+"&cursor="+cursor, nil, 200, &l)
+			for _, r := range l.Items {
+				got = append(got, r.ItemKey)
+			}
+			pages++
+			if cursor = l.NextCursor; cursor == "" {
+				break
+			}
+			if pages > 100 {
+				t.Fatal("no last page")
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("status %q: %d runs listed in %d pages, want %d\ngot  %v\nwant %v", status, len(got), pages, len(want), got, want)
+		}
+	}
 }

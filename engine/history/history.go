@@ -233,36 +233,43 @@ func list[T any](ctx context.Context, s *Store, key string, n int) ([]T, error) 
 	return out, nil
 }
 
-// ChainsOf returns the last n chain runs (n <= 0: all kept) of each of
-// subs, newest first, in the order of subs: one pipelined round trip per
-// 500 subscriptions.
-func (s *Store) ChainsOf(ctx context.Context, subs []string, n int) ([][]Chain, error) {
+// EachChains reads the last n chain runs (n <= 0: all kept) of each of
+// subs, newest first, one pipelined round trip per 500 subscriptions, and
+// calls fn with each subscription's index in subs and its runs, in the
+// order of subs. Only one batch is held at a time, so a caller that keeps
+// what it needs reads any number of subscriptions in bounded memory.
+func (s *Store) EachChains(ctx context.Context, subs []string, n int, fn func(i int, runs []Chain)) error {
 	if n <= 0 {
 		n = int(s.keep)
 	}
-	out := make([][]Chain, len(subs))
-	for start := 0; start < len(subs); start += 500 {
-		batch := subs[start:min(start+500, len(subs))]
+	for start := 0; start < len(subs); start += chainBatch {
+		batch := subs[start:min(start+chainBatch, len(subs))]
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.StringSliceCmd, len(batch))
 		for i, sub := range batch {
 			cmds[i] = pipe.LRange(ctx, s.keys.HistoryChains(sub), 0, int64(n)-1)
 		}
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return nil, fmt.Errorf("history chains: %w", err)
+			return fmt.Errorf("history chains: %w", err)
 		}
 		for i, cmd := range cmds {
-			for _, raw := range cmd.Val() {
+			raws := cmd.Val()
+			runs := make([]Chain, 0, len(raws))
+			for _, raw := range raws {
 				var c Chain
 				if err := json.Unmarshal([]byte(raw), &c); err != nil {
-					return nil, fmt.Errorf("history chains of %s: %w", batch[i], err)
+					return fmt.Errorf("history chains of %s: %w", batch[i], err)
 				}
-				out[start+i] = append(out[start+i], c)
+				runs = append(runs, c)
 			}
+			fn(start+i, runs)
 		}
 	}
-	return out, nil
+	return nil
 }
+
+// chainBatch is how many subscriptions' runs EachChains reads a round trip.
+const chainBatch = 500
 
 // Polls returns the last n polls of sub, newest first (n <= 0: all kept).
 // Their Sub is sub; Recipe is set only on records stored with it.

@@ -69,10 +69,10 @@ func TestPollRecordSize(t *testing.T) {
 	}
 }
 
-// TestChainsOf: the runs of many subscriptions read in one go come back in
-// the order asked, newest first, at most n each (all kept when n is 0),
+// TestEachChains: the runs of many subscriptions read in one go come back
+// in the order asked, newest first, at most n each (all kept when n is 0),
 // across the batches the reads are cut into.
-func TestChainsOf(t *testing.T) {
+func TestEachChains(t *testing.T) {
 	rdb, prefix := redistest.New(t)
 	ctx := context.Background()
 	s := history.New(rdb, history.Options{Prefix: prefix, Keep: 5})
@@ -87,7 +87,13 @@ func TestChainsOf(t *testing.T) {
 		}
 	}
 	for _, n := range []int{0, 2} {
-		got, err := s.ChainsOf(ctx, subs, n)
+		var got [][]history.Chain
+		err := s.EachChains(ctx, subs, n, func(i int, runs []history.Chain) {
+			if i != len(got) {
+				t.Fatalf("n=%d: subscription %d given after %d others", n, i, len(got))
+			}
+			got = append(got, runs)
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
