@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -172,6 +173,12 @@ type stateCollector struct {
 	e                    *Engine
 	queue, subs, tenants *prometheus.Desc
 	queues               []string
+
+	// The tenants by status, counted at tenantsVersion: a scrape reads
+	// them again only when the tenants changed (one GET otherwise).
+	mu             sync.Mutex
+	tenantsVersion int64
+	tenantCounts   map[string]int
 }
 
 func newStateCollector(e *Engine) *stateCollector {
@@ -215,11 +222,32 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for status, n := range subs {
 		ch <- prometheus.MustNewConstMetric(c.subs, prometheus.GaugeValue, float64(n), status)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	ts, _, err := c.e.tenants.List(ctx)
+	byStatus, err := c.tenantsByStatus()
 	if err != nil {
 		return
+	}
+	for status, n := range byStatus {
+		ch <- prometheus.MustNewConstMetric(c.tenants, prometheus.GaugeValue, float64(n), status)
+	}
+}
+
+// tenantsByStatus counts the tenants by status, reading them all only
+// when their version moved since the last count.
+func (c *stateCollector) tenantsByStatus() (map[string]int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, err := c.e.tenants.Version(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c.tenantCounts != nil && v == c.tenantsVersion {
+		return c.tenantCounts, nil
+	}
+	ts, v, err := c.e.tenants.List(ctx)
+	if err != nil {
+		return nil, err
 	}
 	byStatus := map[string]int{tenant.StatusActive: 0, tenant.StatusPaused: 0, tenant.StatusUninstalled: 0}
 	for _, t := range ts {
@@ -229,7 +257,6 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		byStatus[st]++
 	}
-	for status, n := range byStatus {
-		ch <- prometheus.MustNewConstMetric(c.tenants, prometheus.GaugeValue, float64(n), status)
-	}
+	c.tenantsVersion, c.tenantCounts = v, byStatus
+	return byStatus, nil
 }
