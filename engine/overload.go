@@ -122,8 +122,10 @@ func (e *Engine) plan(ctx context.Context) {
 	for _, sub := range subs {
 		en := e.entry(sub)
 		if st, ok := plan[sub.ID]; ok {
-			// Steps of 5 %, rounded up: small drifts do not move the plan.
-			en.Stretch = math.Ceil(st.Factor*20) / 20
+			// Steps of 5 %, rounded up: small drifts do not move the plan
+			// (less a hair, so a factor on a step, 10.85, is not pushed to
+			// the next by its binary fraction).
+			en.Stretch = math.Ceil(st.Factor*20-1e-9) / 20
 			en.Phase = st.Phase
 			stretched++
 		}

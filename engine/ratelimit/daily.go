@@ -163,9 +163,9 @@ func (l *Limiter) Demand(ctx context.Context, app, resource string, perSecond fl
 // demandHeadroom is the share of the paced rate a stretch plans for. Polls
 // that fill the limiter's rate exactly would queue up behind each other in
 // it, each a little later than the last, and a queue that a pause or a
-// slow moment builds would never drain; the 3 % left over drains it (and
+// slow moment builds would never drain; the 2 % left over drains it (and
 // leaves room for the chains' own requests).
-const demandHeadroom = 0.97
+const demandHeadroom = 0.98
 
 // demandTTL is how long a stretch kept for `connect list` stays shown
 // without an engine renewing it.
