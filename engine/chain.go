@@ -144,7 +144,11 @@ func (c *Chainer) Run(ctx context.Context, pl ChainPayload, taskID string) (res 
 			res.Record.Error = res.Err.Error()
 		}
 		if c.History != nil && res.Status != ChainRemoved && res.Status != ChainBusy {
-			if err := c.History.AddChain(context.WithoutCancel(ctx), pl.Sub, res.Record); err != nil {
+			tenantID := ""
+			if s, ok := c.Subs.Get(pl.Sub); ok && s.Tenant != nil {
+				tenantID = s.Tenant.ID
+			}
+			if err := c.History.AddChain(context.WithoutCancel(ctx), tenantID, pl.Sub, res.Record); err != nil {
 				c.logger().Warn("chain history", "sub", pl.Sub, "err", err)
 			}
 		}

@@ -28,7 +28,8 @@ type PurgeReport struct {
 
 // RemoveTenant removes tenant id under prefix and deletes all of its state:
 // the tenant record (every engine drops its subscriptions within its
-// TenantRefresh), its schedule, cursors, backlogs, checkpoints, history,
+// TenantRefresh), its schedule, cursors, backlogs, checkpoints, history
+// (its runs in the recent-runs indexes too),
 // queued tasks, the pauses and the stored connections (sealed
 // credentials) and rate-limit counters of connections no other tenant
 // uses. It works without the recipes: the tenant's subscription ids are
@@ -67,6 +68,9 @@ func RemoveTenant(ctx context.Context, rdb redis.UniversalClient, prefix, id str
 	}
 	if err := rdb.Del(ctx, rdbkeys.NewKeys(prefix).TenantPace(id)).Err(); err != nil {
 		return rep, fmt.Errorf("remove tenant %s: %w", id, err)
+	}
+	if err := history.New(rdb, history.Options{Prefix: prefix}).ForgetTenant(ctx, id); err != nil {
+		return rep, err
 	}
 	if _, err := apikey.New(rdb, prefix, "").RevokeTenant(ctx, id); err != nil {
 		return rep, err

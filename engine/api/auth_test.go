@@ -32,7 +32,7 @@ func twoTenants(t *testing.T, f *fixture) (alphaKey, betaSub, betaRun, betaKeyID
 		t.Fatalf("beta's subscriptions: %+v", subs)
 	}
 	betaSub = subs.Items[0].ID
-	err := f.eng.History.AddChain(context.Background(), betaSub, history.Chain{Time: time.Now(), Recipe: subs.Items[0].Recipe,
+	err := f.eng.History.AddChain(context.Background(), "beta", betaSub, history.Chain{Time: time.Now(), Recipe: subs.Items[0].Recipe,
 		ItemKey: "c1", Status: "completed", Steps: []history.Step{{Op: "ghl.contacts.notes.create", Status: "done"}}})
 	if err != nil {
 		t.Fatal(err)

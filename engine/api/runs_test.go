@@ -148,9 +148,9 @@ func TestInstallLink(t *testing.T) {
 }
 
 // TestRunsListing: the runs of 12 tenants' subscriptions, 40 each, listed
-// page by page (with and without a status filter) come newest first, each
-// once, the next cursor present until the last page: the listing keeps
-// only a page's worth while it reads the subscriptions.
+// page by page from the recent-runs index (with and without a status
+// filter, and for one tenant) come newest first, each once, the next
+// cursor present until the last page.
 func TestRunsListing(t *testing.T) {
 	f := newFixture(t, "testdata/recipes")
 	ctx := context.Background()
@@ -169,30 +169,30 @@ func TestRunsListing(t *testing.T) {
 	hist := history.New(f.rdb, history.Options{Prefix: f.prefix})
 	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
 	type run struct {
-		key    string
-		at     time.Time
-		failed bool
+		key, tenant string
+		at          time.Time
+		failed      bool
 	}
 	var all []run
 	for i, s := range subs.Items {
 		for j := range 40 {
-			r := run{key: fmt.Sprintf("%s-%d", s.ID, j), at: base.Add(time.Duration(j*len(subs.Items)+i) * time.Second),
+			r := run{key: fmt.Sprintf("%s-%d", s.ID, j), tenant: s.Tenant, at: base.Add(time.Duration(j*len(subs.Items)+i) * time.Second),
 				failed: (i+j)%3 == 0}
 			status := engine.ChainCompleted
 			if r.failed {
 				status = engine.ChainFailed
 			}
-			if err := hist.AddChain(ctx, s.ID, history.Chain{Time: r.at, Recipe: s.Recipe, ItemKey: r.key, Status: status}); err != nil {
+			if err := hist.AddChain(ctx, s.Tenant, s.ID, history.Chain{Time: r.at, Recipe: s.Recipe, ItemKey: r.key, Status: status}); err != nil {
 				t.Fatal(err)
 			}
 			all = append(all, r)
 		}
 	}
 	slices.SortFunc(all, func(a, b run) int { return b.at.Compare(a.at) }) // newest first
-	for _, status := range []string{"", engine.ChainFailed} {
+	for _, filter := range []string{"", "status=" + engine.ChainFailed, "tenant=t03"} {
 		var want []string
 		for _, r := range all {
-			if status == "" || r.failed {
+			if filter == "" || (filter == "tenant=t03" && r.tenant == "t03") || (filter != "tenant=t03" && r.failed) {
 				want = append(want, r.key)
 			}
 		}
@@ -200,7 +200,7 @@ func TestRunsListing(t *testing.T) {
 		cursor, pages := "", 0
 		for {
 			var l listOf[api.RunView]
-			f.must(f.admin, "GET", "/api/v1/runs?limit=7&status="+status+"&cursor="+cursor, nil, 200, &l)
+			f.must(f.admin, "GET", "/api/v1/runs?limit=7&"+filter+"&cursor="+cursor, nil, 200, &l)
 			for _, r := range l.Items {
 				got = append(got, r.ItemKey)
 			}
@@ -213,7 +213,7 @@ func TestRunsListing(t *testing.T) {
 			}
 		}
 		if !slices.Equal(got, want) {
-			t.Fatalf("status %q: %d runs listed in %d pages, want %d\ngot  %v\nwant %v", status, len(got), pages, len(want), got, want)
+			t.Fatalf("%q: %d runs listed in %d pages, want %d\ngot  %v\nwant %v", filter, len(got), pages, len(want), got, want)
 		}
 	}
 }

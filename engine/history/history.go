@@ -1,5 +1,8 @@
 // Package history keeps a bounded run history in Redis: per subscription the
-// last polls and the last chain runs, each as a capped list.
+// last polls and the last chain runs, each as a capped list, and an index
+// of the newest chain runs of all subscriptions and of each tenant, so a
+// listing of recent runs reads one page's worth whatever the number of
+// subscriptions.
 package history
 
 import (
@@ -7,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -113,10 +117,11 @@ type Chain struct {
 
 // Store reads and writes history in Redis.
 type Store struct {
-	rdb  redis.UniversalClient
-	keys rdb.Keys
-	keep int64
-	ttl  time.Duration
+	rdb                    redis.UniversalClient
+	keys                   rdb.Keys
+	keep                   int64
+	recentKeep, tenantKeep int64
+	ttl                    time.Duration
 }
 
 // Options configure a Store; zero values take defaults.
@@ -125,6 +130,10 @@ type Options struct {
 	Prefix string
 	// Keep is the number of entries kept per list (default DefaultKeep).
 	Keep int
+	// RecentKeep and TenantRecentKeep are how many runs the index of all
+	// subscriptions and a tenant's index keep (defaults DefaultRecentKeep,
+	// DefaultTenantRecentKeep).
+	RecentKeep, TenantRecentKeep int
 	// TTL expires a subscription's history when it stops running
 	// (default 7 days).
 	TTL time.Duration
@@ -138,7 +147,14 @@ func New(c redis.UniversalClient, o Options) *Store {
 	if o.TTL <= 0 {
 		o.TTL = 7 * 24 * time.Hour
 	}
-	return &Store{rdb: c, keys: rdb.NewKeys(o.Prefix), keep: int64(o.Keep), ttl: o.TTL}
+	if o.RecentKeep <= 0 {
+		o.RecentKeep = DefaultRecentKeep
+	}
+	if o.TenantRecentKeep <= 0 {
+		o.TenantRecentKeep = DefaultTenantRecentKeep
+	}
+	return &Store{rdb: c, keys: rdb.NewKeys(o.Prefix), keep: int64(o.Keep), recentKeep: int64(o.RecentKeep),
+		tenantKeep: int64(o.TenantRecentKeep), ttl: o.TTL}
 }
 
 // push adds an encoded entry to a capped list and renews its expiry in one
@@ -202,14 +218,121 @@ func (s *Store) PollAppend(sub string, p Poll) (*dedup.Append, error) {
 	return &dedup.Append{Key: s.keys.HistoryPolls(sub), Value: b, Keep: s.keep, TTL: s.ttl}, nil
 }
 
-// AddChain records a chain run of sub.
-func (s *Store) AddChain(ctx context.Context, sub string, c Chain) error {
+// AddChain records a chain run of sub, a subscription of tenant ("" for
+// none): in the subscription's history and in the recent-runs indexes of
+// all subscriptions and of the tenant, in one round trip.
+func (s *Store) AddChain(ctx context.Context, tenant, sub string, c Chain) error {
 	b, err := json.Marshal(c)
-	if err == nil {
-		err = s.push(ctx, s.keys.HistoryChains(sub), b)
+	if err != nil {
+		return fmt.Errorf("history chain %s: %w", sub, err)
+	}
+	entry, err := json.Marshal(recentOf(tenant, sub, c))
+	if err != nil {
+		return fmt.Errorf("history chain %s: %w", sub, err)
+	}
+	key := s.keys.HistoryChains(sub)
+	pipe := s.rdb.Pipeline()
+	push := rdb.HistoryPush.EvalSha(ctx, pipe, []string{key}, b, s.keep, s.ttl.Milliseconds())
+	z := redis.Z{Score: float64(c.Time.UnixMilli()), Member: entry}
+	index := []redis.Cmder{pipe.ZAdd(ctx, s.keys.RecentRuns(), z),
+		pipe.ZRemRangeByRank(ctx, s.keys.RecentRuns(), 0, -s.recentKeep-1)}
+	if tenant != "" {
+		tk := s.keys.TenantRecentRuns(tenant)
+		index = append(index, pipe.ZAdd(ctx, tk, z), pipe.ZRemRangeByRank(ctx, tk, 0, -s.tenantKeep-1),
+			pipe.PExpire(ctx, tk, s.ttl))
+	}
+	_, err = pipe.Exec(ctx)
+	if err != nil && redis.HasErrorPrefix(push.Err(), "NOSCRIPT") {
+		// Redis lost its scripts (a restart): Run loads the push's again.
+		err = s.push(ctx, key, b)
+		for _, cmd := range index {
+			err = errors.Join(err, cmd.Err())
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("history chain %s: %w", sub, err)
+	}
+	return nil
+}
+
+// DefaultRecentKeep is how many runs the index of all subscriptions keeps,
+// DefaultTenantRecentKeep how many a tenant's index keeps.
+const (
+	DefaultRecentKeep       = 1000
+	DefaultTenantRecentKeep = 200
+)
+
+// recentErrorMax is how much of a run's error the recent-runs index keeps
+// (the subscription's history keeps it whole).
+const recentErrorMax = 500
+
+// Recent is a chain run as the recent-runs index keeps it: without its
+// steps, with the subscription and the tenant it belongs to.
+type Recent struct {
+	Sub     string        `json:"sub"`
+	Tenant  string        `json:"tenant,omitempty"`
+	Time    time.Time     `json:"time"`
+	Took    time.Duration `json:"took,omitempty"`
+	Recipe  string        `json:"recipe,omitempty"`
+	ItemKey string        `json:"item_key,omitempty"`
+	TaskID  string        `json:"task_id,omitempty"`
+	Status  string        `json:"status"`
+	Error   string        `json:"error,omitempty"`
+}
+
+func recentOf(tenant, sub string, c Chain) Recent {
+	r := Recent{Sub: sub, Tenant: tenant, Time: c.Time, Took: c.Took, Recipe: c.Recipe, ItemKey: c.ItemKey,
+		TaskID: c.TaskID, Status: c.Status, Error: c.Error}
+	if len(r.Error) > recentErrorMax {
+		r.Error = strings.ToValidUTF8(r.Error[:recentErrorMax], "") + "…"
+	}
+	return r
+}
+
+// Recent returns the newest chain runs of every subscription, or of
+// tenant's when tenant is not "", newest first (at most RecentKeep, or
+// TenantRecentKeep).
+func (s *Store) Recent(ctx context.Context, tenant string) ([]Recent, error) {
+	key := s.keys.RecentRuns()
+	if tenant != "" {
+		key = s.keys.TenantRecentRuns(tenant)
+	}
+	raws, err := s.rdb.ZRevRange(ctx, key, 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("recent runs: %w", err)
+	}
+	out := make([]Recent, 0, len(raws))
+	for _, raw := range raws {
+		var r Recent
+		if err := json.Unmarshal([]byte(raw), &r); err != nil {
+			return nil, fmt.Errorf("recent runs: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// ForgetTenant deletes tenant's recent-runs index and its runs in the
+// index of all subscriptions.
+func (s *Store) ForgetTenant(ctx context.Context, tenant string) error {
+	all, err := s.rdb.ZRange(ctx, s.keys.RecentRuns(), 0, -1).Result()
+	if err != nil {
+		return fmt.Errorf("forget the runs of tenant %s: %w", tenant, err)
+	}
+	var theirs []any
+	for _, raw := range all {
+		var r Recent
+		if json.Unmarshal([]byte(raw), &r) == nil && r.Tenant == tenant {
+			theirs = append(theirs, raw)
+		}
+	}
+	pipe := s.rdb.Pipeline()
+	pipe.Del(ctx, s.keys.TenantRecentRuns(tenant))
+	if len(theirs) > 0 {
+		pipe.ZRem(ctx, s.keys.RecentRuns(), theirs...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("forget the runs of tenant %s: %w", tenant, err)
 	}
 	return nil
 }
@@ -232,44 +355,6 @@ func list[T any](ctx context.Context, s *Store, key string, n int) ([]T, error) 
 	}
 	return out, nil
 }
-
-// EachChains reads the last n chain runs (n <= 0: all kept) of each of
-// subs, newest first, one pipelined round trip per 500 subscriptions, and
-// calls fn with each subscription's index in subs and its runs, in the
-// order of subs. Only one batch is held at a time, so a caller that keeps
-// what it needs reads any number of subscriptions in bounded memory.
-func (s *Store) EachChains(ctx context.Context, subs []string, n int, fn func(i int, runs []Chain)) error {
-	if n <= 0 {
-		n = int(s.keep)
-	}
-	for start := 0; start < len(subs); start += chainBatch {
-		batch := subs[start:min(start+chainBatch, len(subs))]
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.StringSliceCmd, len(batch))
-		for i, sub := range batch {
-			cmds[i] = pipe.LRange(ctx, s.keys.HistoryChains(sub), 0, int64(n)-1)
-		}
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return fmt.Errorf("history chains: %w", err)
-		}
-		for i, cmd := range cmds {
-			raws := cmd.Val()
-			runs := make([]Chain, 0, len(raws))
-			for _, raw := range raws {
-				var c Chain
-				if err := json.Unmarshal([]byte(raw), &c); err != nil {
-					return fmt.Errorf("history chains of %s: %w", batch[i], err)
-				}
-				runs = append(runs, c)
-			}
-			fn(start+i, runs)
-		}
-	}
-	return nil
-}
-
-// chainBatch is how many subscriptions' runs EachChains reads a round trip.
-const chainBatch = 500
 
 // Polls returns the last n polls of sub, newest first (n <= 0: all kept).
 // Their Sub is sub; Recipe is set only on records stored with it.

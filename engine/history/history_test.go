@@ -3,6 +3,7 @@ package history_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,7 +19,7 @@ func TestBounded(t *testing.T) {
 		if err := s.AddPoll(ctx, "s1", history.Poll{Slot: int64(i), Read: 100, New: i}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.AddChain(ctx, "s1", history.Chain{Recipe: "r", ItemKey: fmt.Sprint(i), Status: "completed",
+		if err := s.AddChain(ctx, "t1", "s1", history.Chain{Recipe: "r", ItemKey: fmt.Sprint(i), Status: "completed",
 			Steps: []history.Step{{Op: "op", Status: "done"}}}); err != nil {
 			t.Fatal(err)
 		}
@@ -69,48 +70,67 @@ func TestPollRecordSize(t *testing.T) {
 	}
 }
 
-// TestEachChains: the runs of many subscriptions read in one go come back
-// in the order asked, newest first, at most n each (all kept when n is 0),
-// across the batches the reads are cut into.
-func TestEachChains(t *testing.T) {
+// TestRecentRuns: the index of recent runs keeps the newest of every
+// subscription (RecentKeep) and of each tenant (TenantRecentKeep), newest
+// first, without their steps and with a long error cut; a run written
+// after Redis lost its scripts is recorded too; forgetting a tenant
+// deletes its index and its runs in the index of all.
+func TestRecentRuns(t *testing.T) {
 	rdb, prefix := redistest.New(t)
 	ctx := context.Background()
-	s := history.New(rdb, history.Options{Prefix: prefix, Keep: 5})
-	var subs []string
-	for i := range 1203 {
-		sub := fmt.Sprintf("s%04d", i)
-		subs = append(subs, sub)
-		for j := range i % 8 {
-			if err := s.AddChain(ctx, sub, history.Chain{TaskID: fmt.Sprintf("%s-%d", sub, j), Status: "completed"}); err != nil {
-				t.Fatal(err)
-			}
+	s := history.New(rdb, history.Options{Prefix: prefix, Keep: 5, RecentKeep: 20, TenantRecentKeep: 8})
+	base := time.Now().Truncate(time.Millisecond)
+	for i := range 30 {
+		tenant, sub := fmt.Sprintf("t%d", i%3), fmt.Sprintf("s%d", i%6)
+		c := history.Chain{Time: base.Add(time.Duration(i) * time.Second), Recipe: "r", ItemKey: fmt.Sprint(i),
+			Status: "completed", Steps: []history.Step{{Op: "op", Status: "done"}}}
+		if i == 29 {
+			c.Status, c.Error = "failed", strings.Repeat("x", 2000)
 		}
-	}
-	for _, n := range []int{0, 2} {
-		var got [][]history.Chain
-		err := s.EachChains(ctx, subs, n, func(i int, runs []history.Chain) {
-			if i != len(got) {
-				t.Fatalf("n=%d: subscription %d given after %d others", n, i, len(got))
-			}
-			got = append(got, runs)
-		})
-		if err != nil {
+		if err := s.AddChain(ctx, tenant, sub, c); err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != len(subs) {
-			t.Fatalf("n=%d: %d lists for %d subscriptions", n, len(got), len(subs))
+	}
+	all, err := s.Recent(ctx, "")
+	if err != nil || len(all) != 20 || all[0].ItemKey != "29" || all[19].ItemKey != "10" {
+		t.Fatalf("all: %d runs, %v", len(all), err)
+	}
+	if all[0].Sub != "s5" || all[0].Tenant != "t2" || all[0].Status != "failed" || len(all[0].Error) > 600 {
+		t.Fatalf("newest: %+v", all[0])
+	}
+	t1, err := s.Recent(ctx, "t1")
+	if err != nil || len(t1) != 8 || t1[0].ItemKey != "28" || t1[7].ItemKey != "7" {
+		t.Fatalf("t1: %+v, %v", t1, err)
+	}
+	// Redis lost its scripts: the run is still recorded, in both places.
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddChain(ctx, "t1", "s1", history.Chain{Time: base.Add(time.Minute), ItemKey: "late", Status: "completed"}); err != nil {
+		t.Fatal(err)
+	}
+	if cs, err := s.Chains(ctx, "s1", 1); err != nil || len(cs) != 1 || cs[0].ItemKey != "late" {
+		t.Fatalf("after a script flush: %+v, %v", cs, err)
+	}
+	if t1, err = s.Recent(ctx, "t1"); err != nil || t1[0].ItemKey != "late" {
+		t.Fatalf("t1 after a script flush: %+v, %v", t1, err)
+	}
+	if err := s.ForgetTenant(ctx, "t1"); err != nil {
+		t.Fatal(err)
+	}
+	if t1, err = s.Recent(ctx, "t1"); err != nil || len(t1) != 0 {
+		t.Fatalf("t1 forgotten: %+v, %v", t1, err)
+	}
+	all, err = s.Recent(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range all {
+		if r.Tenant == "t1" {
+			t.Fatalf("a run of t1 left in the index of all: %+v", r)
 		}
-		for i, cs := range got {
-			want := min(i%8, 5)
-			if n > 0 {
-				want = min(want, n)
-			}
-			if len(cs) != want {
-				t.Fatalf("n=%d, %s: %d runs, want %d", n, subs[i], len(cs), want)
-			}
-			if want > 0 && cs[0].TaskID != fmt.Sprintf("%s-%d", subs[i], i%8-1) {
-				t.Fatalf("n=%d, %s: newest is %s", n, subs[i], cs[0].TaskID)
-			}
-		}
+	}
+	if len(all) == 0 {
+		t.Fatal("the other tenants' runs went too")
 	}
 }

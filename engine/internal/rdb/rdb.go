@@ -40,6 +40,8 @@
 //	P{subs}:paused             hash    engine           a paused subscription's id → when and why, until resumed
 //	P{apikeys}                 hash    engine/apikey    an API key's SHA-256 (hex) → its id, tenant, name, created; until revoked
 //	P{tenant:ID}:pace          string  engine (polls)   when a tenant's next chain may start (ms); a minute after it passes
+//	P{tenant:ID}:runs          zset    engine/history   a tenant's newest chain runs (200) by time; 7 days after its last run
+//	P{runs}:recent             zset    engine/history   the newest chain runs (1,000) of every subscription by time
 //	P{sched}:stretch           hash    engine/scheduler a stretched subscription's factor and phase
 //	P{echo:CONN}:OBJ           hash    engine/echo      the fields a step wrote to object OBJ through connection CONN, and the subscriptions that saw its echo; the echo window (24 h by default)
 //	asynq:{PQUEUE}:...         various asynq            the queues PREFIXpoll and PREFIXchain
@@ -188,6 +190,13 @@ func (k Keys) Recipes() string { return k.Prefix() + "{recipes}" }
 // recipes.
 func (k Keys) RecipesVersion() string { return k.Recipes() + ":version" }
 
+// RecentRuns is the index of the newest chain runs of every subscription,
+// scored by their time (unix ms).
+func (k Keys) RecentRuns() string { return k.Prefix() + "{runs}:recent" }
+
+// TenantRecentRuns is the index of a tenant's newest chain runs.
+func (k Keys) TenantRecentRuns(id string) string { return k.Prefix() + "{tenant:" + id + "}:runs" }
+
 // TenantPace is when a tenant's next chain may start (unix ms).
 func (k Keys) TenantPace(id string) string { return k.Prefix() + "{tenant:" + id + "}:pace" }
 
@@ -251,7 +260,7 @@ func (k Keys) KeyPatterns() []string {
 		p + "{conn:*}:page:*", p + "{conns}", p + "{conns}:state",
 		p + "oauth-state:*",
 		p + "{webhooks}:events", p + "{webhooks}:seen:*",
-		p + "{tenants}", p + "{tenants}:version", p + "{tenants}:changes", p + "{tenants}:removed", p + "{tenants}:subs:*", p + "{tenant:*}:pace", p + "{recipes}", p + "{recipes}:version",
+		p + "{tenants}", p + "{tenants}:version", p + "{tenants}:changes", p + "{tenants}:removed", p + "{tenants}:subs:*", p + "{tenant:*}:pace", p + "{tenant:*}:runs", p + "{runs}:recent", p + "{recipes}", p + "{recipes}:version",
 		p + "rl:*:budget", p + "rl:*:pause", p + "rl:stretch",
 		p + "{sched}:due", p + "{sched}:stretch",
 		p + "{subs}:paused", p + "{apikeys}",

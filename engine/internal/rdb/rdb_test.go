@@ -68,7 +68,7 @@ func TestKeysMatchTheirPatterns(t *testing.T) {
 	k := NewKeys("p:")
 	for _, key := range []string{k.DedupSeen("s"), k.DedupMeta("s"), k.HistoryPolls("s"), k.HistoryChains("s"),
 		k.Checkpoint("s", "t"), k.Conn("c"), k.ConnFence("c"), k.ConnLock("c"), k.Conns(), k.ConnStates(),
-		k.InstallState("ab"), k.RateBudget("ghl", "loc"), k.RatePause("ghl", "loc"), k.RateStretches(), k.SchedulerDue(), k.SchedulerStretch()} {
+		k.InstallState("ab"), k.RecentRuns(), k.TenantRecentRuns("t"), k.TenantPace("t"), k.RateBudget("ghl", "loc"), k.RatePause("ghl", "loc"), k.RateStretches(), k.SchedulerDue(), k.SchedulerStretch()} {
 		matched := 0
 		for _, p := range k.KeyPatterns() {
 			if ok, _ := path.Match(escape(p), key); ok {
