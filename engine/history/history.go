@@ -259,7 +259,7 @@ func (s *Store) AddChain(ctx context.Context, tenant, sub string, c Chain) error
 // DefaultTenantRecentKeep how many a tenant's index keeps.
 const (
 	DefaultRecentKeep       = 1000
-	DefaultTenantRecentKeep = 200
+	DefaultTenantRecentKeep = 100
 )
 
 // recentErrorMax is how much of a run's error the recent-runs index keeps

@@ -40,7 +40,7 @@
 //	P{subs}:paused             hash    engine           a paused subscription's id → when and why, until resumed
 //	P{apikeys}                 hash    engine/apikey    an API key's SHA-256 (hex) → its id, tenant, name, created; until revoked
 //	P{tenant:ID}:pace          string  engine (polls)   when a tenant's next chain may start (ms); a minute after it passes
-//	P{tenant:ID}:runs          zset    engine/history   a tenant's newest chain runs (200) by time; 7 days after its last run
+//	P{tenant:ID}:runs          zset    engine/history   a tenant's newest chain runs (100) by time; 7 days after its last run
 //	P{runs}:recent             zset    engine/history   the newest chain runs (1,000) of every subscription by time
 //	P{sched}:stretch           hash    engine/scheduler a stretched subscription's factor and phase
 //	P{echo:CONN}:OBJ           hash    engine/echo      the fields a step wrote to object OBJ through connection CONN, and the subscriptions that saw its echo; the echo window (24 h by default)
