@@ -238,63 +238,37 @@ func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
 		d.errorAt(root, "add trigger: with op, connection and every", "recipe has no trigger")
 		return nil, d.errs.Err()
 	}
-	connApps := map[string]string{} // connection → app, as used in this recipe
-	useConn := func(n *yaml.Node, conn string, op *Operation) {
-		if conn == "" || op == nil {
-			return
-		}
-		if app, ok := f.Roles[conn]; ok || l.Catalog.App(conn) != nil {
-			if !ok {
-				app = conn
-			}
-			if app != op.App {
-				d.errorAt(n, fmt.Sprintf("use the %s role or declare one under roles:", op.App), "role %q is a %s connection but %s is a %s operation", conn, app, op.ID, op.App)
-			}
-			return
-		}
-		if l.Connections != nil {
-			app, ok := l.Connections[conn]
-			if !ok {
-				names := make([]string, 0, len(l.Connections))
-				for k := range l.Connections {
-					names = append(names, k)
-				}
-				sort.Strings(names)
-				fix := "add it with 'ghlflow connect' or to the connections file"
-				if len(names) > 0 {
-					if s := didYouMean(conn, names); strings.HasPrefix(s, "did you") {
-						fix = s
-					} else if s != "" {
-						fix += "; known: " + strings.TrimPrefix(s, "one of: ")
-					}
-				}
-				if l.AllConnections {
-					d.errorAt(n, fix, "unknown connection %q", conn)
-				} else {
-					d.warnAt(n, fix, "unknown connection %q", conn)
-				}
-				return
-			}
-			if app != op.App {
-				d.errorAt(n, fmt.Sprintf("use a %s connection", op.App), "connection %q is a %s connection but %s is a %s operation", conn, app, op.ID, op.App)
-				return
-			}
-		}
-		if prev, ok := connApps[conn]; ok && prev != op.App {
-			d.errorAt(n, "use one connection per app", "connection %q is used for both %s and %s operations", conn, prev, op.App)
-		}
-		connApps[conn] = op.App
+	p := &recipeParse{l: l, d: d, f: &f, connApps: map[string]string{}}
+	top := p.trigger(tn, &r.Trigger)
+	p.filter(root, r, top)
+	p.steps(root, r, top)
+	if err := d.errs.Err(); err != nil {
+		return nil, err
 	}
+	return r, nil
+}
 
-	// The trigger.
-	t := &r.Trigger
+// recipeParse is what one Parse call reads a recipe's parts with: the
+// decoder that collects the problems, the decoded file, and the app each
+// connection named in the recipe is used for.
+type recipeParse struct {
+	l        *RecipeLoader
+	d        *decoder
+	f        *recipeFile
+	connApps map[string]string // connection → app, as used in this recipe
+}
+
+// trigger reads the trigger at tn into t and returns its operation (nil
+// when it is not one).
+func (p *recipeParse) trigger(tn *yaml.Node, t *RecipeTrigger) *Operation {
+	d, f := p.d, p.f
 	t.Op, t.Connection, t.Every, t.Backfill, t.MaxPages = f.Trigger.Op, f.Trigger.Connection, f.Trigger.Every, f.Trigger.Backfill, f.Trigger.MaxPages
-	top := l.lookupOp(d, at(tn, "op"), f.Trigger.Op, KindTrigger, "trigger")
+	top := p.l.lookupOp(d, at(tn, "op"), f.Trigger.Op, KindTrigger, "trigger")
 	if f.Trigger.Connection == "" && top != nil {
 		// A role defaults to the app id: the tenant's connection of the app.
 		t.Connection, f.Trigger.Connection = top.App, top.App
 	}
-	useConn(at(tn, "connection"), f.Trigger.Connection, top)
+	p.useConn(at(tn, "connection"), f.Trigger.Connection, top)
 	switch {
 	case field(tn, "every") == nil:
 		d.errorAt(tn, "add every: between 1m and 15m, e.g. every: 5m", "trigger has no interval")
@@ -317,25 +291,34 @@ func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
 			checkDedup(d, at(tn, "dedup"), top, f.Trigger.Dedup)
 		}
 		if t.Instant {
-			validateInstant(d, l.Catalog, tn, top, t.Dedup)
+			validateInstant(d, p.l.Catalog, tn, top, t.Dedup)
 		}
-		t.Params = l.compileInputs(d, field(tn, "params"), tn, top, nil, f.Trigger.Params, -1, len(f.Steps), "params")
+		t.Params = p.l.compileInputs(d, field(tn, "params"), tn, top, nil, f.Trigger.Params, -1, len(f.Steps), "params")
 	}
+	return top
+}
 
-	// The filter.
-	if f.Filter != "" {
-		v, err := CompileValue("filter", f.Filter)
-		if err != nil {
-			d.errorAt(at(root, "filter"), "fix the template syntax, e.g. '{{ ne .trigger.email \"\" }}'", "filter: %v", err)
-		} else if len(v.StepRefs()) > 0 {
-			d.errorAt(at(root, "filter"), "the filter runs before any step; test .trigger fields only", "filter refers to .steps")
-		} else {
-			checkRefs(d, at(root, "filter"), "filter", v, top)
-			r.Filter = v
-		}
+// filter compiles the recipe's filter, if it has one, into r.Filter.
+func (p *recipeParse) filter(root *yaml.Node, r *Recipe, top *Operation) {
+	d, text := p.d, p.f.Filter
+	if text == "" {
+		return
 	}
+	v, err := CompileValue("filter", text)
+	switch {
+	case err != nil:
+		d.errorAt(at(root, "filter"), "fix the template syntax, e.g. '{{ ne .trigger.email \"\" }}'", "filter: %v", err)
+	case len(v.StepRefs()) > 0:
+		d.errorAt(at(root, "filter"), "the filter runs before any step; test .trigger fields only", "filter refers to .steps")
+	default:
+		checkRefs(d, at(root, "filter"), "filter", v, top)
+		r.Filter = v
+	}
+}
 
-	// The steps.
+// steps reads the recipe's steps into r.Steps.
+func (p *recipeParse) steps(root *yaml.Node, r *Recipe, top *Operation) {
+	d, f := p.d, p.f
 	sn := field(root, "steps")
 	if len(f.Steps) == 0 {
 		d.errorAt(at(root, "steps"), "add steps: with at least one action", "recipe has no steps")
@@ -343,7 +326,7 @@ func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
 	for i, s := range f.Steps {
 		n := nodeIndex(sn, i)
 		step := Step{Name: s.Name, Op: s.Op, Connection: s.Connection, Line: n.Line}
-		op := l.lookupOp(d, at(n, "op"), s.Op, KindAction, fmt.Sprintf("step %d", i))
+		op := p.l.lookupOp(d, at(n, "op"), s.Op, KindAction, fmt.Sprintf("step %d", i))
 		if op != nil && step.Connection == "" {
 			if top == nil || top.App == op.App {
 				step.Connection = f.Trigger.Connection
@@ -351,19 +334,73 @@ func (l *RecipeLoader) Parse(file string, data []byte) (*Recipe, error) {
 				step.Connection = op.App // the tenant's connection of the app
 			}
 		}
-		useConn(at(n, "connection"), s.Connection, op)
+		p.useConn(at(n, "connection"), s.Connection, op)
 		if op != nil {
-			step.Input = l.compileInputs(d, field(n, "input"), n, op, top, s.Input, i, len(f.Steps), "input")
+			step.Input = p.l.compileInputs(d, field(n, "input"), n, op, top, s.Input, i, len(f.Steps), "input")
 		}
 		if s.When != "" {
 			step.When = compileWhen(d, at(n, "when"), s.When, i)
 		}
 		r.Steps = append(r.Steps, step)
 	}
-	if err := d.errs.Err(); err != nil {
-		return nil, err
+}
+
+// useConn checks that connection conn, named at n, fits op: a role of op's
+// app, or a known connection of that app, used for one app only in the
+// recipe.
+func (p *recipeParse) useConn(n *yaml.Node, conn string, op *Operation) {
+	if conn == "" || op == nil {
+		return
 	}
-	return r, nil
+	d := p.d
+	if app, ok := p.f.Roles[conn]; ok || p.l.Catalog.App(conn) != nil {
+		if !ok {
+			app = conn
+		}
+		if app != op.App {
+			d.errorAt(n, fmt.Sprintf("use the %s role or declare one under roles:", op.App), "role %q is a %s connection but %s is a %s operation", conn, app, op.ID, op.App)
+		}
+		return
+	}
+	if p.l.Connections != nil {
+		app, ok := p.l.Connections[conn]
+		if !ok {
+			p.unknownConn(n, conn)
+			return
+		}
+		if app != op.App {
+			d.errorAt(n, fmt.Sprintf("use a %s connection", op.App), "connection %q is a %s connection but %s is a %s operation", conn, app, op.ID, op.App)
+			return
+		}
+	}
+	if prev, ok := p.connApps[conn]; ok && prev != op.App {
+		d.errorAt(n, "use one connection per app", "connection %q is used for both %s and %s operations", conn, prev, op.App)
+	}
+	p.connApps[conn] = op.App
+}
+
+// unknownConn reports connection conn, named at n, that the loader's
+// connections lack: an error when they are all there are, a warning
+// otherwise, with the nearest known names.
+func (p *recipeParse) unknownConn(n *yaml.Node, conn string) {
+	names := make([]string, 0, len(p.l.Connections))
+	for k := range p.l.Connections {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	fix := "add it with 'ghlflow connect' or to the connections file"
+	if len(names) > 0 {
+		if s := didYouMean(conn, names); strings.HasPrefix(s, "did you") {
+			fix = s
+		} else if s != "" {
+			fix += "; known: " + strings.TrimPrefix(s, "one of: ")
+		}
+	}
+	if p.l.AllConnections {
+		p.d.errorAt(n, fix, "unknown connection %q", conn)
+	} else {
+		p.d.warnAt(n, fix, "unknown connection %q", conn)
+	}
 }
 
 // compileWhen compiles step i's when: template; it may use .trigger and
