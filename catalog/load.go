@@ -166,6 +166,25 @@ var (
 
 // validateOp checks one operation against the rules of the catalog.
 func validateOp(d *decoder, app *App, op *Operation, n *yaml.Node) {
+	validateOpHead(d, app, op, n)
+	validateInputs(d, op, n)
+	validateWebhooks(d, app, op, n)
+	if op.Kind == KindAction {
+		for _, key := range []string{"items", "object", "item_id", "item_created", "item_updated", "item_fields", "paging", "since", "dedup"} {
+			if f := field(n, key); f != nil {
+				d.errorAt(f, "remove it, or make the operation a trigger", "operation %s: %s is a trigger field but the operation is an action", op.ID, key)
+			}
+		}
+		return
+	}
+	if op.Kind == KindTrigger {
+		validateTrigger(d, op, n)
+	}
+}
+
+// validateOpHead checks an operation's id, name, kind, method, path, scope,
+// version and token type.
+func validateOpHead(d *decoder, app *App, op *Operation, n *yaml.Node) {
 	switch {
 	case op.ID == "":
 		d.errorAt(n, fmt.Sprintf("add id: %s.<area>.<verb>", app.ID), "operation has no id")
@@ -193,7 +212,11 @@ func validateOp(d *decoder, app *App, op *Operation, n *yaml.Node) {
 	if op.Token != "" && !slices.Contains(tokenTypes, op.Token) {
 		d.errorAt(at(n, "token"), "one of "+strings.Join(tokenTypes, ", "), "operation %s: unknown token type %q", op.ID, op.Token)
 	}
+}
 
+// validateInputs checks an operation's inputs, and that every path
+// parameter is one.
+func validateInputs(d *decoder, op *Operation, n *yaml.Node) {
 	inputsNode := field(n, "inputs")
 	seen := map[string]bool{}
 	for i, in := range op.Inputs {
@@ -223,19 +246,11 @@ func validateOp(d *decoder, app *App, op *Operation, n *yaml.Node) {
 			d.errorAt(at(n, "path"), fmt.Sprintf("declare it: inputs: [{name: %s, type: string, in: path, required: true}]", p), "operation %s: path parameter {%s} is not declared as a path input", op.ID, p)
 		}
 	}
+}
 
-	validateWebhooks(d, app, op, n)
-	if op.Kind == KindAction {
-		for _, key := range []string{"items", "object", "item_id", "item_created", "item_updated", "item_fields", "paging", "since", "dedup"} {
-			if f := field(n, key); f != nil {
-				d.errorAt(f, "remove it, or make the operation a trigger", "operation %s: %s is a trigger field but the operation is an action", op.ID, key)
-			}
-		}
-		return
-	}
-	if op.Kind != KindTrigger {
-		return
-	}
+// validateTrigger checks a trigger's items, dedup strategy, paging and
+// since.
+func validateTrigger(d *decoder, op *Operation, n *yaml.Node) {
 	if field(n, "items") == nil {
 		d.errorAt(n, `set items: to the gjson path of the item list, or items: "" when the response is one object`, "trigger %s has no items path", op.ID)
 	}
