@@ -37,81 +37,21 @@ func NewRequest(ctx context.Context, app *App, op *Operation, baseURL string, in
 			return nil, &InputError{Op: op.ID, Input: in.Name, Msg: "is required"}
 		}
 	}
-	names := make([]string, 0, len(input))
-	for name := range input {
-		names = append(names, name)
+	var p requestParts
+	if err := p.placeInputs(op, input); err != nil {
+		return nil, err
 	}
-	sort.Strings(names)
-
-	path := op.Path
-	query := url.Values{}
-	header := http.Header{}
-	var body []byte
-	if op.Body == "array" {
-		body = []byte("[{}]")
-	} else {
-		body = []byte("{}")
-	}
-	hasBody := false
-	form := url.Values{}
-	for _, name := range names {
-		v := input[name]
-		in := op.Input(name)
-		if in == nil {
-			return nil, &InputError{Op: op.ID, Input: name, Msg: "is not an input of this operation"}
-		}
-		if v == nil {
-			continue
-		}
-		switch in.In {
-		case InPath:
-			s := scalarString(v)
-			if s == "" {
-				return nil, &InputError{Op: op.ID, Input: name, Msg: "is empty"}
-			}
-			path = strings.Replace(path, "{"+name+"}", url.PathEscape(s), 1)
-		case InQuery:
-			if list, ok := v.([]any); ok {
-				for _, e := range list {
-					query.Add(name, scalarString(e))
-				}
-			} else if list, ok := v.([]string); ok {
-				for _, e := range list {
-					query.Add(name, e)
-				}
-			} else {
-				query.Set(name, scalarString(v))
-			}
-		case InHeader:
-			header.Set(name, scalarString(v))
-		case InBody:
-			if op.Body == BodyForm {
-				form.Set(name, scalarString(v))
-				hasBody = true
-				continue
-			}
-			key := name
-			if op.Body == "array" {
-				key = "0." + name
-			}
-			var err error
-			if body, err = sjson.SetBytes(body, escapeBodyPath(key), v); err != nil {
-				return nil, &InputError{Op: op.ID, Input: name, Msg: err.Error()}
-			}
-			hasBody = true
-		}
-	}
-	u := strings.TrimRight(baseURL, "/") + path
-	if len(query) > 0 {
-		u += "?" + query.Encode()
+	u := strings.TrimRight(baseURL, "/") + p.path
+	if len(p.query) > 0 {
+		u += "?" + p.query.Encode()
 	}
 	var reader *bytes.Reader
-	sendBody := hasBody || op.Method == http.MethodPost || op.Method == http.MethodPut || op.Method == http.MethodPatch
+	sendBody := p.hasBody || op.Method == http.MethodPost || op.Method == http.MethodPut || op.Method == http.MethodPatch
 	if sendBody {
 		if op.Body == BodyForm {
-			body = []byte(form.Encode())
+			p.body = []byte(p.form.Encode())
 		}
-		reader = bytes.NewReader(body)
+		reader = bytes.NewReader(p.body)
 	}
 	var req *http.Request
 	var err error
@@ -123,7 +63,7 @@ func NewRequest(ctx context.Context, app *App, op *Operation, baseURL string, in
 	if err != nil {
 		return nil, fmt.Errorf("%s: build request: %w", op.ID, err)
 	}
-	for k, vs := range header {
+	for k, vs := range p.header {
 		req.Header[k] = vs
 	}
 	req.Header.Set("Accept", "application/json")
@@ -137,6 +77,94 @@ func NewRequest(ctx context.Context, app *App, op *Operation, baseURL string, in
 		req.Header.Set(app.VersionHeader, op.Version)
 	}
 	return req, nil
+}
+
+// requestParts are an operation's inputs placed where they go: the path,
+// the query, the headers and the JSON (or form) body.
+type requestParts struct {
+	path    string
+	query   url.Values
+	header  http.Header
+	body    []byte
+	form    url.Values
+	hasBody bool
+}
+
+// placeInputs places every input of input, in name order, where op says it
+// goes.
+func (p *requestParts) placeInputs(op *Operation, input map[string]any) error {
+	names := make([]string, 0, len(input))
+	for name := range input {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	*p = requestParts{path: op.Path, body: []byte("{}")} // query, header and form made when needed
+	if op.Body == "array" {
+		p.body = []byte("[{}]")
+	}
+	for _, name := range names {
+		in := op.Input(name)
+		if in == nil {
+			return &InputError{Op: op.ID, Input: name, Msg: "is not an input of this operation"}
+		}
+		if v := input[name]; v != nil {
+			if err := p.place(op, in, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// place puts input in's value v where it goes.
+func (p *requestParts) place(op *Operation, in *Input, v any) error {
+	name := in.Name
+	switch in.In {
+	case InPath:
+		s := scalarString(v)
+		if s == "" {
+			return &InputError{Op: op.ID, Input: name, Msg: "is empty"}
+		}
+		p.path = strings.Replace(p.path, "{"+name+"}", url.PathEscape(s), 1)
+	case InQuery:
+		if p.query == nil {
+			p.query = url.Values{}
+		}
+		if list, ok := v.([]any); ok {
+			for _, e := range list {
+				p.query.Add(name, scalarString(e))
+			}
+		} else if list, ok := v.([]string); ok {
+			for _, e := range list {
+				p.query.Add(name, e)
+			}
+		} else {
+			p.query.Set(name, scalarString(v))
+		}
+	case InHeader:
+		if p.header == nil {
+			p.header = http.Header{}
+		}
+		p.header.Set(name, scalarString(v))
+	case InBody:
+		p.hasBody = true
+		if op.Body == BodyForm {
+			if p.form == nil {
+				p.form = url.Values{}
+			}
+			p.form.Set(name, scalarString(v))
+			return nil
+		}
+		key := name
+		if op.Body == "array" {
+			key = "0." + name
+		}
+		var err error
+		if p.body, err = sjson.SetBytes(p.body, escapeBodyPath(key), v); err != nil {
+			return &InputError{Op: op.ID, Input: name, Msg: err.Error()}
+		}
+	}
+	return nil
 }
 
 // BodyForm is the Operation.Body of a request whose body inputs are sent
