@@ -192,7 +192,6 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	str := func(k string) string { v, _ := in[k].(string); return v }
 	switch r.Method + " " + path {
 	case "GET /":
 		writeJSON(w, http.StatusOK, AdminEndpoints)
@@ -203,12 +202,12 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, rawBody{"application/x-pem-file", []byte(key)})
 	case "POST /webhooks":
-		if str("url") == "" {
+		if strArg(in, "url") == "" {
 			writeError(w, http.StatusBadRequest, "url is required")
 			return
 		}
-		s.AddWebhook(str("url"))
-		writeJSON(w, http.StatusCreated, map[string]any{"url": str("url")})
+		s.AddWebhook(strArg(in, "url"))
+		writeJSON(w, http.StatusCreated, map[string]any{"url": strArg(in, "url")})
 	case "GET /deliveries":
 		out := []map[string]any{}
 		for _, d := range s.Deliveries() {
@@ -219,33 +218,15 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	case "GET /faults":
 		writeJSON(w, http.StatusOK, map[string]any{"faults": s.CurrentFaults().toJSON(), "counts": s.FaultCounts()})
 	case "POST /revoke":
-		if !s.RevokeToken(str("token")) {
+		if !s.RevokeToken(strArg(in, "token")) {
 			writeError(w, http.StatusNotFound, "unknown token")
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"revoked": true})
 	case "POST /tokens":
-		spec := TokenSpec{App: str("app"), LocationID: str("locationId"), CompanyID: str("companyId"), Private: in["private"] == true}
-		if list, ok := in["scopes"].([]any); ok {
-			spec.Scopes = []string{}
-			for _, x := range list {
-				spec.Scopes = append(spec.Scopes, fmtAny(x))
-			}
-		}
-		if t := str("ttl"); t != "" {
-			d, err := time.ParseDuration(t)
-			if err != nil {
-				writeError(w, http.StatusBadRequest, "ttl: "+err.Error())
-				return
-			}
-			spec.TTL = d
-		}
-		t := s.IssueToken(spec)
-		writeJSON(w, http.StatusCreated, map[string]any{"app": t.App, "access_token": t.AccessToken,
-			"refresh_token": t.RefreshToken, "expires_at": t.ExpiresAt, "locationId": t.LocationID,
-			"companyId": t.CompanyID, "username": t.Username, "password": t.Password, "authorization": t.Authorization()})
+		s.adminIssueToken(w, in)
 	case "POST /locations":
-		id := str("id")
+		id := strArg(in, "id")
 		if id == "" {
 			id = s.NewID()
 		}
@@ -256,37 +237,11 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		s.Seed(n)
 		writeJSON(w, http.StatusOK, map[string]any{"seeded": n})
 	case "GET /requests":
-		q := r.URL.Query()
-		out := []map[string]any{}
-		for _, x := range s.Requests() {
-			if (q.Get("op") == "" || q.Get("op") == x.Op) && (q.Get("location") == "" || q.Get("location") == x.Location) {
-				out = append(out, map[string]any{"op": x.Op, "app": x.App, "location": x.Location, "method": x.Method,
-					"path": x.Path, "query": x.Query, "status": x.Status, "time": x.Time, "body": string(x.Body)})
-			}
-		}
-		writeJSON(w, http.StatusOK, out)
+		s.adminRequests(w, r)
 	case "GET /writes":
-		q := r.URL.Query()
-		out := []map[string]any{}
-		for _, x := range s.Writes(q.Get("op")) {
-			if q.Get("location") == "" || q.Get("location") == x.Location {
-				out = append(out, map[string]any{"op": x.Op, "location": x.Location, "method": x.Method, "path": x.Path,
-					"status": x.Status, "time": x.Time, "body": string(x.Body)})
-			}
-		}
-		writeJSON(w, http.StatusOK, out)
+		s.adminWrites(w, r)
 	case "GET /stats":
-		s.logs.mu.Lock()
-		per := map[string]map[string]int{}
-		for k, v := range s.logs.counts {
-			if per[k.op] == nil {
-				per[k.op] = map[string]int{}
-			}
-			per[k.op][k.loc] = v
-		}
-		n429 := s.logs.n429
-		s.logs.mu.Unlock()
-		writeJSON(w, http.StatusOK, map[string]any{"requests": per, "tooManyRequests": n429, "faults": s.FaultCounts()})
+		s.adminStats(w)
 	case "POST /reset":
 		s.ResetLogs()
 		s.ResetRateLimits()
@@ -295,6 +250,76 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		notFound(w, r)
 	}
 }
+
+// adminIssueToken answers POST /_sim/tokens: a token issued as in says.
+func (s *Server) adminIssueToken(w http.ResponseWriter, in map[string]any) {
+	spec := TokenSpec{App: strArg(in, "app"), LocationID: strArg(in, "locationId"), CompanyID: strArg(in, "companyId"), Private: in["private"] == true}
+	if list, ok := in["scopes"].([]any); ok {
+		spec.Scopes = []string{}
+		for _, x := range list {
+			spec.Scopes = append(spec.Scopes, fmtAny(x))
+		}
+	}
+	if t := strArg(in, "ttl"); t != "" {
+		d, err := time.ParseDuration(t)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "ttl: "+err.Error())
+			return
+		}
+		spec.TTL = d
+	}
+	t := s.IssueToken(spec)
+	writeJSON(w, http.StatusCreated, map[string]any{"app": t.App, "access_token": t.AccessToken,
+		"refresh_token": t.RefreshToken, "expires_at": t.ExpiresAt, "locationId": t.LocationID,
+		"companyId": t.CompanyID, "username": t.Username, "password": t.Password, "authorization": t.Authorization()})
+}
+
+// adminRequests answers GET /_sim/requests: the request log, by op and
+// location.
+func (s *Server) adminRequests(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	out := []map[string]any{}
+	for _, x := range s.Requests() {
+		if (q.Get("op") == "" || q.Get("op") == x.Op) && (q.Get("location") == "" || q.Get("location") == x.Location) {
+			out = append(out, map[string]any{"op": x.Op, "app": x.App, "location": x.Location, "method": x.Method,
+				"path": x.Path, "query": x.Query, "status": x.Status, "time": x.Time, "body": string(x.Body)})
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// adminWrites answers GET /_sim/writes: the writes received, by op and
+// location.
+func (s *Server) adminWrites(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	out := []map[string]any{}
+	for _, x := range s.Writes(q.Get("op")) {
+		if q.Get("location") == "" || q.Get("location") == x.Location {
+			out = append(out, map[string]any{"op": x.Op, "location": x.Location, "method": x.Method, "path": x.Path,
+				"status": x.Status, "time": x.Time, "body": string(x.Body)})
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// adminStats answers GET /_sim/stats: requests by op and location, 429s
+// and fault counts.
+func (s *Server) adminStats(w http.ResponseWriter) {
+	s.logs.mu.Lock()
+	per := map[string]map[string]int{}
+	for k, v := range s.logs.counts {
+		if per[k.op] == nil {
+			per[k.op] = map[string]int{}
+		}
+		per[k.op][k.loc] = v
+	}
+	n429 := s.logs.n429
+	s.logs.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"requests": per, "tooManyRequests": n429, "faults": s.FaultCounts()})
+}
+
+// strArg is in[k] when it is a string, else "".
+func strArg(in map[string]any, k string) string { v, _ := in[k].(string); return v }
 
 func (s *Server) adminSetFaults(w http.ResponseWriter, r *http.Request, b []byte) {
 	var f Faults
