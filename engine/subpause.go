@@ -77,17 +77,27 @@ func (p *SubPauses) Get(ctx context.Context, sub string) (*SubPause, error) {
 // subscription read at most subPauseRefresh ago (one read a second per
 // process instead of one per poll). When Redis cannot be read, the last
 // view holds.
+// One caller reads; the others use the view they have meanwhile, so no
+// poll waits on another's round trip.
 func (p *SubPauses) Paused(ctx context.Context, sub string) bool {
 	p.mu.Lock()
-	if time.Since(p.fetched) >= subPauseRefresh {
+	stale := time.Since(p.fetched) >= subPauseRefresh
+	if stale {
 		p.fetched = time.Now()
+	}
+	p.mu.Unlock()
+	if stale {
 		if ids, err := p.rdb.HKeys(ctx, p.keys.SubsPaused()).Result(); err == nil {
-			p.view = make(map[string]struct{}, len(ids))
+			view := make(map[string]struct{}, len(ids))
 			for _, id := range ids {
-				p.view[id] = struct{}{}
+				view[id] = struct{}{}
 			}
+			p.mu.Lock()
+			p.view = view
+			p.mu.Unlock()
 		}
 	}
+	p.mu.Lock()
 	_, paused := p.view[sub]
 	p.mu.Unlock()
 	return paused

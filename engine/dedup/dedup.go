@@ -217,9 +217,12 @@ func (s *Store) Commit(ctx context.Context, sub string, items []Item, keep int) 
 	return err
 }
 
-// CommitAppend commits items as Commit does (with the backlog as
-// CommitBacklog when setBacklog) and pushes app onto its list in the same
-// script call: the poll's record is written with its items.
+// CommitAppend commits items as Commit does and, in the same script call,
+// replaces the subscription's backlog with bl when setBacklog (nil removes
+// it) and pushes app (when not nil) onto its list: the cursor of a capped
+// poll moves exactly when its items are recorded, so a crash between the
+// two cannot lose the items below the cap or skip past them, and the
+// poll's record is written with its items.
 func (s *Store) CommitAppend(ctx context.Context, sub string, items []Item, keep int, setBacklog bool, bl *Backlog, app *Append) error {
 	arg := ""
 	if setBacklog {
@@ -242,19 +245,6 @@ func backlogArg(sub string, bl *Backlog) (string, error) {
 		return "", fmt.Errorf("dedup backlog %s: %w", sub, err)
 	}
 	return string(b), nil
-}
-
-// CommitBacklog commits items as Commit does and, in the same script call,
-// replaces the subscription's backlog (nil removes it): the cursor of a
-// capped poll moves exactly when its items are recorded, so a crash between
-// the two cannot lose the items below the cap or skip past them.
-func (s *Store) CommitBacklog(ctx context.Context, sub string, items []Item, keep int, bl *Backlog) error {
-	arg, err := backlogArg(sub, bl)
-	if err != nil {
-		return err
-	}
-	_, err = s.run(ctx, modeCommit, sub, items, keep, 0, arg, nil)
-	return err
 }
 
 // Mark decides and records in one round trip, for callers that need no

@@ -219,13 +219,13 @@ func TestCommitBacklog(t *testing.T) {
 	ctx := context.Background()
 	floor := time.UnixMilli(5000).UTC()
 	bl := &dedup.Backlog{Next: map[string]any{"page": 3}, Offset: 20, Floor: floor}
-	if err := s.CommitBacklog(ctx, "b", page(0, 10), 0, bl); err != nil {
+	if err := s.CommitAppend(ctx, "b", page(0, 10), 0, true, bl, nil); err != nil {
 		t.Fatal(err)
 	}
 	st, err := s.State(ctx, "b")
 	if err != nil || st.Backlog == nil || st.Backlog.Offset != 20 || !st.Backlog.Floor.Equal(floor) ||
 		fmt.Sprint(st.Backlog.Next) != "map[page:3]" || !st.Seeded {
-		t.Fatalf("after CommitBacklog: %+v %+v %v", st, st.Backlog, err)
+		t.Fatalf("after the commit with a backlog: %+v %+v %v", st, st.Backlog, err)
 	}
 	if err := s.Commit(ctx, "b", page(10, 5), 0); err != nil {
 		t.Fatal(err)
@@ -233,7 +233,7 @@ func TestCommitBacklog(t *testing.T) {
 	if st, _ := s.State(ctx, "b"); st.Backlog == nil {
 		t.Fatal("a plain commit removed the backlog")
 	}
-	if err := s.CommitBacklog(ctx, "b", page(15, 5), 0, nil); err != nil {
+	if err := s.CommitAppend(ctx, "b", page(15, 5), 0, true, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := s.State(ctx, "b"); st.Backlog != nil {
