@@ -112,7 +112,7 @@ func (a *API) listRuns(w http.ResponseWriter, r *http.Request, k apikey.Key) {
 			if !ok || (tenantID != "" && s.Tenant.ID != tenantID) || (status != "" && rr.Status != status) {
 				continue // removed since, or not the key's
 			}
-			out = append(out, recentView(s, rr))
+			out = append(out, runView(s, rr.Chain, false))
 		}
 	}
 	if out == nil {
@@ -121,12 +121,6 @@ func (a *API) listRuns(w http.ResponseWriter, r *http.Request, k apikey.Key) {
 	if l, ok := page(w, r, out); ok {
 		writeJSON(w, http.StatusOK, l)
 	}
-}
-
-// recentView is a run of the recent-runs index, without its steps.
-func recentView(s *engine.Subscription, r history.Recent) RunView {
-	return RunView{ID: runID(s.ID, r.Time), Subscription: s.ID, Tenant: s.Tenant.ID, Recipe: r.Recipe, ItemKey: r.ItemKey,
-		TaskID: r.TaskID, Status: r.Status, Time: r.Time.UTC(), TookMS: ms(r.Took), Error: auth.Redact(r.Error)}
 }
 
 // run finds run id for key k.

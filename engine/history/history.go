@@ -111,7 +111,7 @@ type Chain struct {
 	TaskID  string        `json:"task_id,omitempty"`
 	// Status is completed, filtered, retry, failed or paused.
 	Status string `json:"status"`
-	Steps  []Step `json:"steps"`
+	Steps  []Step `json:"steps,omitempty"`
 	Error  string `json:"error,omitempty"`
 }
 
@@ -269,24 +269,17 @@ const recentErrorMax = 500
 // Recent is a chain run as the recent-runs index keeps it: without its
 // steps, with the subscription and the tenant it belongs to.
 type Recent struct {
-	Sub     string        `json:"sub"`
-	Tenant  string        `json:"tenant,omitempty"`
-	Time    time.Time     `json:"time"`
-	Took    time.Duration `json:"took,omitempty"`
-	Recipe  string        `json:"recipe,omitempty"`
-	ItemKey string        `json:"item_key,omitempty"`
-	TaskID  string        `json:"task_id,omitempty"`
-	Status  string        `json:"status"`
-	Error   string        `json:"error,omitempty"`
+	Sub    string `json:"sub"`
+	Tenant string `json:"tenant,omitempty"`
+	Chain
 }
 
 func recentOf(tenant, sub string, c Chain) Recent {
-	r := Recent{Sub: sub, Tenant: tenant, Time: c.Time, Took: c.Took, Recipe: c.Recipe, ItemKey: c.ItemKey,
-		TaskID: c.TaskID, Status: c.Status, Error: c.Error}
-	if len(r.Error) > recentErrorMax {
-		r.Error = strings.ToValidUTF8(r.Error[:recentErrorMax], "") + "…"
+	c.Steps = nil
+	if len(c.Error) > recentErrorMax {
+		c.Error = strings.ToValidUTF8(c.Error[:recentErrorMax], "") + "…"
 	}
-	return r
+	return Recent{Sub: sub, Tenant: tenant, Chain: c}
 }
 
 // Recent returns the newest chain runs of every subscription, or of
