@@ -153,20 +153,10 @@ func (c tenantCmd) checkConnections(ctx context.Context, cm map[string]string, c
 	if len(cm) == 0 || check.allowMissing {
 		return nil
 	}
-	roles, err := auth.UnknownConnections(ctx, c.rdb, c.prefix, static, cm)
-	if err != nil || len(roles) == 0 {
+	err := auth.CheckConnections(ctx, c.rdb, c.prefix, static, cm)
+	var unknown *auth.UnknownConnectionError
+	if !errors.As(err, &unknown) {
 		return err
-	}
-	known, err := auth.ConnectionIDs(ctx, c.rdb, c.prefix)
-	if err != nil {
-		return err
-	}
-	for _, k := range static {
-		known = append(known, k.ID)
-	}
-	var unknown []string
-	for _, role := range roles {
-		unknown = append(unknown, fmt.Sprintf("%q (role %s)", cm[role], role))
 	}
 	where := "not in the connection store (prefix " + c.prefix + "), and no --connections FILE names static ones"
 	if check.file != "" {
@@ -175,7 +165,7 @@ func (c tenantCmd) checkConnections(ctx context.Context, cm map[string]string, c
 	return fmt.Errorf("unknown connection %s: %s\nknown connections: %s\n"+
 		"fix: correct the name, store the connection first ('ghlflow connect token|basic|install --name %s ...'), "+
 		"name the connections file that has it (--connections FILE), or pass --allow-missing when it will be installed later",
-		strings.Join(unknown, ", "), where, auth.KnownList(known, 20), cm[roles[0]])
+		unknown.List(), where, auth.KnownList(unknown.Known, 20), unknown.Conns[unknown.Roles[0]])
 }
 
 func merge(into, from map[string]string) map[string]string {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
-	"strings"
 
 	"github.com/ghlflow/ghlflow/engine"
 	"github.com/ghlflow/ghlflow/engine/apikey"
@@ -154,30 +153,20 @@ func (a *API) getTenant(w http.ResponseWriter, r *http.Request, k apikey.Key) {
 // conns (role → connection id) is neither stored nor static: the tenant's
 // polls would all fail.
 func (a *API) knownConnections(w http.ResponseWriter, r *http.Request, id string, conns map[string]string) bool {
-	roles, err := auth.UnknownConnections(r.Context(), a.cfg.Redis, a.cfg.Prefix, a.cfg.StaticConnections, conns)
-	if err == nil && len(roles) == 0 {
-		return true
-	}
-	var known []string
-	if err == nil {
-		known, err = auth.ConnectionIDs(r.Context(), a.cfg.Redis, a.cfg.Prefix)
-	}
-	if err != nil {
+	err := auth.CheckConnections(r.Context(), a.cfg.Redis, a.cfg.Prefix, a.cfg.StaticConnections, conns)
+	var unknown *auth.UnknownConnectionError
+	switch {
+	case errors.As(err, &unknown):
+		writeError(w, http.StatusUnprocessableEntity, "unknown_connection", fmt.Sprintf("unknown connection %s: "+
+			"in neither the connection store nor the server's static connections (known: %s); store it with POST %s/tenants/%s/connections, "+
+			"start an OAuth install with POST %s/tenants/%s/connections:install, or add it to the connections file the server runs with",
+			unknown.List(), auth.KnownList(unknown.Known, 20), Base, id, Base, id), "connections."+unknown.Roles[0])
+		return false
+	case err != nil:
 		a.internal(w, r, err)
 		return false
 	}
-	for _, c := range a.cfg.StaticConnections {
-		known = append(known, c.ID)
-	}
-	unknown := make([]string, len(roles))
-	for i, role := range roles {
-		unknown[i] = fmt.Sprintf("%q (role %s)", conns[role], role)
-	}
-	writeError(w, http.StatusUnprocessableEntity, "unknown_connection", fmt.Sprintf("unknown connection %s: "+
-		"in neither the connection store nor the server's static connections (known: %s); store it with POST %s/tenants/%s/connections, "+
-		"start an OAuth install with POST %s/tenants/%s/connections:install, or add it to the connections file the server runs with",
-		strings.Join(unknown, ", "), auth.KnownList(known, 20), Base, id, Base, id), "connections."+roles[0])
-	return false
+	return true
 }
 
 // TenantPatch changes a tenant: a label set to "" is deleted; a

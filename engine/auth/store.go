@@ -441,42 +441,63 @@ func GetConnection(ctx context.Context, c redis.UniversalClient, prefix, id stri
 	return s.Get(ctx, id)
 }
 
-// UnknownConnections returns, sorted, the roles of conns (role →
-// connection id) whose connection is neither among static nor stored
-// under prefix: a tenant naming one would fail every poll. It reads only
-// metadata and needs no key.
-func UnknownConnections(ctx context.Context, c redis.UniversalClient, prefix string, static []Connection, conns map[string]string) ([]string, error) {
+// UnknownConnectionError names the roles of a tenant whose connection is
+// neither static nor stored: every poll of the tenant would fail for them.
+type UnknownConnectionError struct {
+	// Roles are the roles, sorted; Conns their connection ids by role.
+	Roles []string
+	Conns map[string]string
+	// Known are the ids of the stored and static connections.
+	Known []string
+}
+
+// Error implements error.
+func (e *UnknownConnectionError) Error() string { return "unknown connection " + e.List() }
+
+// List is the unknown connections as `"ID" (role ROLE)`, comma separated.
+func (e *UnknownConnectionError) List() string {
+	out := make([]string, len(e.Roles))
+	for i, role := range e.Roles {
+		out[i] = fmt.Sprintf("%q (role %s)", e.Conns[role], role)
+	}
+	return strings.Join(out, ", ")
+}
+
+// CheckConnections returns an *UnknownConnectionError when a connection of
+// conns (role → connection id) is neither among static nor stored under
+// prefix. It reads only metadata and needs no key.
+func CheckConnections(ctx context.Context, c redis.UniversalClient, prefix string, static []Connection, conns map[string]string) error {
 	have := make(map[string]bool, len(static))
 	for _, s := range static {
 		have[s.ID] = true
 	}
-	var roles []string
+	e := &UnknownConnectionError{Conns: map[string]string{}}
 	for role, id := range conns {
 		if have[id] {
 			continue
 		}
 		_, err := GetConnection(ctx, c, prefix, id)
 		if errors.Is(err, ErrNotFound) {
-			roles = append(roles, role)
+			e.Roles, e.Conns[role] = append(e.Roles, role), id
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
-	sort.Strings(roles)
-	return roles, nil
-}
-
-// ConnectionIDs returns the ids of the connections stored under prefix,
-// sorted, in one read: what an error naming the known connections lists.
-func ConnectionIDs(ctx context.Context, c redis.UniversalClient, prefix string) ([]string, error) {
+	if len(e.Roles) == 0 {
+		return nil
+	}
+	sort.Strings(e.Roles)
 	ids, err := c.SMembers(ctx, rdb.NewKeys(prefix).Conns()).Result()
 	if err != nil {
-		return nil, fmt.Errorf("list connections: %w", err)
+		return fmt.Errorf("list connections: %w", err)
 	}
-	sort.Strings(ids)
-	return ids, nil
+	for _, s := range static {
+		ids = append(ids, s.ID)
+	}
+	e.Known = ids
+	return e
 }
 
 // KnownList formats connection ids for a message: sorted, without
