@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"sort"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/ghlflow/ghlflow/engine/apikey"
 	"github.com/ghlflow/ghlflow/engine/auth"
+	"github.com/ghlflow/ghlflow/engine/connstate"
 	"github.com/ghlflow/ghlflow/engine/tenant"
 )
 
@@ -35,6 +37,20 @@ const ConnectionMissing = "missing"
 // static file's (its credential is the server's environment's).
 const ConnectionStatic = "static"
 
+// staticStatus is the status of static connection id: ConnectionStatic,
+// or the engine's pause of it (needs_reauth after a refused token, paused)
+// with its reason.
+func (a *API) staticStatus(ctx context.Context, id string) (status, reason string, err error) {
+	st, err := connstate.New(a.cfg.Redis, a.cfg.Prefix).Get(ctx, id)
+	if err != nil {
+		return ConnectionStatic, "", err
+	}
+	if st.InForce() {
+		return ConnectionStatic, "", nil
+	}
+	return st.Status, auth.Redact(st.Reason), nil
+}
+
 func (a *API) connectionView(r *http.Request, role, id string) (ConnectionView, error) {
 	v := ConnectionView{Role: role, ID: id, Status: ConnectionMissing}
 	c, err := auth.GetConnection(r.Context(), a.cfg.Redis, a.cfg.Prefix, id)
@@ -42,10 +58,10 @@ func (a *API) connectionView(r *http.Request, role, id string) (ConnectionView, 
 		for _, s := range a.cfg.StaticConnections {
 			if s.ID == id {
 				v.App, v.Kind, v.LocationID, v.CompanyID, v.Scopes = s.App, s.Kind, s.LocationID, s.CompanyID, s.Scopes
-				v.Status = ConnectionStatic
+				v.Status, v.Reason, err = a.staticStatus(r.Context(), id)
 			}
 		}
-		return v, nil
+		return v, err
 	}
 	if err != nil {
 		return v, err

@@ -38,7 +38,8 @@ type SubscriptionView struct {
 	Trigger    string `json:"trigger"`
 	Connection string `json:"connection"`
 	// ConnectionStatus is the trigger connection's status (ok,
-	// needs_reauth, paused; "static" for a connection of the static file).
+	// needs_reauth, paused; "static" for a connection of the static file
+	// in force).
 	ConnectionStatus string `json:"connection_status"`
 	Every            string `json:"every"`
 	Status           string `json:"status"`
@@ -52,12 +53,16 @@ type SubscriptionView struct {
 // that the many subscriptions of one connection read it once.
 func (a *API) subView(ctx context.Context, s *engine.Subscription, pauses map[string]engine.SubPause, statuses map[string]string) SubscriptionView {
 	v := SubscriptionView{ID: s.ID, Tenant: s.Tenant.ID, Recipe: s.Recipe.Name, Trigger: s.Op.ID, Connection: s.Connection,
-		Every: s.Every.String(), Status: SubActive, ConnectionStatus: "static"}
+		Every: s.Every.String(), Status: SubActive, ConnectionStatus: ConnectionStatic}
 	if st, ok := statuses[s.Connection]; ok {
 		v.ConnectionStatus = st
 	} else {
-		if c, err := auth.GetConnection(ctx, a.cfg.Redis, a.cfg.Prefix, s.Connection); err == nil {
+		c, err := auth.GetConnection(ctx, a.cfg.Redis, a.cfg.Prefix, s.Connection)
+		switch {
+		case err == nil:
 			v.ConnectionStatus = c.Status
+		case errors.Is(err, auth.ErrNotFound):
+			v.ConnectionStatus, _, _ = a.staticStatus(ctx, s.Connection)
 		}
 		statuses[s.Connection] = v.ConnectionStatus
 	}
@@ -66,7 +71,7 @@ func (a *API) subView(ctx context.Context, s *engine.Subscription, pauses map[st
 		v.Status, v.Reason = SubPaused, sp.Reason
 	case !s.Tenant.Active():
 		v.Status, v.Reason = SubTenantPaused, "tenant "+s.Tenant.ID+" is "+s.Tenant.Status
-	case v.ConnectionStatus != "static" && v.ConnectionStatus != auth.StatusOK:
+	case v.ConnectionStatus != ConnectionStatic && v.ConnectionStatus != auth.StatusOK:
 		v.Status, v.Reason = SubConnectionPaused, "connection "+s.Connection+" is "+v.ConnectionStatus
 	}
 	return v

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"sort"
 	"strings"
@@ -93,4 +94,38 @@ func pairs(m map[string]string) string {
 	}
 	sort.Strings(out)
 	return strings.Join(out, ",")
+}
+
+// TestStaticConnectionPauseShows: a tenant on a connection of the static
+// file lists it as static while it is in force; once the engine pauses it
+// (a refused token), the connection and the tenant's subscriptions show
+// the pause and its reason instead of looking active.
+func TestStaticConnectionPauseShows(t *testing.T) {
+	f := newFixture(t, "testdata/recipes")
+	ctx := context.Background()
+	f.must(f.admin, "POST", "/api/v1/tenants", map[string]any{"id": "st", "connections": map[string]string{"ghl": "static-ghl"}}, 201, nil)
+	if _, err := f.eng.RefreshTenants(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when, connStatus, subStatus string) {
+		t.Helper()
+		var conns listOf[api.ConnectionView]
+		f.must(f.admin, "GET", "/api/v1/tenants/st/connections", nil, 200, &conns)
+		var subs listOf[api.SubscriptionView]
+		f.must(f.admin, "GET", "/api/v1/subscriptions?tenant=st", nil, 200, &subs)
+		if len(conns.Items) != 1 || conns.Items[0].Status != connStatus || len(subs.Items) != 1 ||
+			subs.Items[0].ConnectionStatus != connStatus || subs.Items[0].Status != subStatus {
+			t.Fatalf("%s: connections %+v, subscriptions %+v", when, conns.Items, subs.Items)
+		}
+	}
+	check("in force", api.ConnectionStatic, api.SubActive)
+	if err := f.eng.Pauses().PauseConnection(ctx, "static-ghl", "HTTP 401: Invalid JWT"); err != nil {
+		t.Fatal(err)
+	}
+	check("paused by the engine", "needs_reauth", api.SubConnectionPaused)
+	var conns listOf[api.ConnectionView]
+	f.must(f.admin, "GET", "/api/v1/tenants/st/connections", nil, 200, &conns)
+	if !strings.Contains(conns.Items[0].Reason, "Invalid JWT") {
+		t.Errorf("reason: %q", conns.Items[0].Reason)
+	}
 }
