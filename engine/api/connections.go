@@ -58,10 +58,12 @@ func (a *API) connectionView(r *http.Request, role, id string) (ConnectionView, 
 		for _, s := range a.cfg.StaticConnections {
 			if s.ID == id {
 				v.App, v.Kind, v.LocationID, v.CompanyID, v.Scopes = s.App, s.Kind, s.LocationID, s.CompanyID, s.Scopes
-				v.Status, v.Reason, err = a.staticStatus(r.Context(), id)
+				var serr error
+				v.Status, v.Reason, serr = a.staticStatus(r.Context(), id)
+				return v, serr
 			}
 		}
-		return v, err
+		return v, nil // missing: an install not finished
 	}
 	if err != nil {
 		return v, err
